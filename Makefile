@@ -1,0 +1,51 @@
+# kafkagate — the two commands that matter:
+#   make demo   run kafkagate on embedded defaults (real Vault dev server + embedded Kafka)
+#   make test   install what the tests need, then vet and run every test with -race
+# Both work on a fresh machine: they install kcat (apt) and build Vault (`make vault`).
+
+SHELL := /usr/bin/env bash
+GO ?= go
+export PATH := $(PATH):/usr/local/go/bin
+GOTEST_TIMEOUT ?= 60m
+
+.PHONY: all build vault deps test vet fmt-check demo dev bench clean
+
+all: build
+
+build:
+	$(GO) build -o .bin/gateway ./cmd/gateway
+
+## vault: build the pinned HashiCorp Vault into .bin/vault (reuses a cached build)
+vault:
+	@scripts/build-vault.sh
+
+## deps: operating-system packages the tests use (kcat, the outside Kafka client)
+deps:
+	@command -v kcat >/dev/null 2>&1 || { \
+	  echo "make deps: installing kcat" >&2; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.bin/*')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## test: everything CI runs
+test: deps vault fmt-check vet
+	KAFKAGATE_REQUIRE_KCAT=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+
+## demo: run the gateway on embedded defaults until Ctrl-C
+demo: vault build
+	.bin/gateway dev
+
+dev: demo
+
+## bench: measure and print (never a pass/fail on time)
+bench: vault
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./fpe/ ./envelope/
+
+clean:
+	rm -rf .bin/gateway

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/transit"
+)
+
+// devStack is a running development stack.
+type devStack struct {
+	Vault   *devenv.Vault
+	Brokers []string
+	GW      *gateway.Gateway
+	close   []func()
+}
+
+func (d *devStack) Close() {
+	for i := len(d.close) - 1; i >= 0; i-- {
+		d.close[i]()
+	}
+}
+
+// startDev starts Vault and the embedded broker, provisions the policies'
+// keys, and assembles a gateway against them.
+func startDev(ctx context.Context, cfg *config.File, vaultAddr, kafkaAddr string, vaultLog io.Writer, g *globals) (*devStack, error) {
+	log, err := g.logger(os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	d := &devStack{}
+	v, err := devenv.StartVault(ctx, devenv.VaultOptions{Addr: vaultAddr, Log: vaultLog})
+	if err != nil {
+		return nil, err
+	}
+	d.Vault = v
+	d.close = append(d.close, func() { _ = v.Stop() })
+	port := 0
+	if kafkaAddr != "" {
+		_, ps, ok := strings.Cut(kafkaAddr, ":")
+		if p, perr := strconv.Atoi(ps); !ok || perr != nil || p <= 0 {
+			d.Close()
+			return nil, fmt.Errorf("--kafka-addr %q: want 127.0.0.1:PORT", kafkaAddr)
+		} else {
+			port = p
+		}
+	}
+	kc, err := devenv.StartKafka(devenv.KafkaOptions{Port: port})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.close = append(d.close, kc.Close)
+	d.Brokers = kc.ListenAddrs()
+	vc, err := v.Client()
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	tc := transit.New(vc, transit.Options{})
+	for _, t := range cfg.Policies.Topics() {
+		p, _ := cfg.Policies.For(t)
+		if p.Mode == policy.Fields {
+			if err := tc.EnsureKey(ctx, p.TransitKey, transit.KeySpec{}); err != nil {
+				d.Close()
+				return nil, err
+			}
+		}
+	}
+	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultConfig(v), Logger: log, Brokers: d.Brokers})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.GW = gw
+	d.close = append(d.close, func() { _ = gw.Close() })
+	return d, nil
+}
+
+func newDev(g *globals) *cobra.Command {
+	var listen, vaultAddr, kafkaAddr string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a self-contained stack: a Vault dev server, an embedded Kafka broker and the gateway",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			d, err := startDev(ctx, cfg, vaultAddr, kafkaAddr, nil, g)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			l, err := gateway.Listen(listen)
+			if err != nil {
+				return err
+			}
+			base := "http://" + l.Addr().String()
+			cid, err := d.GW.Kafka.ClusterID(ctx)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "kafkagate dev stack is up (Ctrl-C stops everything)\n")
+			fmt.Fprintf(w, "  gateway  %s\n  kafka    %s (embedded kfake)\n  vault    %s (dev server)\n", base, strings.Join(d.Brokers, ","), d.Vault.Addr)
+			fmt.Fprintf(w, "\n  export VAULT_ADDR=%s VAULT_TOKEN=%s\n\n", d.Vault.Addr, d.Vault.Token)
+			fmt.Fprintf(w, "Try:\n  curl -s -H 'Content-Type: application/json' -X POST %s/v3/clusters/%s/topics/purchases/records \\\n    -d '{\"value\":{\"type\":\"JSON\",\"data\":{\"Name\":\"Ann\",\"Address\":\"1 Main St\",\"credit_card\":\"2516-2848-6785-9087\"}}}'\n", base, cid)
+			fmt.Fprintf(w, "  curl -s '%s/v3/clusters/%s/topics/purchases/records?partition=0&offset=0&max=10'\n", base, cid)
+			fmt.Fprintf(w, "  kcat -b %s -t purchases -C -e -f '%%h %%s\\n'\n", d.Brokers[0])
+			return d.GW.Serve(ctx, l)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "gateway HTTP address")
+	cmd.Flags().StringVar(&vaultAddr, "vault-addr", "127.0.0.1:8200", "Vault dev server listen address")
+	cmd.Flags().StringVar(&kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka broker address")
+	return cmd
+}
+
+var _ = time.Second

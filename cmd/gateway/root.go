@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/IBM/sarama"
+	"github.com/spf13/cobra"
+
+	"github.com/kafkagate/kafkagate"
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/vaultclient"
+)
+
+type globals struct {
+	configPath string
+	logLevel   string
+	brokers    string
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "gateway",
+		Short:         "kafkagate: keep Kafka data encrypted with keys held in HashiCorp Vault",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.configPath, "config", "", "configuration file (getting_started.ini format); default: the embedded getting_started.ini.orig")
+	root.PersistentFlags().StringVar(&g.configPath, "config_file", "", "alias of --config, as in the original demo")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.brokers, "brokers", "", "Kafka bootstrap servers, overriding bootstrap.servers")
+	root.AddCommand(newServe(g), newDev(g), newConsume(g), newKeys(g))
+	return root
+}
+
+func (g *globals) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func (g *globals) config() (*config.File, error) {
+	if g.configPath == "" {
+		return config.Parse(kafkagate.DefaultConfig)
+	}
+	return config.Load(g.configPath)
+}
+
+func (g *globals) brokerList() []string {
+	if g.brokers == "" {
+		return nil
+	}
+	return strings.Split(g.brokers, ",")
+}
+
+func newServe(g *globals) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the HTTP gateway (Vault from VAULT_* environment, Kafka from the config file)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			if listen == "" {
+				listen = cfg.Get("kafkagate", "listen", "127.0.0.1:8080")
+			}
+			vcfg := vaultclient.FromEnv()
+			vcfg.Logger = log
+			gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vcfg, Logger: log, Brokers: g.brokerList()})
+			if err != nil {
+				return err
+			}
+			defer gw.Close()
+			l, err := gateway.Listen(listen)
+			if err != nil {
+				return err
+			}
+			log.Info("kafkagate serving", "listen", l.Addr().String(), "vault", vcfg.Addr, "topics_with_policy", strings.Join(cfg.Policies.Topics(), ","))
+			return gw.Serve(cmd.Context(), l)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "HTTP listen address (default: [kafkagate] listen, else 127.0.0.1:8080)")
+	return cmd
+}
+
+func newConsume(g *globals) *cobra.Command {
+	var (
+		topic     string
+		partition int32
+		offset    int64
+		max       int
+		format    string
+	)
+	cmd := &cobra.Command{
+		Use:   "consume",
+		Short: "Print a topic's records decrypted, one JSON line each, up to the current end",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if topic == "" {
+				return fmt.Errorf("--topic is required")
+			}
+			if format != "json" && format != "raw" {
+				return fmt.Errorf("--format %q: want json or raw", format)
+			}
+			log, err := g.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			vcfg := vaultclient.FromEnv()
+			vcfg.Logger = log
+			gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vcfg, Logger: log, Brokers: g.brokerList()})
+			if err != nil {
+				return err
+			}
+			defer gw.Close()
+			out := json.NewEncoder(cmd.OutOrStdout())
+			out.SetEscapeHTML(false)
+			o := gateway.ConsumeOptions{Topic: topic, Partition: partition, Offset: offset, Max: max}
+			if offset < 0 {
+				o.Offset = sarama.OffsetOldest
+			}
+			n, err := gw.Consume(cmd.Context(), o, func(r gateway.ConsumedRecord) error {
+				if format == "raw" {
+					var v any = nil
+					if r.Value != nil {
+						v = r.Value.Data
+					}
+					return out.Encode(map[string]any{"offset": r.Offset, "partition": r.PartitionID, "status": r.Decryption.Status, "value": v})
+				}
+				return out.Encode(r)
+			})
+			log.Debug("consume finished", "records", n)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&topic, "topic", "", "topic to read (required)")
+	cmd.Flags().Int32Var(&partition, "partition", -1, "partition (default: all)")
+	cmd.Flags().Int64Var(&offset, "offset", -2, "first offset (default: the beginning)")
+	cmd.Flags().IntVar(&max, "max", 0, "stop after this many records (0: all up to the current end)")
+	cmd.Flags().StringVar(&format, "format", "json", "json (record, headers and per-field status) or raw (value and status)")
+	return cmd
+}
+
+func newKeys(g *globals) *cobra.Command {
+	keys := &cobra.Command{Use: "keys", Short: "Inspect and rotate Vault transit keys"}
+	transitClient := func() (*transit.Client, error) {
+		log, err := g.logger(os.Stderr)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := g.config()
+		if err != nil {
+			return nil, err
+		}
+		vcfg := vaultclient.FromEnv()
+		vcfg.Logger = log
+		vc, err := vaultclient.New(vcfg)
+		if err != nil {
+			return nil, err
+		}
+		return transit.New(vc, transit.Options{Mount: cfg.Get("kafkagate", "transit_mount", "transit")}), nil
+	}
+	rotate := &cobra.Command{
+		Use:   "rotate KEY",
+		Short: "Add a new version to a transit key; new records use it, old ones still decrypt",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tc, err := transitClient()
+			if err != nil {
+				return err
+			}
+			v, err := tc.Rotate(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rotated %s: latest version is now %d\n", args[0], v)
+			return nil
+		},
+	}
+	show := &cobra.Command{
+		Use:   "show KEY",
+		Short: "Show a transit key's versions as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tc, err := transitClient()
+			if err != nil {
+				return err
+			}
+			ki, err := tc.ReadKey(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(ki)
+		},
+	}
+	keys.AddCommand(rotate, show)
+	return keys
+}
+
+var _ = context.Background

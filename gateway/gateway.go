@@ -1,0 +1,120 @@
+// Package gateway assembles a running kafkagate from its configuration:
+// the Vault and Kafka clients, the protect engine and the HTTP API, and it
+// serves them with a graceful shutdown. The CLI and the demos use it.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/vaultclient"
+)
+
+// Options configure a gateway.
+type Options struct {
+	Config *config.File
+	Vault  vaultclient.Config
+	Logger *slog.Logger
+	// Brokers overrides bootstrap.servers when set.
+	Brokers []string
+	// FPE, when set, serves fpe fields.
+	FPE protect.FPE
+}
+
+// Gateway is an assembled kafkagate.
+type Gateway struct {
+	Config  *config.File
+	Vault   *vaultclient.Client
+	Transit *transit.Client
+	Engine  *protect.Engine
+	Kafka   *kafka.Client
+	API     *httpapi.Server
+	log     *slog.Logger
+}
+
+// New connects to Kafka and prepares the Vault client (Vault is checked
+// per request, failing closed, so a gateway can start before Vault).
+func New(o Options) (*Gateway, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Vault.Logger == nil {
+		o.Vault.Logger = o.Logger
+	}
+	vc, err := vaultclient.New(o.Vault)
+	if err != nil {
+		return nil, err
+	}
+	props := o.Config.Section("default")
+	if props == nil {
+		props = map[string]string{}
+	}
+	if len(o.Brokers) > 0 {
+		props["bootstrap.servers"] = joinComma(o.Brokers)
+	}
+	ks, err := kafka.Configure(props, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := kafka.Dial(ks)
+	if err != nil {
+		return nil, err
+	}
+	tc := transit.New(vc, transit.Options{Mount: o.Config.Get("kafkagate", "transit_mount", "transit")})
+	eng := protect.New(tc, protect.Options{FPE: o.FPE})
+	api := httpapi.New(httpapi.Config{Engine: eng, Policies: o.Config.Policies, Kafka: kc, Vault: vc, Logger: o.Logger})
+	return &Gateway{Config: o.Config, Vault: vc, Transit: tc, Engine: eng, Kafka: kc, API: api, log: o.Logger}, nil
+}
+
+func joinComma(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
+
+// Close releases the Kafka client.
+func (g *Gateway) Close() error { return g.Kafka.Close() }
+
+// Listen opens the API's listener.
+func Listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// Serve serves the API on l until ctx ends, then shuts down gracefully
+// (in-flight requests get up to 10 s).
+func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: g.API, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}

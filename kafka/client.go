@@ -1,0 +1,360 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Header is a record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is a record to produce.
+type Message struct {
+	Topic     string
+	Partition int32  // -1: choose by key
+	Key       []byte // nil: no key
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time // zero: now
+}
+
+// Delivery is the outcome of producing one message.
+type Delivery struct {
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+	Err       error
+}
+
+// Record is a record read from Kafka.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time
+}
+
+// Client is a connected Kafka client with a producer and a consumer. It is
+// safe for concurrent use; Close releases everything.
+type Client struct {
+	settings *Settings
+	client   sarama.Client
+	manual   sarama.SyncProducer // explicit partitions
+	hashed   sarama.SyncProducer // partition by key
+	consumer sarama.Consumer
+	cluster  atomic.Pointer[string] // cached cluster id
+}
+
+// Dial connects to the brokers.
+func Dial(s *Settings) (*Client, error) {
+	cl, err := sarama.NewClient(s.Brokers, s.Sarama)
+	if err != nil {
+		return nil, fmt.Errorf("connect to kafka %v: %w: %w", s.Brokers, ErrUnavailable, err)
+	}
+	c := &Client{settings: s, client: cl}
+	if c.hashed, err = sarama.NewSyncProducerFromClient(cl); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	// A second client for explicit partitions: the partitioner is a
+	// client-wide setting in sarama.
+	mc := *s.Sarama
+	mc.Producer.Partitioner = sarama.NewManualPartitioner
+	mcl, err := sarama.NewClient(s.Brokers, &mc)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connect to kafka %v: %w: %w", s.Brokers, ErrUnavailable, err)
+	}
+	if c.manual, err = sarama.NewSyncProducerFromClient(mcl); err != nil {
+		mcl.Close()
+		c.Close()
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	if c.consumer, err = sarama.NewConsumerFromClient(cl); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+	return c, nil
+}
+
+// Sarama returns the underlying sarama client.
+func (c *Client) Sarama() sarama.Client { return c.client }
+
+// Settings returns the client's settings.
+func (c *Client) Settings() *Settings { return c.settings }
+
+// Close closes producers, consumer and client.
+func (c *Client) Close() error {
+	var errs []error
+	if c.consumer != nil {
+		errs = append(errs, c.consumer.Close())
+	}
+	if c.manual != nil {
+		errs = append(errs, c.manual.Close()) // also closes its own client
+	}
+	if c.hashed != nil {
+		errs = append(errs, c.hashed.Close())
+	}
+	if c.client != nil && !c.client.Closed() {
+		errs = append(errs, c.client.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Produce sends msgs and waits for the brokers' acknowledgement (acks=all,
+// idempotent). Each message gets its own delivery. The error is non-nil
+// only when ctx ends first.
+func (c *Client) Produce(ctx context.Context, msgs []Message) ([]Delivery, error) {
+	out := make([]Delivery, len(msgs))
+	var byKey, manual []*sarama.ProducerMessage
+	var byKeyIdx, manualIdx []int
+	for i, m := range msgs {
+		pm := &sarama.ProducerMessage{Topic: m.Topic, Value: sarama.ByteEncoder(m.Value), Metadata: i, Timestamp: m.Timestamp}
+		if m.Key != nil {
+			pm.Key = sarama.ByteEncoder(m.Key)
+		}
+		for _, h := range m.Headers {
+			pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+		}
+		if m.Partition >= 0 {
+			pm.Partition = m.Partition
+			manual = append(manual, pm)
+			manualIdx = append(manualIdx, i)
+		} else {
+			byKey = append(byKey, pm)
+			byKeyIdx = append(byKeyIdx, i)
+		}
+	}
+	done := make(chan struct{})
+	go func() { // owned by this call; always ends when sarama answers
+		defer close(done)
+		c.send(c.hashed, byKey, byKeyIdx, out)
+		c.send(c.manual, manual, manualIdx, out)
+	}()
+	select {
+	case <-done:
+		return out, nil
+	case <-ctx.Done():
+		// The sends finish on their own within the producer timeout; the
+		// caller must treat the outcome as unknown.
+		return nil, fmt.Errorf("produce: %w", ctx.Err())
+	}
+}
+
+func (c *Client) send(p sarama.SyncProducer, pms []*sarama.ProducerMessage, idx []int, out []Delivery) {
+	if len(pms) == 0 {
+		return
+	}
+	err := p.SendMessages(pms)
+	failed := map[*sarama.ProducerMessage]error{}
+	var perrs sarama.ProducerErrors
+	if errors.As(err, &perrs) {
+		for _, pe := range perrs {
+			failed[pe.Msg] = classify(pe.Err)
+		}
+	} else if err != nil {
+		for _, pm := range pms {
+			failed[pm] = classify(err)
+		}
+	}
+	for j, pm := range pms {
+		i := idx[j]
+		if e, bad := failed[pm]; bad {
+			out[i].Err = e
+			continue
+		}
+		out[i] = Delivery{Partition: pm.Partition, Offset: pm.Offset, Timestamp: pm.Timestamp}
+	}
+}
+
+// classify marks errors that mean "Kafka is not reachable" with
+// ErrUnavailable; others (message too large, unknown topic, ...) keep
+// their sarama error.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ne net.Error
+	var ce sarama.ConfigurationError
+	if errors.Is(err, sarama.ErrMessageSizeTooLarge) || (errors.As(err, &ce) && strings.Contains(string(ce), "MaxMessageBytes")) {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	switch {
+	case errors.Is(err, sarama.ErrOutOfBrokers), errors.Is(err, sarama.ErrNotConnected),
+		errors.Is(err, sarama.ErrClosedClient), errors.Is(err, sarama.ErrNotEnoughReplicas),
+		errors.Is(err, sarama.ErrNotEnoughReplicasAfterAppend), errors.Is(err, sarama.ErrRequestTimedOut),
+		errors.Is(err, sarama.ErrLeaderNotAvailable), errors.Is(err, sarama.ErrNotLeaderForPartition),
+		errors.Is(err, sarama.ErrBrokerNotAvailable), errors.As(err, &ne):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// ClusterID returns the cluster id, asking a broker the first time.
+func (c *Client) ClusterID(ctx context.Context) (string, error) {
+	if id := c.cluster.Load(); id != nil {
+		return *id, nil
+	}
+	id, err := c.fetchClusterID(ctx)
+	if err == nil {
+		c.cluster.Store(&id)
+	}
+	return id, err
+}
+
+func (c *Client) fetchClusterID(ctx context.Context) (string, error) {
+	type res struct {
+		id  string
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		b, err := c.client.Controller()
+		if err != nil {
+			ch <- res{err: fmt.Errorf("cluster id: %w: %w", ErrUnavailable, err)}
+			return
+		}
+		req := sarama.NewMetadataRequest(c.settings.Sarama.Version, []string{})
+		md, err := b.GetMetadata(req)
+		if err != nil {
+			ch <- res{err: fmt.Errorf("cluster id: %w: %w", ErrUnavailable, err)}
+			return
+		}
+		if md.ClusterID == nil || *md.ClusterID == "" {
+			ch <- res{err: errors.New("cluster id: broker reported none")}
+			return
+		}
+		ch <- res{id: *md.ClusterID}
+	}()
+	select {
+	case r := <-ch:
+		return r.id, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Ping checks that a broker answers metadata requests.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.fetchClusterID(ctx)
+	return err
+}
+
+// Partitions lists a topic's partitions; ErrUnknownTopic when absent.
+func (c *Client) Partitions(topic string) ([]int32, error) {
+	if err := c.client.RefreshMetadata(topic); err != nil {
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			return nil, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopic)
+		}
+		return nil, fmt.Errorf("topic %q: %w", topic, classify(err))
+	}
+	ps, err := c.client.Partitions(topic)
+	if err != nil {
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			return nil, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopic)
+		}
+		return nil, fmt.Errorf("topic %q: %w", topic, classify(err))
+	}
+	return ps, nil
+}
+
+// ErrTooLarge means a record exceeds the producer's or broker's size limit.
+var ErrTooLarge = errors.New("record too large")
+
+// ErrUnknownTopic means the topic or partition does not exist.
+var ErrUnknownTopic = errors.New("unknown topic or partition")
+
+// ErrOffsetOutOfRange means the requested offset is outside the log.
+var ErrOffsetOutOfRange = errors.New("offset out of range")
+
+// Watermarks returns the oldest and next offsets of a partition.
+func (c *Client) Watermarks(topic string, partition int32) (int64, int64, error) {
+	lo, err := c.client.GetOffset(topic, partition, sarama.OffsetOldest)
+	if err != nil {
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			return 0, 0, fmt.Errorf("%s/%d: %w", topic, partition, ErrUnknownTopic)
+		}
+		return 0, 0, fmt.Errorf("%s/%d: %w", topic, partition, classify(err))
+	}
+	hi, err := c.client.GetOffset(topic, partition, sarama.OffsetNewest)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s/%d: %w", topic, partition, classify(err))
+	}
+	return lo, hi, nil
+}
+
+// Read returns up to max records of one partition from offset, stopping at
+// the high watermark as it was when the call began (it never waits for new
+// records). offset -2 means the oldest offset.
+func (c *Client) Read(ctx context.Context, topic string, partition int32, offset int64, max int) ([]Record, error) {
+	lo, hi, err := c.Watermarks(topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	if offset == sarama.OffsetOldest {
+		offset = lo
+	}
+	if offset < lo || offset > hi {
+		return nil, fmt.Errorf("%s/%d offset %d (log has %d..%d): %w", topic, partition, offset, lo, hi, ErrOffsetOutOfRange)
+	}
+	if offset == hi || max <= 0 {
+		return nil, nil
+	}
+	pc, err := c.consumer.ConsumePartition(topic, partition, offset)
+	if err != nil {
+		return nil, fmt.Errorf("read %s/%d: %w", topic, partition, classify(err))
+	}
+	defer pc.Close()
+	var out []Record
+	// Offsets may be skipped (transaction markers, compaction): stop when
+	// nothing more arrives for a while.
+	idle := time.NewTimer(readIdle)
+	defer idle.Stop()
+	for len(out) < max {
+		select {
+		case <-idle.C:
+			return out, nil
+		case m, ok := <-pc.Messages():
+			if !ok {
+				return out, nil
+			}
+			idle.Reset(readIdle)
+			out = append(out, FromSarama(m))
+			if m.Offset >= hi-1 {
+				return out, nil
+			}
+		case e := <-pc.Errors():
+			return out, fmt.Errorf("read %s/%d: %w", topic, partition, classify(e.Err))
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+// readIdle ends a Read that receives nothing for this long.
+const readIdle = 2 * time.Second
+
+// FromSarama converts a consumed message.
+func FromSarama(m *sarama.ConsumerMessage) Record {
+	r := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Timestamp: m.Timestamp}
+	for _, h := range m.Headers {
+		if h != nil {
+			r.Headers = append(r.Headers, Header{Key: string(h.Key), Value: h.Value})
+		}
+	}
+	return r
+}

@@ -1,0 +1,366 @@
+// Package policy is the model of kafkagate's per-topic encryption policies:
+// which JSON field paths of a record are encrypted, by which mode and key,
+// or whether the whole value is enveloped or passed through. It parses and
+// validates policy sections; applying a policy is the protect package's job.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RecordMode says what happens to a record value.
+type RecordMode string
+
+// Record modes.
+const (
+	// Fields encrypts the listed JSON fields in place; the value must be a
+	// JSON object.
+	Fields RecordMode = "fields"
+	// Envelope encrypts the whole value locally under a data key.
+	Envelope RecordMode = "envelope"
+	// Passthrough produces values unchanged (explicit opt-out).
+	Passthrough RecordMode = "passthrough"
+)
+
+// FieldMode says how one field is protected.
+type FieldMode string
+
+// Field modes.
+const (
+	Transit FieldMode = "transit" // Vault transit ciphertext in place
+	Plain   FieldMode = "plain"   // explicitly left in clear
+	FPE     FieldMode = "fpe"     // format-preserving encryption
+)
+
+// ErrInvalid wraps every policy validation error.
+var ErrInvalid = errors.New("invalid policy")
+
+// Field is one protected field.
+type Field struct {
+	Path    []string          // object keys from the root
+	Mode    FieldMode         // how it is protected
+	Options map[string]string // mode options (fpe: format, domain, fallback)
+}
+
+// PathString is the dotted form of the path, with literal dots escaped.
+func (f Field) PathString() string { return JoinPath(f.Path) }
+
+// EnvelopeOptions configure envelope mode.
+type EnvelopeOptions struct {
+	Key        string        // transit KEK name
+	DEK        string        // per-message or cached
+	MaxRecords int           // cached DEK: records per key
+	MaxBytes   int64         // cached DEK: bytes per key
+	MaxAge     time.Duration // cached DEK: lifetime
+}
+
+// Policy is one topic's policy.
+type Policy struct {
+	Topic      string
+	Mode       RecordMode
+	TransitKey string // resolved transit key name for transit fields
+	AAD        bool   // bind transit ciphertexts to topic and field path
+	Fields     []Field
+	Envelope   EnvelopeOptions
+}
+
+// Defaults.
+const (
+	DefaultTransitKey  = "kafka-{topic}"
+	DefaultEnvelopeKEK = "kafkagate-envelope"
+	DefaultFPEDomain   = "payments.card_number"
+)
+
+var knownKeys = []string{"mode", "transit_key", "aad", "fields", "envelope_key", "dek", "dek_max_records", "dek_max_bytes", "dek_max_age"}
+
+// Parse builds a policy for topic from its section's key/value pairs
+// (keys lower-case). Unknown keys are errors: a typo must not silently
+// weaken protection.
+func Parse(topic string, kv map[string]string) (*Policy, error) {
+	if topic == "" {
+		return nil, fmt.Errorf("%w: empty topic name", ErrInvalid)
+	}
+	for k := range kv {
+		if !slices.Contains(knownKeys, k) {
+			return nil, fmt.Errorf("%w: [policy:%s]: unknown key %q (known: %s)", ErrInvalid, topic, k, strings.Join(knownKeys, ", "))
+		}
+	}
+	p := &Policy{Topic: topic, Mode: Fields, AAD: true}
+	if m, ok := kv["mode"]; ok {
+		p.Mode = RecordMode(strings.ToLower(strings.TrimSpace(m)))
+	}
+	switch p.Mode {
+	case Fields, Envelope, Passthrough:
+	default:
+		return nil, fmt.Errorf("%w: [policy:%s]: mode %q is not fields, envelope or passthrough", ErrInvalid, topic, p.Mode)
+	}
+	key := strings.TrimSpace(kv["transit_key"])
+	if key == "" {
+		key = DefaultTransitKey
+	}
+	p.TransitKey = strings.ReplaceAll(key, "{topic}", topic)
+	if strings.ContainsAny(p.TransitKey, "/?#% {}") {
+		return nil, fmt.Errorf("%w: [policy:%s]: transit_key %q is not a valid key name", ErrInvalid, topic, p.TransitKey)
+	}
+	if a, ok := kv["aad"]; ok {
+		b, err := parseBool(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w: [policy:%s]: aad: %v", ErrInvalid, topic, err)
+		}
+		p.AAD = b
+	}
+	if err := p.parseEnvelope(kv); err != nil {
+		return nil, err
+	}
+	fields, err := ParseFields(kv["fields"])
+	if err != nil {
+		return nil, fmt.Errorf("%w: [policy:%s]: %v", ErrInvalid, topic, err)
+	}
+	p.Fields = fields
+	switch p.Mode {
+	case Fields:
+		if len(p.Fields) == 0 {
+			return nil, fmt.Errorf("%w: [policy:%s]: mode fields needs at least one entry in fields", ErrInvalid, topic)
+		}
+	case Passthrough, Envelope:
+		if len(p.Fields) > 0 {
+			return nil, fmt.Errorf("%w: [policy:%s]: fields is only used with mode = fields", ErrInvalid, topic)
+		}
+	}
+	return p, nil
+}
+
+func (p *Policy) parseEnvelope(kv map[string]string) error {
+	e := EnvelopeOptions{Key: DefaultEnvelopeKEK, DEK: "cached", MaxRecords: 10000, MaxBytes: 64 << 20, MaxAge: 5 * time.Minute}
+	if v := strings.TrimSpace(kv["envelope_key"]); v != "" {
+		e.Key = strings.ReplaceAll(v, "{topic}", p.Topic)
+	}
+	if v := strings.TrimSpace(kv["dek"]); v != "" {
+		e.DEK = strings.ToLower(v)
+		if e.DEK != "cached" && e.DEK != "per-message" {
+			return fmt.Errorf("%w: [policy:%s]: dek %q is not cached or per-message", ErrInvalid, p.Topic, v)
+		}
+	}
+	if v := strings.TrimSpace(kv["dek_max_records"]); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%w: [policy:%s]: dek_max_records %q is not a positive integer", ErrInvalid, p.Topic, v)
+		}
+		e.MaxRecords = n
+	}
+	if v := strings.TrimSpace(kv["dek_max_bytes"]); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%w: [policy:%s]: dek_max_bytes %q is not a positive integer", ErrInvalid, p.Topic, v)
+		}
+		e.MaxBytes = n
+	}
+	if v := strings.TrimSpace(kv["dek_max_age"]); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%w: [policy:%s]: dek_max_age %q is not a positive duration", ErrInvalid, p.Topic, v)
+		}
+		e.MaxAge = d
+	}
+	p.Envelope = e
+	return nil
+}
+
+// ParseFields parses a fields list: entries separated by newlines or
+// commas, each "<path> <mode> [opt=value ...]" or "<path>:<mode>".
+func ParseFields(s string) ([]Field, error) {
+	var out []Field
+	for _, line := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == ',' }) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
+			continue
+		}
+		toks := strings.Fields(line)
+		if len(toks) == 1 {
+			path, mode, ok := cutLastUnescaped(toks[0], ':')
+			if !ok {
+				return nil, fmt.Errorf("field entry %q: want \"<path> <mode>\"", line)
+			}
+			toks = []string{path, mode}
+		}
+		path, err := SplitPath(toks[0])
+		if err != nil {
+			return nil, fmt.Errorf("field entry %q: %v", line, err)
+		}
+		f := Field{Path: path, Mode: FieldMode(strings.ToLower(toks[1])), Options: map[string]string{}}
+		for _, opt := range toks[2:] {
+			k, v, ok := strings.Cut(opt, "=")
+			if !ok || k == "" || v == "" {
+				return nil, fmt.Errorf("field %s: option %q: want name=value", toks[0], opt)
+			}
+			f.Options[strings.ToLower(k)] = v
+		}
+		if err := checkField(f); err != nil {
+			return nil, fmt.Errorf("field %s: %v", toks[0], err)
+		}
+		out = append(out, f)
+	}
+	// No two fields may be the same or nested in each other.
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			a, b := out[i].Path, out[j].Path
+			n := min(len(a), len(b))
+			if slices.Equal(a[:n], b[:n]) {
+				return nil, fmt.Errorf("fields %s and %s overlap", JoinPath(a), JoinPath(b))
+			}
+		}
+	}
+	return out, nil
+}
+
+var fpeFormats = []string{"full", "keep-bin-last4", "keep-bin-last4-no-luhn", "digits"}
+
+func checkField(f Field) error {
+	allowed := map[FieldMode][]string{
+		Transit: nil,
+		Plain:   nil,
+		FPE:     {"format", "domain", "fallback"},
+	}
+	opts, ok := allowed[f.Mode]
+	if !ok {
+		return fmt.Errorf("mode %q is not transit, fpe or plain", f.Mode)
+	}
+	for k, v := range f.Options {
+		if !slices.Contains(opts, k) {
+			return fmt.Errorf("mode %s has no option %q", f.Mode, k)
+		}
+		switch k {
+		case "format":
+			if !slices.Contains(fpeFormats, v) {
+				return fmt.Errorf("format %q is not one of %s", v, strings.Join(fpeFormats, ", "))
+			}
+		case "fallback":
+			if v != "full" && v != "none" {
+				return fmt.Errorf("fallback %q is not full or none", v)
+			}
+		}
+	}
+	if f.Mode == FPE {
+		if f.Options["format"] == "" {
+			f.Options["format"] = "full"
+		}
+		if f.Options["domain"] == "" {
+			f.Options["domain"] = DefaultFPEDomain
+		}
+	}
+	return nil
+}
+
+// SplitPath splits a dotted path; "\." is a literal dot and "\\" a
+// backslash.
+func SplitPath(s string) ([]string, error) {
+	var (
+		out []string
+		cur strings.Builder
+	)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s) && (s[i+1] == '.' || s[i+1] == '\\'):
+			cur.WriteByte(s[i+1])
+			i++
+		case c == '.':
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	out = append(out, cur.String())
+	for _, p := range out {
+		if p == "" {
+			return nil, fmt.Errorf("path %q has an empty component", s)
+		}
+	}
+	return out, nil
+}
+
+// JoinPath is the inverse of SplitPath.
+func JoinPath(p []string) string {
+	esc := make([]string, len(p))
+	for i, c := range p {
+		esc[i] = strings.NewReplacer(`\`, `\\`, `.`, `\.`).Replace(c)
+	}
+	return strings.Join(esc, ".")
+}
+
+func cutLastUnescaped(s string, sep byte) (string, string, bool) {
+	i := strings.LastIndexByte(s, sep)
+	if i <= 0 || i == len(s)-1 {
+		return "", "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "yes", "true", "on":
+		return true, nil
+	case "0", "no", "false", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (on/off)", s)
+}
+
+// Set holds the policies of all topics.
+type Set struct {
+	byTopic map[string]*Policy
+}
+
+// NewSet builds a set; a topic may appear once.
+func NewSet(ps ...*Policy) (*Set, error) {
+	s := &Set{byTopic: map[string]*Policy{}}
+	for _, p := range ps {
+		if _, dup := s.byTopic[p.Topic]; dup {
+			return nil, fmt.Errorf("%w: two policies for topic %q", ErrInvalid, p.Topic)
+		}
+		s.byTopic[p.Topic] = p
+	}
+	return s, nil
+}
+
+// For returns topic's policy.
+func (s *Set) For(topic string) (*Policy, bool) {
+	if s == nil {
+		return nil, false
+	}
+	p, ok := s.byTopic[topic]
+	return p, ok
+}
+
+// Topics lists the topics with a policy, sorted.
+func (s *Set) Topics() []string {
+	out := make([]string, 0, len(s.byTopic))
+	for t := range s.byTopic {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TransitKeys lists the distinct transit keys the policies use, sorted.
+func (s *Set) TransitKeys() []string {
+	var out []string
+	for _, p := range s.byTopic {
+		if p.Mode != Fields {
+			continue
+		}
+		for _, f := range p.Fields {
+			if f.Mode == Transit && !slices.Contains(out, p.TransitKey) {
+				out = append(out, p.TransitKey)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

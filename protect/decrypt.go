@@ -1,0 +1,186 @@
+package protect
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/transit"
+)
+
+// Status of a decrypted record.
+type Status string
+
+// Record statuses.
+const (
+	// StatusDecrypted: every encrypted field was decrypted.
+	StatusDecrypted Status = "decrypted"
+	// StatusPartial: some fields decrypted, some failed (left as stored).
+	StatusPartial Status = "partial"
+	// StatusFailed: no field could be decrypted, or the record is damaged.
+	StatusFailed Status = "failed"
+	// StatusUnencrypted: the record carries no kafkagate header: it was not
+	// written by kafkagate and is returned as stored, never passed off as
+	// decrypted.
+	StatusUnencrypted Status = "unencrypted"
+)
+
+// Field status codes.
+const (
+	FieldOK            = "ok"
+	CodeDecryptFailed  = "decrypt_failed"  // authentication failed: wrong key, topic, field or tampering
+	CodeVersionRetired = "version_retired" // key version below min_decryption_version
+	CodeMalformed      = "malformed"       // not a ciphertext
+	CodeMissing        = "missing"         // header names a field the value lacks
+	CodeBadHeader      = "bad_header"      // kafkagate.fields header damaged
+	CodeVaultRefused   = "vault_refused"   // Vault refused the item otherwise
+)
+
+// FieldStatus reports one field of a decrypted record.
+type FieldStatus struct {
+	FieldInfo
+	Status string `json:"status"`          // "ok" or a code
+	Error  string `json:"error,omitempty"` // human-readable reason
+	Err    error  `json:"-"`               // typed cause (transit.ErrDecrypt, ...)
+}
+
+// Opened is the outcome of decrypting one record.
+type Opened struct {
+	Value  []byte // plaintext where decrypted; as stored otherwise
+	Status Status
+	Fields []FieldStatus
+	Err    error // record-level cause for StatusFailed
+}
+
+// Decrypt decrypts records. The error is non-nil only when the whole call
+// failed (Vault unavailable or refusing); per-record problems are in the
+// statuses.
+func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
+	out := make([]Opened, len(recs))
+	type ref struct{ rec, field int }
+	byKey := map[string][]transit.Ciphertext{}
+	refs := map[string][]ref{}
+	var keyOrder []string
+	spans := make([][]span, len(recs))
+	repl := make([][][]byte, len(recs))
+	for ri, r := range recs {
+		hv, ok := header(r.Headers, HeaderFields)
+		if !ok {
+			out[ri] = Opened{Value: r.Value, Status: StatusUnencrypted}
+			continue
+		}
+		h, err := decodeFieldsHeader(hv)
+		if err != nil {
+			out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: &Error{Code: CodeBadHeader, Msg: "kafkagate.fields header: " + err.Error(), Err: err}}
+			continue
+		}
+		paths := make([][]string, len(h.F))
+		for i, f := range h.F {
+			paths[i], _ = policy.SplitPath(f.P) // checked by decodeFieldsHeader
+		}
+		sp, lerr := locate(r.Value, paths, e.maxDepth)
+		if lerr != nil {
+			out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: lerr}
+			continue
+		}
+		spans[ri] = sp
+		repl[ri] = make([][]byte, len(h.F))
+		out[ri].Fields = make([]FieldStatus, len(h.F))
+		for fi, f := range h.F {
+			fs := &out[ri].Fields[fi]
+			fs.FieldInfo = FieldInfo{Path: f.P, Mode: f.M, Key: f.K, Domain: f.D, Format: f.Fmt, KeyVersion: f.N}
+			s := sp[fi]
+			if s.start < 0 || s.res.Type != gjson.String {
+				fs.Status, fs.Error = CodeMissing, "the value has no string at this path"
+				continue
+			}
+			switch f.M {
+			case string(policy.Transit):
+				fs.KeyVersion, _ = transit.Version(s.res.Str)
+				ct := transit.Ciphertext{Ciphertext: s.res.Str}
+				if f.A == 1 {
+					ct.AAD = AAD(r.Topic, f.P)
+				}
+				if _, seen := byKey[f.K]; !seen {
+					keyOrder = append(keyOrder, f.K)
+				}
+				byKey[f.K] = append(byKey[f.K], ct)
+				refs[f.K] = append(refs[f.K], ref{ri, fi})
+			case string(policy.FPE):
+				if e.fpe == nil {
+					fs.Status, fs.Error = CodeUnsupported, "fpe is not configured on this gateway"
+					continue
+				}
+				pt, err := e.fpe.Decrypt(f.D, f.Fmt, f.N, s.res.Str)
+				if err != nil {
+					fs.Status, fs.Error, fs.Err = CodeDecryptFailed, err.Error(), err
+					continue
+				}
+				repl[ri][fi] = jsonString(pt)
+				fs.Status = FieldOK
+			}
+		}
+	}
+	for _, key := range keyOrder {
+		res, err := e.transit.Decrypt(ctx, key, byKey[key])
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range res {
+			rf := refs[key][i]
+			fs := &out[rf.rec].Fields[rf.field]
+			if r.Err != nil {
+				fs.Status, fs.Error, fs.Err = itemCode(r.Err), r.Err.Error(), r.Err
+				continue
+			}
+			repl[rf.rec][rf.field] = jsonString(string(r.Plaintext))
+			fs.Status = FieldOK
+		}
+	}
+	for ri, r := range recs {
+		if out[ri].Status != "" {
+			continue
+		}
+		ok, bad := 0, 0
+		for _, fs := range out[ri].Fields {
+			if fs.Status == FieldOK {
+				ok++
+			} else {
+				bad++
+			}
+		}
+		switch {
+		case bad == 0:
+			out[ri].Status = StatusDecrypted
+		case ok == 0:
+			out[ri].Status = StatusFailed
+		default:
+			out[ri].Status = StatusPartial
+		}
+		out[ri].Value = splice(r.Value, spans[ri], repl[ri])
+	}
+	return out, nil
+}
+
+func itemCode(err error) string {
+	switch {
+	case errors.Is(err, transit.ErrDecrypt):
+		return CodeDecryptFailed
+	case errors.Is(err, transit.ErrVersionRetired):
+		return CodeVersionRetired
+	case errors.Is(err, transit.ErrMalformed):
+		return CodeMalformed
+	}
+	return CodeVaultRefused
+}
+
+func header(hs []Header, key string) ([]byte, bool) {
+	for _, h := range hs {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,280 @@
+// Package vaultclient is kafkagate's single door to HashiCorp Vault: it builds
+// a client from the standard VAULT_* environment (TLS verification on unless
+// VAULT_SKIP_VERIFY, which is logged), and it exposes the small Logical
+// interface that transit, fpe and envelope use, with every failure classified
+// into a typed error so callers can fail closed.
+package vaultclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Typed errors. Every error returned by Client wraps exactly one of these.
+var (
+	// ErrUnavailable means Vault could not be reached, is sealed, or failed
+	// internally: the caller should refuse and retry later.
+	ErrUnavailable = errors.New("vault unavailable")
+	// ErrDenied means Vault refused the token (HTTP 403).
+	ErrDenied = errors.New("vault permission denied")
+	// ErrNotFound means the path or key does not exist (HTTP 404).
+	ErrNotFound = errors.New("vault path not found")
+	// ErrInvalid means Vault rejected the request as malformed (HTTP 400).
+	ErrInvalid = errors.New("vault rejected the request")
+)
+
+// Logical is the slice of Vault that kafkagate's crypto packages need.
+// Numbers in the returned data are json.Number.
+type Logical interface {
+	Write(ctx context.Context, path string, data map[string]any) (map[string]any, error)
+	Read(ctx context.Context, path string) (map[string]any, error)
+}
+
+// Config says how to reach Vault. Zero fields fall back to the environment.
+type Config struct {
+	Addr       string
+	Token      string
+	Namespace  string
+	CACert     string
+	CAPath     string
+	SkipVerify bool
+	Timeout    time.Duration
+	Logger     *slog.Logger
+}
+
+// FromEnv reads VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT,
+// VAULT_CAPATH and VAULT_SKIP_VERIFY.
+func FromEnv() Config {
+	skip := false
+	switch strings.ToLower(os.Getenv("VAULT_SKIP_VERIFY")) {
+	case "1", "true", "yes":
+		skip = true
+	}
+	return Config{
+		Addr:       os.Getenv("VAULT_ADDR"),
+		Token:      os.Getenv("VAULT_TOKEN"),
+		Namespace:  os.Getenv("VAULT_NAMESPACE"),
+		CACert:     os.Getenv("VAULT_CACERT"),
+		CAPath:     os.Getenv("VAULT_CAPATH"),
+		SkipVerify: skip,
+	}
+}
+
+// Client is a Vault client that classifies errors. It is safe for
+// concurrent use.
+type Client struct {
+	api  *api.Client
+	addr string
+}
+
+// New builds a client. It does not contact Vault.
+func New(cfg Config) (*Client, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if cfg.Addr == "" {
+		return nil, errors.New("vault address is empty: set VAULT_ADDR")
+	}
+	ac := api.DefaultConfig()
+	if ac.Error != nil {
+		return nil, fmt.Errorf("vault client defaults: %w", ac.Error)
+	}
+	ac.Address = cfg.Addr
+	ac.MaxRetries = 0 // kafkagate retries at its own level; fail fast here
+	ac.Timeout = cfg.Timeout
+	if ac.Timeout == 0 {
+		ac.Timeout = 30 * time.Second
+	}
+	tls := &api.TLSConfig{CACert: cfg.CACert, CAPath: cfg.CAPath, Insecure: cfg.SkipVerify}
+	if err := ac.ConfigureTLS(tls); err != nil {
+		return nil, fmt.Errorf("vault TLS settings: %w", err)
+	}
+	if cfg.SkipVerify {
+		logger.Warn("VAULT_SKIP_VERIFY is set: Vault's TLS certificate is NOT verified")
+	}
+	// Larger idle pool: several batches are in flight at once.
+	if tr, ok := ac.HttpClient.Transport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = 64
+	}
+	c, err := api.NewClient(ac)
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	// api.NewClient reads VAULT_TOKEN itself; the config wins when given.
+	c.SetToken(cfg.Token)
+	if cfg.Namespace != "" {
+		c.SetNamespace(cfg.Namespace)
+	}
+	return &Client{api: c, addr: cfg.Addr}, nil
+}
+
+// API returns the underlying client, for administrative calls (sys/mounts,
+// auth) that are not on the data path.
+func (c *Client) API() *api.Client { return c.api }
+
+// Addr is the Vault address.
+func (c *Client) Addr() string { return c.addr }
+
+// Write performs a logical write. For batch operations in which every item
+// failed, Vault answers HTTP 400 even when partial_failure_response_code is
+// set; Write then still returns the data (with its per-item batch_results)
+// instead of an error, so each item's own error reaches its caller.
+func (c *Client) Write(ctx context.Context, path string, data map[string]any) (map[string]any, error) {
+	r := c.api.NewRequest(http.MethodPut, "/v1/"+path)
+	if err := r.SetJSONBody(data); err != nil {
+		return nil, fmt.Errorf("write %s: encode request: %w", path, err)
+	}
+	//nolint:staticcheck // RawRequestWithContext keeps the body of a 400.
+	resp, err := c.api.RawRequestWithContext(ctx, r)
+	if resp != nil {
+		defer resp.Body.Close()
+	}
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusBadRequest {
+			if d := batchResults(resp.Body); d != nil {
+				return d, nil
+			}
+		}
+		return nil, Classify("write "+path, err)
+	}
+	s, err := api.ParseSecret(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: decode response: %w", path, ErrUnavailable)
+	}
+	if s == nil || s.Data == nil {
+		return map[string]any{}, nil
+	}
+	return s.Data, nil
+}
+
+// batchResults returns the data of an error body that carries batch_results.
+func batchResults(body io.Reader) map[string]any {
+	var env struct {
+		Data map[string]any `json:"data"`
+	}
+	dec := json.NewDecoder(io.LimitReader(body, 64<<20))
+	dec.UseNumber()
+	if dec.Decode(&env) != nil {
+		return nil
+	}
+	if _, ok := env.Data["batch_results"].([]any); !ok {
+		return nil
+	}
+	return env.Data
+}
+
+// Read performs a logical read. A missing path is ErrNotFound.
+func (c *Client) Read(ctx context.Context, path string) (map[string]any, error) {
+	s, err := c.api.Logical().ReadWithContext(ctx, path)
+	if err != nil {
+		return nil, Classify("read "+path, err)
+	}
+	if s == nil {
+		return nil, fmt.Errorf("read %s: %w", path, ErrNotFound)
+	}
+	return s.Data, nil
+}
+
+// Health reports whether Vault is reachable, initialised and unsealed.
+func (c *Client) Health(ctx context.Context) error {
+	h, err := c.api.Sys().HealthWithContext(ctx)
+	if err != nil {
+		return Classify("health", err)
+	}
+	if h.Sealed || !h.Initialized {
+		return fmt.Errorf("health: sealed or not initialised: %w", ErrUnavailable)
+	}
+	return nil
+}
+
+// Error is a classified Vault error. Its message carries Vault's own error
+// strings (never request bodies, so never plaintext or tokens).
+type Error struct {
+	Op     string
+	Status int
+	Msgs   []string
+	Kind   error
+	cause  error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("vault ")
+	b.WriteString(e.Op)
+	b.WriteString(": ")
+	b.WriteString(e.Kind.Error())
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+	}
+	if len(e.Msgs) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(e.Msgs, "; "))
+	} else if e.cause != nil && e.Status == 0 {
+		b.WriteString(": ")
+		b.WriteString(scrub(e.cause.Error()))
+	}
+	return b.String()
+}
+
+// Is matches the error's kind.
+func (e *Error) Is(target error) bool { return target == e.Kind }
+
+// Unwrap returns the underlying transport error, if any.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Classify turns an error from vault/api (or the network) into an *Error.
+func Classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		e := &Error{Op: op, Status: re.StatusCode, Msgs: re.Errors, cause: err}
+		switch {
+		case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized:
+			e.Kind = ErrDenied
+		case re.StatusCode == http.StatusNotFound:
+			e.Kind = ErrNotFound
+		case re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests:
+			e.Kind = ErrUnavailable
+		default:
+			e.Kind = ErrInvalid
+		}
+		return e
+	}
+	e := &Error{Op: op, Kind: ErrUnavailable, cause: err}
+	var ne net.Error
+	var ue *url.Error
+	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) {
+		return e
+	}
+	if errors.Is(err, context.Canceled) {
+		e.Kind = context.Canceled
+		return e
+	}
+	return e
+}
+
+// scrub keeps transport errors short and free of query strings.
+func scrub(s string) string {
+	if i := strings.Index(s, "?"); i >= 0 {
+		if j := strings.IndexAny(s[i:], " \""); j >= 0 {
+			return s[:i] + s[i+j:]
+		}
+		return s[:i]
+	}
+	return s
+}
