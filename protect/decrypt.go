@@ -66,6 +66,21 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 	spans := make([][]span, len(recs))
 	repl := make([][][]byte, len(recs))
 	for ri, r := range recs {
+		if sv, ok := header(r.Headers, HeaderSealed); ok {
+			sh, err := decodeSealedHeader(sv)
+			if err != nil {
+				out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: &Error{Code: CodeBadHeader, Msg: "kafkagate.sealed header: " + err.Error(), Err: err}}
+				continue
+			}
+			out[ri].Fields = []FieldStatus{{FieldInfo: FieldInfo{Path: "", Mode: "sealed", Key: sh.K}}}
+			out[ri].Fields[0].KeyVersion, _ = transit.Version(string(r.Value))
+			if _, seen := byKey[sh.K]; !seen {
+				keyOrder = append(keyOrder, sh.K)
+			}
+			byKey[sh.K] = append(byKey[sh.K], transit.Ciphertext{Ciphertext: string(r.Value), AAD: AAD(r.Topic, sealedPath)})
+			refs[sh.K] = append(refs[sh.K], ref{ri, -1})
+			continue
+		}
 		hv, ok := header(r.Headers, HeaderFields)
 		if !ok {
 			out[ri] = Opened{Value: r.Value, Status: StatusUnencrypted}
@@ -130,6 +145,17 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 		}
 		for i, r := range res {
 			rf := refs[key][i]
+			if rf.field < 0 { // a whole sealed value
+				fs := &out[rf.rec].Fields[0]
+				if r.Err != nil {
+					fs.Status, fs.Error, fs.Err = itemCode(r.Err), r.Err.Error(), r.Err
+					out[rf.rec].Status, out[rf.rec].Value = StatusFailed, recs[rf.rec].Value
+					continue
+				}
+				fs.Status = FieldOK
+				out[rf.rec].Status, out[rf.rec].Value = StatusDecrypted, r.Plaintext
+				continue
+			}
 			fs := &out[rf.rec].Fields[rf.field]
 			if r.Err != nil {
 				fs.Status, fs.Error, fs.Err = itemCode(r.Err), r.Err.Error(), r.Err

@@ -16,7 +16,7 @@ mkdir -p .bin
 if [ ! -x "$cache/vault" ]; then
   echo "make vault: building HashiCorp Vault $(grep -o 'hashicorp/vault v[0-9.]*' $mod/go.mod | cut -d' ' -f2) from the Go module proxy (first time: ~15 minutes)" >&2
   mkdir -p "$cache"
-  (cd "$mod" && go build -trimpath -o "$cache/vault.tmp" github.com/hashicorp/vault)
+  (cd "$mod" && go build -o "$cache/vault.tmp" github.com/hashicorp/vault)
   mv "$cache/vault.tmp" "$cache/vault"
 fi
 cp "$cache/vault" .bin/vault.tmp

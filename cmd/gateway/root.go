@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -219,5 +218,3 @@ func newKeys(g *globals) *cobra.Command {
 	keys.AddCommand(rotate, show)
 	return keys
 }
-
-var _ = context.Background
