@@ -115,20 +115,7 @@ func (c *Client) Encrypt(ctx context.Context, key string, items []Item) ([]Seale
 		if err != nil {
 			return err
 		}
-		for i, r := range res {
-			idx := lo + i
-			if msg, _ := r["error"].(string); msg != "" {
-				out[idx].Err = itemErr(idx, msg)
-				continue
-			}
-			ct, _ := r["ciphertext"].(string)
-			v, perr := Version(ct)
-			if perr != nil {
-				out[idx].Err = &ItemError{Index: idx, Msg: "vault returned no ciphertext", Kind: ErrItem}
-				continue
-			}
-			out[idx] = Sealed{Ciphertext: ct, KeyVersion: v}
-		}
+		sealedResults(res, lo, out)
 		return nil
 	})
 	return out, err
@@ -223,23 +210,29 @@ func (c *Client) Rewrap(ctx context.Context, key string, items []Ciphertext) ([]
 		if err != nil {
 			return err
 		}
-		for i, r := range res {
-			idx := lo + i
-			if msg, _ := r["error"].(string); msg != "" {
-				out[idx].Err = itemErr(idx, msg)
-				continue
-			}
-			ct, _ := r["ciphertext"].(string)
-			v, perr := Version(ct)
-			if perr != nil {
-				out[idx].Err = &ItemError{Index: idx, Msg: "vault returned no ciphertext", Kind: ErrItem}
-				continue
-			}
-			out[idx] = Sealed{Ciphertext: ct, KeyVersion: v}
-		}
+		sealedResults(res, lo, out)
 		return nil
 	})
 	return out, err
+}
+
+// sealedResults stores batch results that carry ciphertexts (encrypt,
+// rewrap) into out, starting at index lo.
+func sealedResults(res []map[string]any, lo int, out []Sealed) {
+	for i, r := range res {
+		idx := lo + i
+		if msg, _ := r["error"].(string); msg != "" {
+			out[idx].Err = itemErr(idx, msg)
+			continue
+		}
+		ct, _ := r["ciphertext"].(string)
+		v, err := Version(ct)
+		if err != nil {
+			out[idx].Err = &ItemError{Index: idx, Msg: "vault returned no ciphertext", Kind: ErrItem}
+			continue
+		}
+		out[idx] = Sealed{Ciphertext: ct, KeyVersion: v}
+	}
 }
 
 // batches splits n items into chunks of maxBatch and runs fn on them, at
