@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/vault/api"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kafkagate/kafkagate/vaultclient"
@@ -154,7 +155,7 @@ func startVault(ctx context.Context, bin, addr, token string, logw io.Writer) (*
 		_ = v.Stop()
 		return nil, err
 	}
-	if err := c.API().Sys().MountWithContext(ctx, "transit", &vaultapiMountInput); err != nil {
+	if err := c.API().Sys().MountWithContext(ctx, "transit", &api.MountInput{Type: "transit", Description: "kafkagate transit"}); err != nil {
 		_ = v.Stop()
 		return nil, fmt.Errorf("enable transit: %w", err)
 	}
@@ -172,7 +173,11 @@ func (v *Vault) waitHealthy(ctx context.Context, limit time.Duration) error {
 			return ctx.Err()
 		default:
 		}
-		resp, err := hc.Get(v.Addr + "/v1/sys/health")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.Addr+"/v1/sys/health", nil)
+		if err != nil {
+			return fmt.Errorf("vault health request: %w", err)
+		}
+		resp, err := hc.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -12,9 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -255,17 +253,13 @@ func Classify(op string, err error) error {
 		}
 		return e
 	}
-	e := &Error{Op: op, Kind: ErrUnavailable, cause: err}
-	var ne net.Error
-	var ue *url.Error
-	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) {
-		return e
-	}
+	// The caller gave up: not Vault's fault, and not a reason for a 503.
 	if errors.Is(err, context.Canceled) {
-		e.Kind = context.Canceled
-		return e
+		return &Error{Op: op, Kind: context.Canceled, cause: err}
 	}
-	return e
+	// Everything else (network errors, timeouts, unreadable answers) means
+	// Vault is not usable now.
+	return &Error{Op: op, Kind: ErrUnavailable, cause: err}
 }
 
 // scrub keeps transport errors short and free of query strings.

@@ -1,0 +1,149 @@
+package envelope
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// aadLabel starts every associated-data string (docs/wire-format.md §3).
+const aadLabel = "kafkagate-aad-v1"
+
+// errorf wraps a sentinel with a message. Callers never pass plaintext or
+// key material.
+func errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}
+
+// authenticated reports whether a header takes part in the associated data.
+func authenticated(name string) bool {
+	return strings.HasPrefix(name, HeaderPrefix) && !strings.HasPrefix(name, NotePrefix)
+}
+
+// authHeaders returns the authenticated headers of hs sorted by name, and
+// fails on a repeated name.
+func authHeaders(hs []Header) ([]Header, error) {
+	var out []Header
+	for _, h := range hs {
+		if authenticated(h.Key) {
+			out = append(out, h)
+		}
+	}
+	slices.SortFunc(out, func(a, b Header) int { return strings.Compare(a.Key, b.Key) })
+	for i := 1; i < len(out); i++ {
+		if out[i].Key == out[i-1].Key {
+			return nil, errorf(ErrBadHeader, "header %s repeated", out[i].Key)
+		}
+	}
+	return out, nil
+}
+
+// buildAAD encodes the associated data of docs/wire-format.md §3. sorted
+// must come from authHeaders.
+func buildAAD(topic string, key []byte, sorted []Header) []byte {
+	n := len(aadLabel) + 4 + len(topic) + 4 + len(key) + 4
+	for _, h := range sorted {
+		n += 8 + len(h.Key) + len(h.Value)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, aadLabel...)
+	b = appendLP(b, []byte(topic))
+	b = appendLP(b, key)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(sorted)))
+	for _, h := range sorted {
+		b = appendLP(b, []byte(h.Key))
+		b = appendLP(b, h.Value)
+	}
+	return b
+}
+
+func appendLP(b, x []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(x)))
+	return append(b, x...)
+}
+
+// fields is the parsed set of authenticated headers of a record or chunk.
+type fields struct {
+	sorted []Header
+	byName map[string][]byte
+}
+
+func parseFields(hs []Header) (fields, error) {
+	sorted, err := authHeaders(hs)
+	if err != nil {
+		return fields{}, err
+	}
+	m := make(map[string][]byte, len(sorted))
+	for _, h := range sorted {
+		m[h.Key] = h.Value
+	}
+	return fields{sorted: sorted, byName: m}, nil
+}
+
+func (f fields) get(name string) ([]byte, bool) {
+	v, ok := f.byName[name]
+	return v, ok
+}
+
+func (f fields) require(name string) ([]byte, error) {
+	v, ok := f.byName[name]
+	if !ok {
+		return nil, errorf(ErrBadHeader, "header %s missing", name)
+	}
+	return v, nil
+}
+
+// checkFormat verifies kafkagate.format and kafkagate.alg.
+func (f fields) checkFormat(want Format, alg string) error {
+	v, ok := f.get(HeaderFormat)
+	if !ok {
+		return errorf(ErrUnknownFormat, "no %s header", HeaderFormat)
+	}
+	if Format(v) != want {
+		switch Format(v) {
+		case FormatRecord, FormatChunk:
+			return errorf(ErrUnknownFormat, "%s record where %s was expected", printable(v), want)
+		}
+		return errorf(ErrUnknownFormat, "%s %q", HeaderFormat, printable(v))
+	}
+	a, ok := f.get(HeaderAlg)
+	if !ok {
+		return errorf(ErrBadHeader, "header %s missing", HeaderAlg)
+	}
+	if string(a) != alg {
+		return errorf(ErrUnknownFormat, "%s %q for %s", HeaderAlg, printable(a), want)
+	}
+	return nil
+}
+
+// kekRef is a parsed kafkagate.kek header.
+type kekRef struct {
+	mount, key string
+}
+
+func (k kekRef) String() string { return k.mount + "/" + k.key }
+
+func parseKEK(v []byte) (kekRef, error) {
+	s := string(v)
+	i := strings.LastIndexByte(s, '/')
+	if i <= 0 || i == len(s)-1 || !utf8.ValidString(s) {
+		return kekRef{}, errorf(ErrBadHeader, "%s %q is not <mount>/<key>", HeaderKEK, printable(v))
+	}
+	return kekRef{mount: s[:i], key: s[i+1:]}, nil
+}
+
+// printable shortens and cleans a header value for an error message. Header
+// values that reach it are public metadata, never plaintext or keys.
+func printable(v []byte) string {
+	const max = 64
+	s := string(v)
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "?")
+	}
+	return s
+}
