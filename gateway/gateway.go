@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
@@ -27,7 +28,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Brokers overrides bootstrap.servers when set.
 	Brokers []string
-	// FPE, when set, serves fpe fields.
+	// FPE, when set, serves fpe fields instead of a keyring loaded from
+	// Vault for the domains the policies name.
 	FPE protect.FPE
 }
 
@@ -39,7 +41,14 @@ type Gateway struct {
 	Engine  *protect.Engine
 	Kafka   *kafka.Client
 	API     *httpapi.Server
-	log     *slog.Logger
+	// FPEKeys is the FPE keyring (nil when no policy uses fpe).
+	FPEKeys *fpe.Keyring
+	fpeRef  *fpeRefresher
+	// Settings are the [kafkagate] serving keys; Access is the parsed
+	// access_file (nil: authentication off).
+	Settings Settings
+	Access   *httpapi.Access
+	log      *slog.Logger
 }
 
 // New connects to Kafka and prepares the Vault client (Vault is checked
@@ -50,6 +59,10 @@ func New(o Options) (*Gateway, error) {
 	}
 	if o.Vault.Logger == nil {
 		o.Vault.Logger = o.Logger
+	}
+	set, access, err := loadServing(o.Config)
+	if err != nil {
+		return nil, err
 	}
 	vc, err := vaultclient.New(o.Vault)
 	if err != nil {
@@ -70,10 +83,19 @@ func New(o Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := transit.New(vc, transit.Options{Mount: o.Config.Get("kafkagate", "transit_mount", "transit")})
-	eng := protect.New(tc, protect.Options{FPE: o.FPE})
-	api := httpapi.New(httpapi.Config{Engine: eng, Policies: o.Config.Policies, Kafka: kc, Vault: vc, Logger: o.Logger})
-	return &Gateway{Config: o.Config, Vault: vc, Transit: tc, Engine: eng, Kafka: kc, API: api, log: o.Logger}, nil
+	g := &Gateway{Config: o.Config, Vault: vc, Kafka: kc, Settings: set, Access: access, log: o.Logger}
+	g.Transit = transit.New(vc, transit.Options{Mount: o.Config.Get("kafkagate", "transit_mount", "transit")})
+	f := o.FPE
+	if domains := FPEDomains(o.Config.Policies); f == nil && len(domains) > 0 {
+		if g.FPEKeys, g.fpeRef, err = startFPE(vc, o.Config, domains, o.Logger); err != nil {
+			kc.Close()
+			return nil, err
+		}
+		f = fpeAdapter{g.FPEKeys.Service()}
+	}
+	g.Engine = protect.New(g.Transit, protect.Options{FPE: f, Policies: o.Config.Policies, MaxDepth: set.engineDepth()})
+	g.API = httpapi.New(set.apply(httpapi.Config{Engine: g.Engine, Policies: o.Config.Policies, Kafka: kc, Vault: vc, Logger: o.Logger, Access: access}))
+	return g, nil
 }
 
 func joinComma(ss []string) string {
@@ -87,8 +109,13 @@ func joinComma(ss []string) string {
 	return out
 }
 
-// Close releases the Kafka client.
-func (g *Gateway) Close() error { return g.Kafka.Close() }
+// Close stops the FPE refresher and releases the Kafka client.
+func (g *Gateway) Close() error {
+	if g.fpeRef != nil {
+		g.fpeRef.Close()
+	}
+	return g.Kafka.Close()
+}
 
 // Listen opens the API's listener.
 func Listen(addr string) (net.Listener, error) {

@@ -224,7 +224,7 @@ func checkField(f Field) error {
 	allowed := map[FieldMode][]string{
 		Transit: nil,
 		Plain:   nil,
-		FPE:     {"format", "domain", "fallback"},
+		FPE:     {"format", "domain", "fallback", "default_version"},
 	}
 	opts, ok := allowed[f.Mode]
 	if !ok {
@@ -242,6 +242,10 @@ func checkField(f Field) error {
 		case "fallback":
 			if v != "full" && v != "none" {
 				return fmt.Errorf("fallback %q is not full or none", v)
+			}
+		case "default_version":
+			if n, err := strconv.Atoi(v); err != nil || n < 1 {
+				return fmt.Errorf("default_version %q is not a positive integer", v)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package protect
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/tidwall/gjson"
 
@@ -36,6 +37,11 @@ const (
 	CodeMissing        = "missing"         // header names a field the value lacks
 	CodeBadHeader      = "bad_header"      // kafkagate.fields header damaged
 	CodeVaultRefused   = "vault_refused"   // Vault refused the item otherwise
+	CodeKeyUnavailable = "key_unavailable" // the FPE domain or version is not loaded
+	// FieldOKDefaultVersion: decrypted, but the record had no
+	// kafkagate.fields header, so the key version is the policy's
+	// default_version (an assumption the consumer should know about).
+	FieldOKDefaultVersion = "ok_default_version"
 )
 
 // FieldStatus reports one field of a decrypted record.
@@ -65,6 +71,7 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 	var keyOrder []string
 	spans := make([][]span, len(recs))
 	repl := make([][][]byte, len(recs))
+	byPolicy := make([]bool, len(recs))
 	for ri, r := range recs {
 		if sv, ok := header(r.Headers, HeaderSealed); ok {
 			sh, err := decodeSealedHeader(sv)
@@ -81,15 +88,18 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 			refs[sh.K] = append(refs[sh.K], ref{ri, -1})
 			continue
 		}
-		hv, ok := header(r.Headers, HeaderFields)
-		if !ok {
+		var h fieldsHeader
+		if hv, ok := header(r.Headers, HeaderFields); ok {
+			var err error
+			if h, err = decodeFieldsHeader(hv); err != nil {
+				out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: &Error{Code: CodeBadHeader, Msg: "kafkagate.fields header: " + err.Error(), Err: err}}
+				continue
+			}
+		} else if h, ok = e.headerFromPolicy(r); !ok {
 			out[ri] = Opened{Value: r.Value, Status: StatusUnencrypted}
 			continue
-		}
-		h, err := decodeFieldsHeader(hv)
-		if err != nil {
-			out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: &Error{Code: CodeBadHeader, Msg: "kafkagate.fields header: " + err.Error(), Err: err}}
-			continue
+		} else {
+			byPolicy[ri] = true
 		}
 		paths := make([][]string, len(h.F))
 		for i, f := range h.F {
@@ -131,10 +141,16 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 				pt, err := e.fpe.Decrypt(f.D, f.Fmt, f.N, s.res.Str)
 				if err != nil {
 					fs.Status, fs.Error, fs.Err = CodeDecryptFailed, err.Error(), err
+					if errors.Is(err, ErrKeyUnavailable) {
+						fs.Status = CodeKeyUnavailable
+					}
 					continue
 				}
 				repl[ri][fi] = jsonString(pt)
 				fs.Status = FieldOK
+				if byPolicy[ri] {
+					fs.Status = FieldOKDefaultVersion
+				}
 			}
 		}
 	}
@@ -171,7 +187,7 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 		}
 		ok, bad := 0, 0
 		for _, fs := range out[ri].Fields {
-			if fs.Status == FieldOK {
+			if fs.Status == FieldOK || fs.Status == FieldOKDefaultVersion {
 				ok++
 			} else {
 				bad++
@@ -209,4 +225,47 @@ func header(hs []Header, key string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// headerFromPolicy builds the fields list of a record that lacks the
+// kafkagate.fields header from its topic's policy: transit fields whose
+// value is a vault:vN: ciphertext, and fpe fields with a default_version.
+func (e *Engine) headerFromPolicy(r Record) (fieldsHeader, bool) {
+	p, ok := e.policies.For(r.Topic)
+	if !ok || p.Mode != policy.Fields {
+		return fieldsHeader{}, false
+	}
+	paths := make([][]string, len(p.Fields))
+	for i, f := range p.Fields {
+		paths[i] = f.Path
+	}
+	sp, err := locate(r.Value, paths, e.maxDepth)
+	if err != nil {
+		return fieldsHeader{}, false
+	}
+	h := fieldsHeader{V: 1}
+	for i, f := range p.Fields {
+		if sp[i].start < 0 || sp[i].res.Type != gjson.String {
+			continue
+		}
+		switch f.Mode {
+		case policy.Transit:
+			if transit.IsCiphertext(sp[i].res.Str) {
+				hf := headerField{P: f.PathString(), M: string(policy.Transit), K: p.TransitKey}
+				if p.AAD {
+					hf.A = 1
+				}
+				h.F = append(h.F, hf)
+			}
+		case policy.FPE:
+			if n, err := strconv.Atoi(f.Options["default_version"]); err == nil && n > 0 {
+				format := f.Options["format"]
+				if f.Options["fallback"] == "full" {
+					format += ",fallback=full"
+				}
+				h.F = append(h.F, headerField{P: f.PathString(), M: string(policy.FPE), D: f.Options["domain"], N: n, Fmt: format})
+			}
+		}
+	}
+	return h, len(h.F) > 0
 }

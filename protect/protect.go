@@ -74,17 +74,25 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // FPE is the format-preserving cipher used for fpe fields.
 type FPE interface {
-	// Encrypt encrypts value in domain with format using the domain's
-	// current key version, returning the version used.
-	Encrypt(domain, format, value string) (string, int, error)
-	// Decrypt decrypts value with the given key version.
+	// Encrypt encrypts value in domain with format (and fallback, "" or
+	// "full") using the domain's current key version. It returns the key
+	// version and the format actually applied, which decryption needs.
+	Encrypt(domain, format, fallback, value string) (out string, version int, applied string, err error)
+	// Decrypt decrypts value with the given key version and applied format.
 	Decrypt(domain, format string, version int, value string) (string, error)
 }
+
+// ErrKeyUnavailable marks an FPE error that is not the record's fault: the
+// domain or key version is not loaded (not provisioned, or Vault could not
+// be reached to unwrap it). Encryption then fails as a whole, like Vault
+// being unavailable.
+var ErrKeyUnavailable = errors.New("encryption key unavailable")
 
 // Engine applies policies. It is safe for concurrent use.
 type Engine struct {
 	transit  *transit.Client
 	fpe      FPE
+	policies *policy.Set
 	maxDepth int
 }
 
@@ -92,6 +100,11 @@ type Engine struct {
 type Options struct {
 	FPE      FPE // nil: fpe fields are refused
 	MaxDepth int // default DefaultMaxDepth
+	// Policies, when set, let Decrypt open records that lack the
+	// kafkagate.fields header (written by other tools) by the topic's
+	// policy: transit fields holding vault:vN: values, and fpe fields whose
+	// policy names a default_version.
+	Policies *policy.Set
 }
 
 // New returns an engine.
@@ -99,7 +112,7 @@ func New(tc *transit.Client, o Options) *Engine {
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = DefaultMaxDepth
 	}
-	return &Engine{transit: tc, fpe: o.FPE, maxDepth: o.MaxDepth}
+	return &Engine{transit: tc, fpe: o.FPE, policies: o.Policies, maxDepth: o.MaxDepth}
 }
 
 // FieldInfo says how one field of a record was protected.
@@ -184,13 +197,20 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 					out[ri].Err = &Error{Code: CodeUnsupported, Field: path, Msg: "fpe is not configured on this gateway"}
 					break
 				}
-				ct, ver, err := e.fpe.Encrypt(f.Options["domain"], f.Options["format"], s.res.Str)
+				fb := f.Options["fallback"]
+				if fb == "none" {
+					fb = ""
+				}
+				ct, ver, applied, err := e.fpe.Encrypt(f.Options["domain"], f.Options["format"], fb, s.res.Str)
+				if errors.Is(err, ErrKeyUnavailable) {
+					return nil, fmt.Errorf("fpe field %s: %w", path, err)
+				}
 				if err != nil {
 					out[ri].Err = &Error{Code: CodeFieldInvalid, Field: path, Msg: err.Error(), Err: err}
 					break
 				}
 				repl[ri][fi] = jsonString(ct)
-				out[ri].Fields = append(out[ri].Fields, FieldInfo{Path: path, Mode: string(policy.FPE), Domain: f.Options["domain"], Format: f.Options["format"], KeyVersion: ver})
+				out[ri].Fields = append(out[ri].Fields, FieldInfo{Path: path, Mode: string(policy.FPE), Domain: f.Options["domain"], Format: applied, KeyVersion: ver})
 			}
 			if out[ri].Err != nil {
 				break

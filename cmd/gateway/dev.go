@@ -12,6 +12,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/transit"
@@ -72,6 +73,19 @@ func startDev(ctx context.Context, cfg *config.File, vaultAddr, kafkaAddr string
 		p, _ := cfg.Policies.For(t)
 		if p.Mode == policy.Fields {
 			if err := tc.EnsureKey(ctx, p.TransitKey, transit.KeySpec{}); err != nil {
+				d.Close()
+				return nil, err
+			}
+		}
+	}
+	if domains := gateway.FPEDomains(cfg.Policies); len(domains) > 0 {
+		kr := fpe.NewKeyring(vc, gateway.KeyringOptions(cfg))
+		if err := kr.EnsureKEK(ctx); err != nil {
+			d.Close()
+			return nil, err
+		}
+		for _, dom := range domains {
+			if _, err := kr.Ensure(ctx, dom); err != nil {
 				d.Close()
 				return nil, err
 			}
