@@ -114,6 +114,7 @@ func (g *Gateway) Close() error {
 	if g.fpeRef != nil {
 		g.fpeRef.Close()
 	}
+	g.Engine.Close()
 	return g.Kafka.Close()
 }
 

@@ -16,7 +16,9 @@ const (
 	CodeBadJSON         = 40001 // request body is not valid JSON
 	CodeBadRequestField = 40002 // a request field is missing, unknown or of the wrong form
 	CodeBadQuery        = 40003 // a query parameter is invalid
+	CodeUnauthenticated = 40101 // missing, malformed or unknown credentials
 	CodeNoPolicy        = 40301 // the topic has no encryption policy: refused (fail closed)
+	CodeForbidden       = 40302 // the principal lacks the right for this topic or endpoint
 	CodeClusterNotFound = 40401 // unknown cluster id
 	CodeTopicNotFound   = 40402 // unknown topic or partition
 	CodeOffsetRange     = 40403 // offset outside the partition's log
@@ -31,6 +33,7 @@ const (
 	CodeTooDeep         = 42206 // the value nests too deeply
 	CodeEncryptRefused  = 42207 // Vault refused to encrypt this field
 	CodeModeUnsupported = 42208 // the policy's mode is not available here
+	CodeRateLimited     = 42901 // the principal is over its rate limit
 	CodeInternal        = 50001 // unexpected internal error
 	CodeVaultDown       = 50301 // Vault unreachable, sealed or failing: nothing produced
 	CodeVaultDenied     = 50302 // Vault refused the gateway's token
@@ -88,6 +91,8 @@ func fromError(err error) *apiError {
 		return fromRecordError(re)
 	case errors.Is(err, vaultclient.ErrDenied):
 		return newErr(CodeVaultDenied, "vault refused the gateway's credentials for this operation; nothing was produced")
+	case errors.Is(err, protect.ErrKeyUnavailable):
+		return newErr(CodeVaultKeyMissing, "an encryption key the topic's policy needs is not loaded (not provisioned, or Vault unreachable at load); nothing was produced")
 	case errors.Is(err, vaultclient.ErrNotFound):
 		return newErr(CodeVaultKeyMissing, "the vault key named by the topic's policy does not exist; nothing was produced")
 	case errors.Is(err, vaultclient.ErrUnavailable), errors.Is(err, vaultclient.ErrInvalid):

@@ -251,15 +251,15 @@ type encryption struct {
 // producing).
 func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs []prepared) ([]produceResponse, *apiError) {
 	ctx := r.Context()
-	var vals [][]byte
+	var in []protect.Record
 	var idx []int
 	for i, rec := range recs {
 		if rec.err == nil && !rec.tomb {
-			vals = append(vals, rec.msg.Value)
+			in = append(in, protect.Record{Topic: topic, Key: rec.msg.Key, Value: rec.msg.Value, Headers: toProtect(rec.msg.Headers)})
 			idx = append(idx, i)
 		}
 	}
-	sealed, err := s.cfg.Engine.Encrypt(ctx, p, vals)
+	sealed, err := s.cfg.Engine.EncryptRecords(ctx, p, in)
 	if err != nil {
 		s.log.Warn("encryption failed; nothing produced", "topic", topic, "error", err)
 		return nil, fromError(err)

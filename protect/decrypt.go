@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/transit"
 )
@@ -22,6 +23,9 @@ const (
 	StatusPartial Status = "partial"
 	// StatusFailed: no field could be decrypted, or the record is damaged.
 	StatusFailed Status = "failed"
+	// StatusFileChunk: the record is one chunk of a file sent with
+	// send-file; files are reassembled by receive-dir, not record by record.
+	StatusFileChunk Status = "file_chunk"
 	// StatusUnencrypted: the record carries no kafkagate header: it was not
 	// written by kafkagate and is returned as stored, never passed off as
 	// decrypted.
@@ -72,7 +76,16 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 	spans := make([][]span, len(recs))
 	repl := make([][][]byte, len(recs))
 	byPolicy := make([]bool, len(recs))
+	var envIdx []int
 	for ri, r := range recs {
+		switch envelopeFormat(r.Headers) {
+		case envelope.FormatRecord, envelope.FormatLegacy:
+			envIdx = append(envIdx, ri)
+			continue
+		case envelope.FormatChunk:
+			out[ri] = Opened{Value: r.Value, Status: StatusFileChunk}
+			continue
+		}
 		if sv, ok := header(r.Headers, HeaderSealed); ok {
 			sh, err := decodeSealedHeader(sv)
 			if err != nil {
@@ -153,6 +166,9 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 				}
 			}
 		}
+	}
+	if err := e.openEnvelopes(ctx, recs, envIdx, out); err != nil {
+		return nil, err
 	}
 	for _, key := range keyOrder {
 		res, err := e.transit.Decrypt(ctx, key, byKey[key])
@@ -268,4 +284,18 @@ func (e *Engine) headerFromPolicy(r Record) (fieldsHeader, bool) {
 		}
 	}
 	return h, len(h.F) > 0
+}
+
+// envelopeFormat is the envelope format of a record, FormatNone for others
+// (and for damaged envelope headers, which the fields path then reports).
+func envelopeFormat(hs []Header) envelope.Format {
+	ehs := make([]envelope.Header, 0, len(hs))
+	for _, h := range hs {
+		ehs = append(ehs, envelope.Header{Key: h.Key, Value: h.Value})
+	}
+	f, err := envelope.DetectFormat(ehs)
+	if err != nil {
+		return envelope.FormatRecord // let the opener report the damage
+	}
+	return f
 }

@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/transit"
 )
@@ -94,6 +96,11 @@ type Engine struct {
 	fpe      FPE
 	policies *policy.Set
 	maxDepth int
+
+	envKeys envelope.KeyService
+	envOnce sync.Once
+	env     *envelopes
+	envErr  error
 }
 
 // Options configure an Engine.
@@ -105,6 +112,9 @@ type Options struct {
 	// policy: transit fields holding vault:vN: values, and fpe fields whose
 	// policy names a default_version.
 	Policies *policy.Set
+	// EnvelopeKeys serves data keys for envelope mode; default transit
+	// data keys from the engine's transit client.
+	EnvelopeKeys envelope.KeyService
 }
 
 // New returns an engine.
@@ -112,7 +122,37 @@ func New(tc *transit.Client, o Options) *Engine {
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = DefaultMaxDepth
 	}
-	return &Engine{transit: tc, fpe: o.FPE, policies: o.Policies, maxDepth: o.MaxDepth}
+	if o.EnvelopeKeys == nil {
+		o.EnvelopeKeys = envelope.NewTransitKeys(tc)
+	}
+	return &Engine{transit: tc, fpe: o.FPE, policies: o.Policies, maxDepth: o.MaxDepth, envKeys: o.EnvelopeKeys}
+}
+
+// envelopes returns the envelope sealers and opener, made on first use.
+func (e *Engine) envelopes() (*envelopes, error) {
+	e.envOnce.Do(func() { e.env, e.envErr = newEnvelopes(e.envKeys, e.policies) })
+	return e.env, e.envErr
+}
+
+// Close releases cached data keys.
+func (e *Engine) Close() {
+	if env, err := e.envelopes(); err == nil {
+		env.close()
+	}
+}
+
+// EncryptRecords protects whole records (value, key and headers) for
+// policy p's topic. Envelope mode needs this form: its associated data
+// binds the record key and kafkagate headers. Results are as for Encrypt.
+func (e *Engine) EncryptRecords(ctx context.Context, p *policy.Policy, recs []Record) ([]Sealed, error) {
+	if p.Mode == policy.Envelope {
+		return e.sealEnvelope(ctx, p, recs)
+	}
+	values := make([][]byte, len(recs))
+	for i, r := range recs {
+		values[i] = r.Value
+	}
+	return e.Encrypt(ctx, p, values)
 }
 
 // FieldInfo says how one field of a record was protected.
@@ -150,8 +190,9 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 		}
 		return out, nil
 	case policy.Envelope:
+		// The envelope binds the record key: only EncryptRecords has it.
 		for i := range out {
-			out[i].Err = &Error{Code: CodeUnsupported, Msg: "envelope mode is not available in this build"}
+			out[i].Err = &Error{Code: CodeUnsupported, Msg: "envelope mode needs whole records (EncryptRecords)"}
 		}
 		return out, nil
 	}

@@ -71,11 +71,17 @@ func startDev(ctx context.Context, cfg *config.File, vaultAddr, kafkaAddr string
 	tc := transit.New(vc, transit.Options{})
 	for _, t := range cfg.Policies.Topics() {
 		p, _ := cfg.Policies.For(t)
-		if p.Mode == policy.Fields {
-			if err := tc.EnsureKey(ctx, p.TransitKey, transit.KeySpec{}); err != nil {
-				d.Close()
-				return nil, err
-			}
+		key, spec := p.TransitKey, transit.KeySpec{}
+		switch p.Mode {
+		case policy.Passthrough:
+			continue
+		case policy.Envelope:
+			// Envelope KEKs are derived keys: the topic is the context.
+			key, spec = p.Envelope.Key, transit.KeySpec{Derived: true}
+		}
+		if err := tc.EnsureKey(ctx, key, spec); err != nil {
+			d.Close()
+			return nil, err
 		}
 	}
 	if domains := gateway.FPEDomains(cfg.Policies); len(domains) > 0 {
