@@ -48,6 +48,13 @@ type Config struct {
 	MaxReadRecords    int           // records per GET, default 1000
 	RequestTimeout    time.Duration // default 30 s
 	DefaultReadRecord int           // default max for GET, default 100
+
+	// Access, when set, requires a bearer token or a client certificate
+	// on every endpoint but /healthz and /readyz (see auth.go); nil turns
+	// authentication off.
+	Access    *Access
+	RateLimit float64 // requests per second per principal; 0: no limit
+	RateBurst int     // bucket size; default ceil(RateLimit)
 }
 
 // Server serves the API.
@@ -85,7 +92,8 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, middleware.Recoverer, middleware.Timeout(cfg.RequestTimeout))
+	r.Use(middleware.RequestID, s.logRequests, middleware.Recoverer, s.access, s.rateLimit(newRateLimiter(cfg.RateLimit, cfg.RateBurst)),
+		s.bodyDeadline, middleware.Timeout(cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, newErr(40400, "no such endpoint"))
 	})
@@ -111,13 +119,15 @@ func New(cfg Config) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
-// logRequests logs method, route, status and duration — never bodies.
+// logRequests logs method, route, status, principal and duration — never
+// bodies or credentials.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		r, slot := withLogSlot(r)
 		next.ServeHTTP(ww, r)
-		s.log.Info("http request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+		s.log.Info("http request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(), "principal", slot.principal,
 			"bytes_in", r.ContentLength, "duration_ms", time.Since(start).Milliseconds(), "request_id", middleware.GetReqID(r.Context()))
 	})
 }

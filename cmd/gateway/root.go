@@ -36,7 +36,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.configPath, "config_file", "", "alias of --config, as in the original demo")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.brokers, "brokers", "", "Kafka bootstrap servers, overriding bootstrap.servers")
-	root.AddCommand(newServe(g), newDev(g), newConsume(g), newKeys(g))
+	root.AddCommand(newServe(g), newDev(g), newConsume(g), newKeys(g), newToken())
 	return root
 }
 
@@ -69,7 +69,7 @@ func newServe(g *globals) *cobra.Command {
 		Short: "Run the HTTP gateway (Vault from VAULT_* environment, Kafka from the config file)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(os.Stderr)
+			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -80,6 +80,10 @@ func newServe(g *globals) *cobra.Command {
 			if listen == "" {
 				listen = cfg.Get("kafkagate", "listen", "127.0.0.1:8080")
 			}
+			_, tlsCfg, err := serveSettings(cfg, listen)
+			if err != nil {
+				return err
+			}
 			vcfg := vaultclient.FromEnv()
 			vcfg.Logger = log
 			gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vcfg, Logger: log, Brokers: g.brokerList()})
@@ -87,15 +91,15 @@ func newServe(g *globals) *cobra.Command {
 				return err
 			}
 			defer gw.Close()
-			l, err := gateway.Listen(listen)
+			l, err := openServeListener(gw, listen, tlsCfg, log)
 			if err != nil {
 				return err
 			}
-			log.Info("kafkagate serving", "listen", l.Addr().String(), "vault", vcfg.Addr, "topics_with_policy", strings.Join(cfg.Policies.Topics(), ","))
+			log.Info("kafkagate serving", "listen", l.Addr().String(), "tls", tlsCfg != nil, "vault", vcfg.Addr, "topics_with_policy", strings.Join(cfg.Policies.Topics(), ","))
 			return gw.Serve(cmd.Context(), l)
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "", "HTTP listen address (default: [kafkagate] listen, else 127.0.0.1:8080)")
+	cmd.Flags().StringVar(&listen, "listen", "", "HTTP listen address (default: [kafkagate] listen, else 127.0.0.1:8080); beyond loopback only with [kafkagate] access_file")
 	return cmd
 }
 
@@ -215,6 +219,6 @@ func newKeys(g *globals) *cobra.Command {
 			return enc.Encode(ki)
 		},
 	}
-	keys.AddCommand(rotate, show)
+	keys.AddCommand(rotate, show, newRotateFPE(g))
 	return keys
 }
