@@ -8,7 +8,7 @@ GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 GOTEST_TIMEOUT ?= 60m
 
-.PHONY: all build vault deps test vet fmt-check demo dev bench clean
+.PHONY: all build vault deps test vet fmt-check fuzz demo dev bench clean
 
 all: build
 
@@ -36,6 +36,20 @@ fmt-check:
 ## test: everything CI runs
 test: deps vault fmt-check vet
 	KAFKAGATE_REQUIRE_KCAT=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+## fuzz: run every fuzz target briefly (FUZZTIME each); a crash fails
+FUZZTIME ?= 4s
+FUZZ_TARGETS := \
+	envelope:FuzzOpenRecord envelope:FuzzFileDecoder envelope:FuzzLegacy \
+	fpe:FuzzInput config:FuzzParse policy:FuzzFields \
+	protect:FuzzLocate protect:FuzzFieldsHeader httpapi:FuzzProduceBody
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg >/tmp/kafkagate-fuzz.log 2>&1 || { cat /tmp/kafkagate-fuzz.log; exit 1; }; \
+	done; echo "fuzz: all targets passed"
 
 ## demo: run the gateway on embedded defaults until Ctrl-C
 demo: vault build
