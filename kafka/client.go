@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -180,27 +179,33 @@ func (c *Client) send(p sarama.SyncProducer, pms []*sarama.ProducerMessage, idx 
 	}
 }
 
-// classify marks errors that mean "Kafka is not reachable" with
-// ErrUnavailable; others (message too large, unknown topic, ...) keep
-// their sarama error.
+// classify sorts sarama errors. Errors that are the record's or the
+// request's own fault keep their identity (oversized records wrap
+// ErrTooLarge; unknown or invalid topics wrap ErrUnknownTopic; policy and
+// authorization refusals are returned as they are). Everything else —
+// unreachable brokers, timeouts, leader changes, sarama's circuit breaker,
+// errors not seen before — wraps ErrUnavailable: retrying later is the
+// safe answer, and a gateway that is unsure must refuse rather than claim
+// success.
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ne net.Error
 	var ce sarama.ConfigurationError
-	if errors.Is(err, sarama.ErrMessageSizeTooLarge) || (errors.As(err, &ce) && strings.Contains(string(ce), "MaxMessageBytes")) {
-		return fmt.Errorf("%w: %w", ErrTooLarge, err)
-	}
 	switch {
-	case errors.Is(err, sarama.ErrOutOfBrokers), errors.Is(err, sarama.ErrNotConnected),
-		errors.Is(err, sarama.ErrClosedClient), errors.Is(err, sarama.ErrNotEnoughReplicas),
-		errors.Is(err, sarama.ErrNotEnoughReplicasAfterAppend), errors.Is(err, sarama.ErrRequestTimedOut),
-		errors.Is(err, sarama.ErrLeaderNotAvailable), errors.Is(err, sarama.ErrNotLeaderForPartition),
-		errors.Is(err, sarama.ErrBrokerNotAvailable), errors.As(err, &ne):
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrTooLarge), errors.Is(err, ErrUnknownTopic):
+		return err
+	case errors.Is(err, sarama.ErrMessageSizeTooLarge), errors.Is(err, sarama.ErrMessageSetSizeTooLarge),
+		errors.As(err, &ce) && strings.Contains(string(ce), "MaxMessageBytes"):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.Is(err, sarama.ErrUnknownTopicOrPartition), errors.Is(err, sarama.ErrInvalidTopic):
+		return fmt.Errorf("%w: %w", ErrUnknownTopic, err)
+	case errors.Is(err, sarama.ErrTopicAuthorizationFailed), errors.Is(err, sarama.ErrClusterAuthorizationFailed),
+		errors.Is(err, sarama.ErrPolicyViolation), errors.Is(err, sarama.ErrInvalidRecord),
+		errors.As(err, &ce):
+		return err
 	}
-	return err
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // ClusterID returns the cluster id, asking a broker the first time.
