@@ -17,27 +17,61 @@ func errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
 }
 
-// authenticated reports whether a header takes part in the associated data.
+// authenticated reports whether a header is one of kafkagate's own
+// (kafkagate.*, except the kafkagate.note.* annotations): such headers may
+// appear at most once, and all but the key headers are in the associated
+// data.
 func authenticated(name string) bool {
 	return strings.HasPrefix(name, HeaderPrefix) && !strings.HasPrefix(name, NotePrefix)
 }
 
-// authHeaders returns the authenticated headers of hs sorted by name, and
-// fails on a repeated name.
+// keyHeader reports the headers that name the data key rather than
+// describe the data: kafkagate.kek, kafkagate.edek and kafkagate.origin.
+// They are not in the associated data (docs/wire-format.md §3), so that
+// gateway rewrap can replace the wrapped DEK with its rewrapped form (and
+// record the origin topic) without touching the value. Changing them
+// cannot forge anything: a substituted wrapped DEK unwraps (if at all) to
+// another key, which fails GCM, and the KEK's derivation context binds the
+// DEK to the topic the record was sealed for.
+func keyHeader(name string) bool {
+	switch name {
+	case HeaderKEK, HeaderEDEK, HeaderOrigin:
+		return true
+	}
+	return false
+}
+
+// inAAD reports whether a header takes part in the associated data.
+func inAAD(name string) bool { return authenticated(name) && !keyHeader(name) }
+
+// authHeaders returns the headers of hs that are in the associated data,
+// sorted by name, and fails on a repeated kafkagate header (key headers
+// included).
 func authHeaders(hs []Header) ([]Header, error) {
+	sorted, _, err := splitHeaders(hs)
+	return sorted, err
+}
+
+// splitHeaders returns the associated-data headers of hs sorted by name
+// and every kafkagate header (key headers included) by name, and fails on
+// a repeated kafkagate header.
+func splitHeaders(hs []Header) ([]Header, map[string][]byte, error) {
 	var out []Header
+	byName := map[string][]byte{}
 	for _, h := range hs {
-		if authenticated(h.Key) {
+		if !authenticated(h.Key) {
+			continue
+		}
+		if _, dup := byName[h.Key]; dup {
+			return nil, nil, errorf(ErrBadHeader, "header %s repeated", h.Key)
+		}
+		byName[h.Key] = h.Value
+		if !keyHeader(h.Key) {
 			out = append(out, h)
 		}
 	}
 	slices.SortFunc(out, func(a, b Header) int { return strings.Compare(a.Key, b.Key) })
-	for i := 1; i < len(out); i++ {
-		if out[i].Key == out[i-1].Key {
-			return nil, errorf(ErrBadHeader, "header %s repeated", out[i].Key)
-		}
-	}
-	return out, nil
+	return out, byName, nil
 }
 
 // buildAAD encodes the associated data of docs/wire-format.md §3. sorted
@@ -64,20 +98,17 @@ func appendLP(b, x []byte) []byte {
 	return append(b, x...)
 }
 
-// fields is the parsed set of authenticated headers of a record or chunk.
+// fields is the parsed set of kafkagate headers of a record or chunk:
+// sorted holds those in the associated data, byName all of them.
 type fields struct {
 	sorted []Header
 	byName map[string][]byte
 }
 
 func parseFields(hs []Header) (fields, error) {
-	sorted, err := authHeaders(hs)
+	sorted, m, err := splitHeaders(hs)
 	if err != nil {
 		return fields{}, err
-	}
-	m := make(map[string][]byte, len(sorted))
-	for _, h := range sorted {
-		m[h.Key] = h.Value
 	}
 	return fields{sorted: sorted, byName: m}, nil
 }

@@ -15,8 +15,11 @@
 //     DecodeLegacy, Opener.OpenLegacy).
 //
 // The associated data of record/1 and chunk/1 binds the topic, the record key
-// and every kafkagate.* header, so swapped headers, keys or topics are
-// detected. Every failure is fail-closed and typed (see the Err* sentinels);
+// and every kafkagate.* header except the key headers (kafkagate.kek,
+// kafkagate.edek, kafkagate.origin), so swapped headers, keys or topics are
+// detected; the wrapped DEK is bound by the KEK's derivation context and by
+// GCM itself, which lets a wrapped DEK be rewrapped to a newer KEK version
+// without touching the value (docs/wire-format.md §3). Every failure is fail-closed and typed (see the Err* sentinels);
 // failures caused by Vault also match the vaultclient sentinels. No error
 // message carries plaintext or key material.
 //
@@ -70,6 +73,10 @@ const (
 	HeaderChunk    = "kafkagate.chunk"
 	HeaderLast     = "kafkagate.last"
 	HeaderManifest = "kafkagate.manifest"
+	// HeaderOrigin names the topic a record or chunk was sealed for when it
+	// is stored in another topic (written by gateway rewrap). An Opener
+	// accepts it only for the origins its OpenerOptions.Origins allow.
+	HeaderOrigin = "kafkagate.origin"
 
 	// LegacyKeyHeader and LegacyNameHeader are the original demo's headers.
 	LegacyKeyHeader  = "X-encryptionkey"
@@ -104,6 +111,10 @@ var (
 	ErrBadHeader = errors.New("envelope: bad header")
 	// ErrKEKNotAllowed: the record names a KEK this reader does not accept.
 	ErrKEKNotAllowed = errors.New("envelope: KEK not allowed")
+	// ErrOriginNotAllowed: the record was sealed for another topic
+	// (kafkagate.origin) that this reader does not accept for the topic it
+	// was read from.
+	ErrOriginNotAllowed = errors.New("envelope: origin topic not allowed")
 	// ErrTampered: authentication failed (flipped bit, truncated value,
 	// swapped header, record key or topic, or the wrong key).
 	ErrTampered = errors.New("envelope: authentication failed")
@@ -169,7 +180,7 @@ func StripEnvelopeHeaders(hs []Header) []Header {
 
 func reserved(name string) bool {
 	switch name {
-	case HeaderFormat, HeaderAlg, HeaderKEK, HeaderEDEK, HeaderFile, HeaderChunk, HeaderLast, HeaderManifest:
+	case HeaderFormat, HeaderAlg, HeaderKEK, HeaderEDEK, HeaderFile, HeaderChunk, HeaderLast, HeaderManifest, HeaderOrigin:
 		return true
 	}
 	return false

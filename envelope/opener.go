@@ -3,6 +3,7 @@ package envelope
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -21,6 +22,13 @@ type OpenerOptions struct {
 	LegacyKEK string
 	// CacheSize bounds the unwrapped DEKs kept, default DefaultOpenerCacheSize.
 	CacheSize int
+	// Origins maps a topic to the other topics whose records it may hold
+	// (records carrying kafkagate.origin, copied there by gateway rewrap).
+	// Such a record is authenticated, and its DEK unwrapped, for its origin
+	// topic; an origin not listed for the topic it was read from is refused
+	// with ErrOriginNotAllowed. Empty: every record must be sealed for the
+	// topic it is read from.
+	Origins map[string][]string
 }
 
 // Opener decrypts record/1 values, chunk/1 files (through FileDecoder) and
@@ -31,6 +39,7 @@ type Opener struct {
 	ks        KeyService
 	keks      map[string]bool
 	legacyKEK string
+	origins   map[string][]string
 
 	mu       sync.Mutex
 	cache    *simplelru.LRU[string, *dekCipher]
@@ -80,7 +89,11 @@ func NewOpener(ks KeyService, o OpenerOptions) (*Opener, error) {
 	for _, k := range o.KEKs {
 		keks[k] = true
 	}
-	return &Opener{ks: ks, keks: keks, legacyKEK: o.LegacyKEK, cache: cache, inflight: map[string]*unwrapCall{}}, nil
+	origins := make(map[string][]string, len(o.Origins))
+	for t, ts := range o.Origins {
+		origins[t] = slices.Clone(ts)
+	}
+	return &Opener{ks: ks, keks: keks, legacyKEK: o.LegacyKEK, origins: origins, cache: cache, inflight: map[string]*unwrapCall{}}, nil
 }
 
 // Stats returns cache counters.
@@ -109,6 +122,7 @@ type Opened struct {
 type sealedRecord struct {
 	kek     string
 	wrapped string
+	topic   string // the topic it was sealed for: its own, or its accepted origin
 	aad     []byte
 	value   []byte
 }
@@ -134,7 +148,28 @@ func (o *Opener) parseRecord(rec Record) (sealedRecord, error) {
 	if err != nil {
 		return sealedRecord{}, err
 	}
-	return sealedRecord{kek: kek, wrapped: wrapped, aad: buildAAD(rec.Topic, rec.Key, f.sorted), value: rec.Value}, nil
+	topic, err := o.sealedFor(rec.Topic, f)
+	if err != nil {
+		return sealedRecord{}, err
+	}
+	return sealedRecord{kek: kek, wrapped: wrapped, topic: topic, aad: buildAAD(topic, rec.Key, f.sorted), value: rec.Value}, nil
+}
+
+// sealedFor returns the topic a record read from topic was sealed for:
+// topic itself, or the kafkagate.origin it names when the Opener accepts
+// that origin for topic.
+func (o *Opener) sealedFor(topic string, f fields) (string, error) {
+	v, ok := f.get(HeaderOrigin)
+	if !ok || string(v) == topic {
+		return topic, nil
+	}
+	if len(v) == 0 {
+		return "", errorf(ErrBadHeader, "empty %s", HeaderOrigin)
+	}
+	if !slices.Contains(o.origins[topic], string(v)) {
+		return "", errorf(ErrOriginNotAllowed, "record sealed for topic %q read from %q", printable(v), topic)
+	}
+	return string(v), nil
 }
 
 // keyHeaders checks kafkagate.kek against the allow-list and returns the
@@ -179,7 +214,7 @@ func (o *Opener) Open(ctx context.Context, rec Record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, errs, err := o.deks(ctx, []dekReq{{kek: r.kek, ctx: []byte(rec.Topic), wrapped: r.wrapped}})
+	cs, errs, err := o.deks(ctx, []dekReq{{kek: r.kek, ctx: []byte(r.topic), wrapped: r.wrapped}})
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +240,7 @@ func (o *Opener) OpenBatch(ctx context.Context, recs []Record) ([]Opened, error)
 			continue
 		}
 		parsed[i] = r
-		reqs = append(reqs, dekReq{kek: r.kek, ctx: []byte(rec.Topic), wrapped: r.wrapped})
+		reqs = append(reqs, dekReq{kek: r.kek, ctx: []byte(r.topic), wrapped: r.wrapped})
 		idx = append(idx, i)
 	}
 	cs, errs, err := o.deks(ctx, reqs)
@@ -240,7 +275,11 @@ func (o *Opener) Prefetch(ctx context.Context, recs []Record) error {
 		if err != nil {
 			continue
 		}
-		reqs = append(reqs, dekReq{kek: kek, ctx: []byte(rec.Topic), wrapped: wrapped})
+		topic, err := o.sealedFor(rec.Topic, f)
+		if err != nil {
+			continue
+		}
+		reqs = append(reqs, dekReq{kek: kek, ctx: []byte(topic), wrapped: wrapped})
 	}
 	_, _, err := o.deks(ctx, reqs)
 	return err

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -49,6 +50,19 @@ type Sealer struct {
 	mu     sync.Mutex
 	slots  *simplelru.LRU[string, *dekSlot] // topic -> cached DEK (Policy Cached)
 	closed bool
+
+	hits, fetches atomic.Int64
+}
+
+// SealerStats counts DEK use.
+type SealerStats struct {
+	Hits    int64 // records sealed with a cached DEK
+	Fetches int64 // DEKs asked from Vault
+}
+
+// Stats returns the DEK counters.
+func (s *Sealer) Stats() SealerStats {
+	return SealerStats{Hits: s.hits.Load(), Fetches: s.fetches.Load()}
 }
 
 // dekSlot holds the cached DEK of one topic.
@@ -179,6 +193,7 @@ func sealWith(c *dekCipher, wrapped, kekHeader string, rec Record, nonce []byte)
 
 // newDEK asks the KeyService for a fresh DEK for topic.
 func (s *Sealer) newDEK(ctx context.Context, topic string) (*dekCipher, string, error) {
+	s.fetches.Add(1)
 	dk, err := s.ks.NewDataKey(ctx, s.kek, []byte(topic))
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %w", ErrDataKey, err)
@@ -256,5 +271,6 @@ func (s *Sealer) take(slot *dekSlot, n int64) (*dekCipher, string, bool) {
 	}
 	d.records++
 	d.bytes += n
+	s.hits.Add(1)
 	return d.c, d.wrapped, true
 }

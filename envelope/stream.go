@@ -359,6 +359,7 @@ type FileDecoder struct {
 
 	started  bool
 	fileID   string
+	keyRef   string // kafkagate.kek and kafkagate.edek of chunk 0
 	fc       *fileCipher
 	next     uint32
 	tags     [][tagSize]byte
@@ -414,7 +415,11 @@ func (d *FileDecoder) Write(ctx context.Context, rec Record) (ChunkStatus, error
 		if err != nil {
 			return d.fail(err)
 		}
-		raw, err := d.o.unwrapRaw(ctx, kek, []byte(rec.Topic), wrapped)
+		topic, err := d.o.sealedFor(rec.Topic, f)
+		if err != nil {
+			return d.fail(err)
+		}
+		raw, err := d.o.unwrapRaw(ctx, kek, []byte(topic), wrapped)
 		if err != nil {
 			return ChunkRejected, err // nothing accepted yet: the caller may retry
 		}
@@ -423,9 +428,17 @@ func (d *FileDecoder) Write(ctx context.Context, rec Record) (ChunkStatus, error
 		if err != nil {
 			return d.fail(fmt.Errorf("%w: %w", ErrKeyUnwrap, err))
 		}
-		d.fc, d.fileID, d.started = fc, info.FileID, true
+		d.fc, d.fileID, d.started, d.keyRef = fc, info.FileID, true, chunkKeyRef(f)
 	} else if info.FileID != d.fileID {
 		return d.fail(errorf(ErrForeignChunk, "chunk %d of file %s fed to the decoder of file %s", info.Index, info.FileID, d.fileID))
+	} else if chunkKeyRef(f) != d.keyRef {
+		// The key headers are outside the associated data; every chunk of a
+		// file must name the key chunk 0 was opened with.
+		return d.fail(errorf(ErrTampered, "chunk %d names another KEK or wrapped DEK than chunk 0", info.Index))
+	}
+	topic, err := d.o.sealedFor(rec.Topic, f)
+	if err != nil {
+		return d.fail(err)
 	}
 	if len(rec.Value) < tagSize {
 		return d.fail(errorf(ErrTampered, "chunk %d: value of %d bytes is too short", info.Index, len(rec.Value)))
@@ -433,7 +446,7 @@ func (d *FileDecoder) Write(ctx context.Context, rec Record) (ChunkStatus, error
 	if len(rec.Value) > MaxChunkSize+tagSize {
 		return d.fail(errorf(ErrTooLarge, "chunk %d: value of %d bytes", info.Index, len(rec.Value)))
 	}
-	aad := buildAAD(rec.Topic, rec.Key, f.sorted)
+	aad := buildAAD(topic, rec.Key, f.sorted)
 	nonce := d.fc.nonce(info.Index, info.Last)
 
 	if info.Index < d.next { // a duplicate
@@ -483,6 +496,13 @@ func (d *FileDecoder) Write(ctx context.Context, rec Record) (ChunkStatus, error
 		clear(d.buf)
 	}
 	return ChunkAccepted, nil
+}
+
+// chunkKeyRef joins a chunk's kafkagate.kek and kafkagate.edek.
+func chunkKeyRef(f fields) string {
+	kek, _ := f.get(HeaderKEK)
+	edek, _ := f.get(HeaderEDEK)
+	return string(kek) + "\x00" + string(edek)
 }
 
 func (d *FileDecoder) checkManifest(mv []byte, info ChunkInfo) error {

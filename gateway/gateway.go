@@ -16,6 +16,7 @@ import (
 	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/metrics"
 	"github.com/kafkagate/kafkagate/protect"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
@@ -48,7 +49,13 @@ type Gateway struct {
 	// access_file (nil: authentication off).
 	Settings Settings
 	Access   *httpapi.Access
-	log      *slog.Logger
+	// Metrics is the gateway's own Prometheus registry and collectors,
+	// served at /metrics.
+	Metrics *metrics.Metrics
+	// UI is the live viewer served under /ui (viewer.go); nil with
+	// [kafkagate] ui = off.
+	UI  http.Handler
+	log *slog.Logger
 }
 
 // New connects to Kafka and prepares the Vault client (Vault is checked
@@ -83,8 +90,8 @@ func New(o Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Config: o.Config, Vault: vc, Kafka: kc, Settings: set, Access: access, log: o.Logger}
-	g.Transit = transit.New(vc, transit.Options{Mount: o.Config.Get("kafkagate", "transit_mount", "transit")})
+	g := &Gateway{Config: o.Config, Vault: vc, Kafka: kc, Settings: set, Access: access, Metrics: metrics.New(), log: o.Logger}
+	g.Transit = transit.New(vc, transit.Options{Mount: o.Config.Get("kafkagate", "transit_mount", "transit"), Observer: g.Metrics})
 	f := o.FPE
 	if domains := FPEDomains(o.Config.Policies); f == nil && len(domains) > 0 {
 		if g.FPEKeys, g.fpeRef, err = startFPE(vc, o.Config, domains, o.Logger); err != nil {
@@ -93,9 +100,21 @@ func New(o Options) (*Gateway, error) {
 		}
 		f = fpeAdapter{g.FPEKeys.Service()}
 	}
-	g.Engine = protect.New(g.Transit, protect.Options{FPE: f, Policies: o.Config.Policies, MaxDepth: set.engineDepth()})
-	g.API = httpapi.New(set.apply(httpapi.Config{Engine: g.Engine, Policies: o.Config.Policies, Kafka: kc, Vault: vc, Logger: o.Logger, Access: access}))
+	g.Engine = protect.New(g.Transit, protect.Options{FPE: f, Policies: o.Config.Policies, MaxDepth: set.engineDepth(), Observer: g.Metrics})
+	if err := g.Metrics.WatchDEKCache(g.dekStats); err != nil {
+		kc.Close()
+		return nil, err
+	}
+	g.API = httpapi.New(set.apply(httpapi.Config{Engine: g.Engine, Policies: o.Config.Policies, Kafka: kc, Vault: vc, Logger: o.Logger, Access: access, Metrics: g.Metrics}))
+	g.UI = g.newViewer()
 	return g, nil
+}
+
+// dekStats adapts the engine's envelope DEK counters for the metrics.
+func (g *Gateway) dekStats() metrics.DEKCacheStats {
+	seal, open := g.Engine.DEKCacheStats()
+	return metrics.DEKCacheStats{SealHits: seal.Hits, SealFetches: seal.Fetches, OpenHits: open.Hits,
+		OpenMisses: open.Misses, UnwrapCalls: open.UnwrapCalls, Cached: open.Size}
 }
 
 func joinComma(ss []string) string {
@@ -111,6 +130,7 @@ func joinComma(ss []string) string {
 
 // Close stops the FPE refresher and releases the Kafka client.
 func (g *Gateway) Close() error {
+	defer g.Vault.Close() // stops token renewal; revokes an AppRole/Kubernetes login token
 	if g.fpeRef != nil {
 		g.fpeRef.Close()
 	}
@@ -130,7 +150,7 @@ func Listen(addr string) (net.Listener, error) {
 // Serve serves the API on l until ctx ends, then shuts down gracefully
 // (in-flight requests get up to 10 s).
 func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: g.API, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

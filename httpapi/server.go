@@ -55,6 +55,16 @@ type Config struct {
 	Access    *Access
 	RateLimit float64 // requests per second per principal; 0: no limit
 	RateBurst int     // bucket size; default ceil(RateLimit)
+
+	Stream StreamConfig // GET .../records:stream (stream.go)
+
+	// Metrics, when set, counts requests and is served at /metrics
+	// (metrics.go).
+	Metrics Metrics
+
+	// Files, when set, serves the streaming file upload POST
+	// .../topics/{topic}/files (files.go); nil answers 501.
+	Files FileSender
 }
 
 // Server serves the API.
@@ -92,8 +102,8 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, middleware.Recoverer, s.access, s.rateLimit(newRateLimiter(cfg.RateLimit, cfg.RateBurst)),
-		s.bodyDeadline, middleware.Timeout(cfg.RequestTimeout))
+	r.Use(middleware.RequestID, s.instrument, s.logRequests, middleware.Recoverer, s.access, s.rateLimit(newRateLimiter(cfg.RateLimit, cfg.RateBurst)),
+		s.bodyDeadline, s.timeout(cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, newErr(40400, "no such endpoint"))
 	})
@@ -102,6 +112,7 @@ func New(cfg Config) *Server {
 	})
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	r.Get("/metrics", s.metrics)
 	r.Route("/v3/clusters", func(r chi.Router) {
 		r.Get("/", s.listClusters)
 		r.Route("/{cluster_id}", func(r chi.Router) {
@@ -110,6 +121,8 @@ func New(cfg Config) *Server {
 			r.Post("/topics/{topic}/records", s.produce)
 			r.Post("/topics/{topic}/records:batch", s.produceBatch)
 			r.Get("/topics/{topic}/records", s.read)
+			r.Get("/topics/{topic}/records:stream", s.streamHandler())
+			r.Post("/topics/{topic}/files", s.uploadFile)
 		})
 	})
 	s.router = r

@@ -67,6 +67,12 @@ type Policy struct {
 	AAD        bool   // bind transit ciphertexts to topic and field path
 	Fields     []Field
 	Envelope   EnvelopeOptions
+	// IndexKey is the transit key of the blind indexes (fields with
+	// index=hmac), default DefaultIndexKey resolved for the topic.
+	IndexKey string
+	// RewrappedFrom lists topics whose envelope records this topic may hold
+	// (copied here by gateway rewrap with a kafkagate.origin header).
+	RewrappedFrom []string
 }
 
 // Defaults.
@@ -74,9 +80,12 @@ const (
 	DefaultTransitKey  = "kafka-{topic}"
 	DefaultEnvelopeKEK = "kafkagate-envelope"
 	DefaultFPEDomain   = "payments.card_number"
+	DefaultIndexKey    = "kafkagate-index-{topic}"
+	// IndexSuffix names a blind index: field "name" gets "name_bidx".
+	IndexSuffix = "_bidx"
 )
 
-var knownKeys = []string{"mode", "transit_key", "aad", "fields", "envelope_key", "dek", "dek_max_records", "dek_max_bytes", "dek_max_age"}
+var knownKeys = []string{"mode", "transit_key", "aad", "fields", "envelope_key", "dek", "dek_max_records", "dek_max_bytes", "dek_max_age", "index_key", "rewrapped_from"}
 
 // Parse builds a policy for topic from its section's key/value pairs
 // (keys lower-case). Unknown keys are errors: a typo must not silently
@@ -122,6 +131,9 @@ func Parse(topic string, kv map[string]string) (*Policy, error) {
 		return nil, fmt.Errorf("%w: [policy:%s]: %v", ErrInvalid, topic, err)
 	}
 	p.Fields = fields
+	if err := p.parseIndex(kv); err != nil {
+		return nil, err
+	}
 	switch p.Mode {
 	case Fields:
 		if len(p.Fields) == 0 {
@@ -133,6 +145,41 @@ func Parse(topic string, kv map[string]string) (*Policy, error) {
 		}
 	}
 	return p, nil
+}
+
+// parseIndex reads index_key and rewrapped_from, and checks that no blind
+// index sibling (<name>_bidx) collides with a policy path.
+func (p *Policy) parseIndex(kv map[string]string) error {
+	key := strings.TrimSpace(kv["index_key"])
+	if key == "" {
+		key = DefaultIndexKey
+	}
+	p.IndexKey = strings.ReplaceAll(key, "{topic}", p.Topic)
+	if strings.ContainsAny(p.IndexKey, "/?#% {}") {
+		return fmt.Errorf("%w: [policy:%s]: index_key %q is not a valid key name", ErrInvalid, p.Topic, p.IndexKey)
+	}
+	p.RewrappedFrom = strings.FieldsFunc(kv["rewrapped_from"], func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' })
+	for _, f := range p.Fields {
+		if f.Options["index"] == "" {
+			continue
+		}
+		sib := f.IndexPath()
+		for _, g := range p.Fields {
+			n := min(len(sib), len(g.Path))
+			if slices.Equal(sib[:n], g.Path[:n]) {
+				return fmt.Errorf("%w: [policy:%s]: the blind index of %s would be written at %s, which is (or overlaps) the policy field %s", ErrInvalid, p.Topic, f.PathString(), JoinPath(sib), g.PathString())
+			}
+		}
+	}
+	return nil
+}
+
+// IndexPath is where the blind index of an index=hmac field is stored: a
+// sibling named <name>_bidx.
+func (f Field) IndexPath() []string {
+	out := slices.Clone(f.Path)
+	out[len(out)-1] += IndexSuffix
+	return out
 }
 
 func (p *Policy) parseEnvelope(kv map[string]string) error {
@@ -222,7 +269,7 @@ var fpeFormats = []string{"full", "keep-bin-last4", "keep-bin-last4-no-luhn", "d
 
 func checkField(f Field) error {
 	allowed := map[FieldMode][]string{
-		Transit: nil,
+		Transit: {"index"},
 		Plain:   nil,
 		FPE:     {"format", "domain", "fallback", "default_version"},
 	}
@@ -246,6 +293,10 @@ func checkField(f Field) error {
 		case "default_version":
 			if n, err := strconv.Atoi(v); err != nil || n < 1 {
 				return fmt.Errorf("default_version %q is not a positive integer", v)
+			}
+		case "index":
+			if v != "hmac" {
+				return fmt.Errorf("index %q: the only blind index is hmac", v)
 			}
 		}
 	}

@@ -219,7 +219,35 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 		}
 		out[ri].Value = splice(r.Value, spans[ri], repl[ri])
 	}
+	e.countOpened(recs, out)
 	return out, nil
+}
+
+// countOpened reports the outcome of decrypting recs to the observer.
+func (e *Engine) countOpened(recs []Record, out []Opened) {
+	if e.obs == nil {
+		return
+	}
+	type kind struct{ mode, topic, outcome string }
+	n := map[kind]int{}
+	for i, o := range out {
+		k := kind{mode: string(policy.Fields), topic: recs[i].Topic, outcome: string(o.Status)}
+		switch o.Status {
+		case StatusDecrypted:
+			k.outcome = "ok"
+		case StatusUnencrypted:
+			k.mode = "none"
+		case StatusFileChunk:
+			k.mode = "file"
+		}
+		if len(o.Fields) == 1 && o.Fields[0].Path == "" {
+			k.mode = o.Fields[0].Mode // envelope, legacy or sealed
+		}
+		n[k]++
+	}
+	for k, c := range n {
+		e.obs.Records("decrypt", k.mode, k.topic, k.outcome, c)
+	}
 }
 
 func itemCode(err error) string {

@@ -29,7 +29,14 @@ func newEnvelopes(keys envelope.KeyService, ps *policy.Set) (*envelopes, error) 
 			keks = append(keks, p.Envelope.Key)
 		}
 	}
-	op, err := envelope.NewOpener(keys, envelope.OpenerOptions{KEKs: keks})
+	// Topics that hold records rewrapped from others (kafkagate.origin).
+	origins := map[string][]string{}
+	for _, t := range ps.Topics() {
+		if p, _ := ps.For(t); len(p.RewrappedFrom) > 0 {
+			origins[t] = p.RewrappedFrom
+		}
+	}
+	op, err := envelope.NewOpener(keys, envelope.OpenerOptions{KEKs: keks, Origins: origins})
 	if err != nil {
 		return nil, fmt.Errorf("envelope opener: %w", err)
 	}
@@ -103,6 +110,7 @@ func (e *Engine) sealEnvelope(ctx context.Context, p *policy.Policy, recs []Reco
 		info.KeyVersion, _ = versionOf(string(wrapped))
 		out[i].Fields = []FieldInfo{info}
 	}
+	e.countSealed(p, out)
 	return out, nil
 }
 

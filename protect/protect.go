@@ -90,12 +90,24 @@ type FPE interface {
 // being unavailable.
 var ErrKeyUnavailable = errors.New("encryption key unavailable")
 
+// Observer is told how many records the engine encrypted and decrypted.
+// Its method is called concurrently, once per call and kind of record, and
+// must not block. The metrics package implements it.
+type Observer interface {
+	// Records reports n records of topic that went through op ("encrypt"
+	// or "decrypt") in record mode mode (fields, envelope, passthrough,
+	// sealed, legacy, none) with outcome ("ok", "failed", "partial",
+	// "unencrypted", "file_chunk").
+	Records(op, mode, topic, outcome string, n int)
+}
+
 // Engine applies policies. It is safe for concurrent use.
 type Engine struct {
 	transit  *transit.Client
 	fpe      FPE
 	policies *policy.Set
 	maxDepth int
+	obs      Observer
 
 	envKeys envelope.KeyService
 	envOnce sync.Once
@@ -115,6 +127,8 @@ type Options struct {
 	// EnvelopeKeys serves data keys for envelope mode; default transit
 	// data keys from the engine's transit client.
 	EnvelopeKeys envelope.KeyService
+	// Observer, when set, counts the records encrypted and decrypted.
+	Observer Observer
 }
 
 // New returns an engine.
@@ -125,7 +139,40 @@ func New(tc *transit.Client, o Options) *Engine {
 	if o.EnvelopeKeys == nil {
 		o.EnvelopeKeys = envelope.NewTransitKeys(tc)
 	}
-	return &Engine{transit: tc, fpe: o.FPE, policies: o.Policies, maxDepth: o.MaxDepth, envKeys: o.EnvelopeKeys}
+	return &Engine{transit: tc, fpe: o.FPE, policies: o.Policies, maxDepth: o.MaxDepth, envKeys: o.EnvelopeKeys, obs: o.Observer}
+}
+
+// DEKCacheStats returns the envelope data-key counters: of the sealers
+// (cached DEK reuse) and of the opener (unwrapped DEK cache).
+func (e *Engine) DEKCacheStats() (envelope.SealerStats, envelope.CacheStats) {
+	env, err := e.envelopes()
+	if err != nil {
+		return envelope.SealerStats{}, envelope.CacheStats{}
+	}
+	var seal envelope.SealerStats
+	env.mu.Lock()
+	for _, s := range env.sealers {
+		st := s.Stats()
+		seal.Hits += st.Hits
+		seal.Fetches += st.Fetches
+	}
+	env.mu.Unlock()
+	return seal, env.opener.Stats()
+}
+
+// countSealed reports the outcome of encrypting out to the observer.
+func (e *Engine) countSealed(p *policy.Policy, out []Sealed) {
+	if e.obs == nil {
+		return
+	}
+	ok := 0
+	for _, o := range out {
+		if o.Err == nil {
+			ok++
+		}
+	}
+	e.obs.Records("encrypt", string(p.Mode), p.Topic, "ok", ok)
+	e.obs.Records("encrypt", string(p.Mode), p.Topic, "failed", len(out)-ok)
 }
 
 // envelopes returns the envelope sealers and opener, made on first use.
@@ -188,6 +235,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 		for i, v := range values {
 			out[i].Value = v
 		}
+		e.countSealed(p, out)
 		return out, nil
 	case policy.Envelope:
 		// The envelope binds the record key: only EncryptRecords has it.
@@ -277,6 +325,10 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 			out[ref.rec].Fields = append(out[ref.rec].Fields, FieldInfo{Path: f.PathString(), Mode: string(policy.Transit), Key: p.TransitKey, KeyVersion: r.KeyVersion})
 		}
 	}
+	// Issue 6: blind indexes of index=hmac fields (blindindex.go).
+	if err := e.addBlindIndexes(ctx, p, values, spans, repl, out); err != nil {
+		return nil, err
+	}
 	for ri := range values {
 		if out[ri].Err != nil {
 			out[ri].Fields = nil
@@ -290,6 +342,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 		}
 		out[ri].Headers = []Header{{Key: HeaderFields, Value: h}}
 	}
+	e.countSealed(p, out)
 	return out, nil
 }
 

@@ -1,7 +1,8 @@
 // Package transit encrypts, decrypts and manages keys with HashiCorp Vault's
 // transit secrets engine. Values travel in batch_input calls (always with
 // partial_failure_response_code, so one bad item fails only itself), large
-// batches are split and sent a few at a time, and every item's result or error
+// batches are split and sent a few at a time, the items of concurrent calls
+// are merged into shared calls (batcher.go), and every item's result or error
 // is routed back to its caller. It knows nothing of HTTP or Kafka.
 package transit
 
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -50,6 +52,11 @@ type Options struct {
 	Mount       string // transit mount path, default "transit"
 	MaxBatch    int    // items per Vault call, default 500
 	MaxInFlight int    // concurrent Vault calls per operation, default 4
+	// Coalesce merges the items of concurrent calls into shared
+	// batch_input calls (on by default; see Coalescing).
+	Coalesce Coalescing
+	// Observer, when set, is told about every batch_input call.
+	Observer Observer
 }
 
 // Client talks to one transit mount.
@@ -58,6 +65,8 @@ type Client struct {
 	mount    string
 	maxBatch int
 	inFlight int
+	coal     *coalescer // nil: coalescing disabled
+	obs      Observer
 }
 
 // New returns a transit client over v.
@@ -71,7 +80,11 @@ func New(v vaultclient.Logical, o Options) *Client {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 4
 	}
-	return &Client{v: v, mount: strings.Trim(o.Mount, "/"), maxBatch: o.MaxBatch, inFlight: o.MaxInFlight}
+	c := &Client{v: v, mount: strings.Trim(o.Mount, "/"), maxBatch: o.MaxBatch, inFlight: o.MaxInFlight, obs: o.Observer}
+	if !o.Coalesce.Disable {
+		c.coal = newCoalescer(c, o.Coalesce)
+	}
+	return c
 }
 
 // Mount is the transit mount path.
@@ -282,17 +295,30 @@ func (c *Client) batches(ctx context.Context, n int, fn func(ctx context.Context
 	return ferr
 }
 
-// batchCall sends one batch_input call and returns its batch_results, which
-// are checked to match the input in length.
+// batchCall returns the batch_results of in, which are checked to match
+// the input in length: through the coalescer, which may merge in with
+// other callers' items, or in a call of its own.
 func (c *Client) batchCall(ctx context.Context, op, key string, in []map[string]any) ([]map[string]any, error) {
+	if c.coal != nil {
+		return c.coal.submit(ctx, op, key, in)
+	}
+	return c.call(ctx, op, key, in, 1)
+}
+
+// call sends one batch_input call carrying the items of callers callers.
+func (c *Client) call(ctx context.Context, op, key string, in []map[string]any, callers int) ([]map[string]any, error) {
 	path := c.mount + "/" + op + "/" + key
 	if op == "hmac" {
 		path += "/sha2-256"
 	}
+	start := time.Now()
 	data, err := c.v.Write(ctx, path, map[string]any{
 		"batch_input":                   in,
 		"partial_failure_response_code": 207,
 	})
+	if c.obs != nil {
+		c.obs.VaultCall(op, len(in), callers, time.Since(start), err)
+	}
 	if err != nil {
 		// Vault answers 400 when every item failed even with the partial
 		// failure code; that case still carries no per-item results.

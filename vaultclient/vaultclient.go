@@ -1,8 +1,9 @@
 // Package vaultclient is kafkagate's single door to HashiCorp Vault: it builds
 // a client from the standard VAULT_* environment (TLS verification on unless
-// VAULT_SKIP_VERIFY, which is logged), and it exposes the small Logical
-// interface that transit, fpe and envelope use, with every failure classified
-// into a typed error so callers can fail closed.
+// VAULT_SKIP_VERIFY, which is logged), authenticates with a token, AppRole or
+// Kubernetes and keeps the token alive (auth.go), and it exposes the small
+// Logical interface that transit, fpe and envelope use, with every failure
+// classified into a typed error so callers can fail closed.
 package vaultclient
 
 import (
@@ -50,17 +51,30 @@ type Config struct {
 	SkipVerify bool
 	Timeout    time.Duration
 	Logger     *slog.Logger
+
+	// Authentication beyond a static token (see auth.go); at most one
+	// method may be set.
+	TokenFile    string // VAULT_TOKEN_FILE: the token, re-read when Vault refuses it
+	RenewToken   bool   // renew a renewable Token/TokenFile before it expires (FromEnv sets it)
+	RoleID       string // VAULT_ROLE_ID: AppRole role id
+	RoleIDFile   string // VAULT_ROLE_ID_FILE
+	SecretIDFile string // VAULT_SECRET_ID_FILE: AppRole secret id, read at every login
+	AppRoleMount string // VAULT_APPROLE_MOUNT, default approle
+	K8sRole      string // VAULT_K8S_ROLE: Kubernetes auth role
+	K8sJWTFile   string // VAULT_K8S_JWT_FILE, default DefaultK8sJWTFile
+	K8sMount     string // VAULT_K8S_MOUNT, default kubernetes
 }
 
 // FromEnv reads VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT,
-// VAULT_CAPATH and VAULT_SKIP_VERIFY.
+// VAULT_CAPATH, VAULT_SKIP_VERIFY and the authentication variables of
+// auth.go.
 func FromEnv() Config {
 	skip := false
 	switch strings.ToLower(os.Getenv("VAULT_SKIP_VERIFY")) {
 	case "1", "true", "yes":
 		skip = true
 	}
-	return Config{
+	cfg := Config{
 		Addr:       os.Getenv("VAULT_ADDR"),
 		Token:      os.Getenv("VAULT_TOKEN"),
 		Namespace:  os.Getenv("VAULT_NAMESPACE"),
@@ -68,6 +82,8 @@ func FromEnv() Config {
 		CAPath:     os.Getenv("VAULT_CAPATH"),
 		SkipVerify: skip,
 	}
+	authFromEnv(&cfg)
+	return cfg
 }
 
 // Client is a Vault client that classifies errors. It is safe for
@@ -75,9 +91,13 @@ func FromEnv() Config {
 type Client struct {
 	api  *api.Client
 	addr string
+	auth *authenticator
 }
 
-// New builds a client. It does not contact Vault.
+// New builds a client. With AppRole or Kubernetes (or a renewable token and
+// RenewToken) it starts the login and renewal goroutine of auth.go, which
+// Close stops; calls made before the first login wait for it. New itself
+// does not wait for Vault.
 func New(cfg Config) (*Client, error) {
 	logger := cfg.Logger
 	if logger == nil {
@@ -111,12 +131,17 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
-	// api.NewClient reads VAULT_TOKEN itself; the config wins when given.
-	c.SetToken(cfg.Token)
+	// api.NewClient reads VAULT_TOKEN itself; the config wins.
+	c.ClearToken()
 	if cfg.Namespace != "" {
 		c.SetNamespace(cfg.Namespace)
 	}
-	return &Client{api: c, addr: cfg.Addr}, nil
+	a, err := newAuthenticator(c, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.start()
+	return &Client{api: c, addr: cfg.Addr, auth: a}, nil
 }
 
 // API returns the underlying client, for administrative calls (sys/mounts,
@@ -126,11 +151,11 @@ func (c *Client) API() *api.Client { return c.api }
 // Addr is the Vault address.
 func (c *Client) Addr() string { return c.addr }
 
-// Write performs a logical write. For batch operations in which every item
-// failed, Vault answers HTTP 400 even when partial_failure_response_code is
-// set; Write then still returns the data (with its per-item batch_results)
-// instead of an error, so each item's own error reaches its caller.
-func (c *Client) Write(ctx context.Context, path string, data map[string]any) (map[string]any, error) {
+// write is Write without the re-login: for batch operations in which every
+// item failed, Vault answers HTTP 400 even when
+// partial_failure_response_code is set; write then still returns the data
+// (with its per-item batch_results) instead of an error.
+func (c *Client) write(ctx context.Context, path string, data map[string]any) (map[string]any, error) {
 	r := c.api.NewRequest(http.MethodPut, "/v1/"+path)
 	if err := r.SetJSONBody(data); err != nil {
 		return nil, fmt.Errorf("write %s: encode request: %w", path, err)
@@ -174,8 +199,8 @@ func batchResults(body io.Reader) map[string]any {
 	return env.Data
 }
 
-// Read performs a logical read. A missing path is ErrNotFound.
-func (c *Client) Read(ctx context.Context, path string) (map[string]any, error) {
+// read is Read without the re-login.
+func (c *Client) read(ctx context.Context, path string) (map[string]any, error) {
 	s, err := c.api.Logical().ReadWithContext(ctx, path)
 	if err != nil {
 		return nil, Classify("read "+path, err)

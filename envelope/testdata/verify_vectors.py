@@ -18,9 +18,15 @@ def lp(b):
     return struct.pack(">I", len(b)) + b
 
 
+# Key headers name the data key and are not in the associated data
+# (docs/wire-format.md section 3).
+KEY_HEADERS = ("kafkagate.kek", "kafkagate.edek", "kafkagate.origin")
+
+
 def aad(topic, key, headers):
     auth = sorted((h["key"].encode(), h["value"].encode()) for h in headers
-                  if h["key"].startswith("kafkagate.") and not h["key"].startswith("kafkagate.note."))
+                  if h["key"].startswith("kafkagate.") and not h["key"].startswith("kafkagate.note.")
+                  and h["key"] not in KEY_HEADERS)
     out = b"kafkagate-aad-v1" + lp(topic.encode()) + lp(key.encode()) + struct.pack(">I", len(auth))
     for k, v in auth:
         out += lp(k) + lp(v)

@@ -1,0 +1,433 @@
+// Package bridge is kafkagate's encryptor bridge: it reads plaintext
+// records from a source topic as a Kafka consumer group, encrypts them with
+// the target topic's policy (one Vault batch for many records) and writes
+// them to the target topic, without losing a record and without writing
+// plaintext anywhere. Records that cannot be encrypted go, sealed whole
+// with Vault transit, to a dead-letter topic with headers that say why.
+//
+// Delivery is at-least-once by default (idempotent producer, acks=all, a
+// source offset is committed only after its output is acknowledged) and
+// exactly-once with Config.ExactlyOnce (Kafka transactions that carry the
+// source offsets). Vault or Kafka being unavailable pauses the bridge: it
+// backs off and retries and commits nothing meanwhile. See docs/bridge.md.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/protect"
+)
+
+// Headers the bridge writes. Incoming headers named kafkagate.* are
+// dropped before these are added, so none can be forged through the source.
+const (
+	// HeaderSource on target records: "topic/partition/offset" of the
+	// source record, so a consumer can discard at-least-once duplicates. A
+	// kafkagate.note.* header: added after sealing, not authenticated by
+	// envelope mode (docs/wire-format.md), never to be trusted for security.
+	HeaderSource = "kafkagate.note.source"
+	// HeaderDLQSource is HeaderSource on dead-letter records.
+	HeaderDLQSource = "kafkagate.dlq.source"
+	// HeaderDLQCode is the stable reason code (protect's codes, or
+	// CodeTooLarge).
+	HeaderDLQCode = "kafkagate.dlq.code"
+	// HeaderDLQReason is the human-readable reason; it never contains a
+	// value.
+	HeaderDLQReason = "kafkagate.dlq.reason"
+	// HeaderDLQField names the field at fault, when there is one.
+	HeaderDLQField = "kafkagate.dlq.field"
+	// HeaderDLQValue is "omitted" when even the sealed value was too large
+	// for the dead-letter topic: the record is then found by its source
+	// coordinates.
+	HeaderDLQValue = "kafkagate.dlq.value"
+)
+
+// CodeTooLarge: the encrypted record exceeds the target's size limit.
+const CodeTooLarge = "record_too_large"
+
+// reservedPrefix starts every kafkagate header name.
+const reservedPrefix = "kafkagate."
+
+// Offset commit metadata: "kgb1" when the committed offset is clean,
+// "kgb1 inflight=N" while records up to offset N have been handed to the
+// producer and are not yet acknowledged.
+const (
+	metaClean    = "kgb1"
+	metaInflight = "kgb1 inflight="
+)
+
+// Config configures a bridge.
+type Config struct {
+	Source string // plaintext topic
+	Target string // encrypted topic
+	DLQ    string // dead-letter topic; default Target + ".dlq"
+	// Group is the consumer group; default "kafkagate-bridge-" + Target.
+	Group string
+	// Policy is the target topic's policy (required): the bridge fails
+	// closed, it never writes to a topic without one.
+	Policy *policy.Policy
+	Engine *protect.Engine
+	Kafka  *kafka.Settings
+	// ExactlyOnce runs each batch in a Kafka transaction that also
+	// commits the source offsets (one transactional producer per claimed
+	// partition).
+	ExactlyOnce bool
+
+	BatchSize     int           // records per batch; default 500
+	BatchWait     time.Duration // how long a batch waits to fill; default 20 ms
+	BackoffMin    time.Duration // first wait after a failure; default 100 ms
+	BackoffMax    time.Duration // longest wait; default 5 s
+	DrainTimeout  time.Duration // how long an in-flight batch may finish after a stop or rebalance; default 10 s
+	StatsInterval time.Duration // periodic stats log; default 30 s, < 0 disables
+
+	SessionTimeout    time.Duration // group session timeout; 0: sarama's 10 s
+	HeartbeatInterval time.Duration // group heartbeat; 0: sarama's 3 s
+
+	Logger *slog.Logger
+}
+
+// Bridge copies a source topic to an encrypted target topic.
+type Bridge struct {
+	cfg     Config
+	log     *slog.Logger
+	stats   Stats
+	running atomic.Bool
+}
+
+// New checks cfg and returns a bridge; Run starts it.
+func New(cfg Config) (*Bridge, error) {
+	if cfg.Source == "" || cfg.Target == "" {
+		return nil, errors.New("bridge: source and target topics are required")
+	}
+	if cfg.DLQ == "" {
+		cfg.DLQ = cfg.Target + ".dlq"
+	}
+	if cfg.Group == "" {
+		cfg.Group = DefaultGroup(cfg.Target)
+	}
+	if cfg.Source == cfg.Target || cfg.Source == cfg.DLQ || cfg.Target == cfg.DLQ {
+		return nil, fmt.Errorf("bridge: source %q, target %q and dead-letter topic %q must differ", cfg.Source, cfg.Target, cfg.DLQ)
+	}
+	if cfg.Policy == nil {
+		return nil, fmt.Errorf("bridge: target topic %q has no policy: refusing to write to it", cfg.Target)
+	}
+	if cfg.Policy.Topic != cfg.Target {
+		return nil, fmt.Errorf("bridge: the policy given is for topic %q, not the target %q", cfg.Policy.Topic, cfg.Target)
+	}
+	if cfg.Engine == nil || cfg.Kafka == nil || cfg.Kafka.Sarama == nil {
+		return nil, errors.New("bridge: an engine and Kafka settings are required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.BatchWait <= 0 {
+		cfg.BatchWait = 20 * time.Millisecond
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 100 * time.Millisecond
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = max(5*time.Second, cfg.BackoffMin)
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.StatsInterval == 0 {
+		cfg.StatsInterval = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	b := &Bridge{cfg: cfg}
+	b.log = cfg.Logger.With("source", cfg.Source, "target", cfg.Target, "group", cfg.Group)
+	return b, nil
+}
+
+// DefaultGroup is the consumer group of a bridge writing to target. Each
+// bridge has its own group: the original demo's programs shared one and
+// stole each other's partitions.
+func DefaultGroup(target string) string { return "kafkagate-bridge-" + target }
+
+// Stats returns the bridge's live counters.
+func (b *Bridge) Stats() *Stats { return &b.stats }
+
+// Config returns the effective configuration (defaults filled in).
+func (b *Bridge) Config() Config { return b.cfg }
+
+// TransactionalID is the transactional id of the producer that owns one
+// source partition in exactly-once mode.
+func TransactionalID(group, source string, partition int32) string {
+	return fmt.Sprintf("kafkagate-bridge-%s-%s-%d", group, source, partition)
+}
+
+// Run bridges until ctx ends, then finishes the in-flight batches, commits
+// and returns nil. Kafka or Vault being unavailable never ends Run: it
+// backs off and retries. It returns an error only for a configuration that
+// sarama refuses.
+func (b *Bridge) Run(ctx context.Context) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("bridge: already running")
+	}
+	defer b.running.Store(false)
+	mode := "at-least-once"
+	if b.cfg.ExactlyOnce {
+		mode = "exactly-once"
+	}
+	b.log.Info("bridge starting", "dlq", b.cfg.DLQ, "mode", mode, "policy", string(b.cfg.Policy.Mode), "batch", b.cfg.BatchSize)
+
+	gcfg, pcfg := b.groupConfig(), b.producerConfig("")
+	for _, c := range []*sarama.Config{gcfg, pcfg} {
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("bridge: kafka configuration: %w", err)
+		}
+	}
+	stopStats := b.logStatsEvery(b.cfg.StatsInterval)
+	defer func() {
+		stopStats()
+		b.log.Info("bridge stopped", b.stats.Snapshot().LogAttrs()...)
+	}()
+
+	cl, err := b.connect(ctx, gcfg, pcfg)
+	if err != nil {
+		return nil // ctx ended before Kafka answered
+	}
+	defer cl.close()
+	h := &handler{b: b, producer: cl.producer, admin: cl.admin}
+	bo := b.backoff()
+	for ctx.Err() == nil {
+		err := cl.group.Consume(ctx, []string{b.cfg.Source}, h)
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			b.stats.Retries.Add(1)
+			d := bo.next()
+			b.log.Warn("bridge paused: consumer group failed, retrying", "error", err, "backoff", d)
+			if sleep(ctx, d) != nil {
+				break
+			}
+			continue
+		}
+		bo.reset()
+	}
+	return nil
+}
+
+// clients are the long-lived Kafka clients of one Run.
+type clients struct {
+	group    sarama.ConsumerGroup
+	producer sarama.SyncProducer // nil in exactly-once mode
+	admin    sarama.ClusterAdmin // reads committed offsets and their metadata
+	errsDone chan struct{}
+}
+
+func (c *clients) close() {
+	if c.group != nil {
+		_ = c.group.Close()
+		<-c.errsDone
+	}
+	if c.producer != nil {
+		_ = c.producer.Close()
+	}
+	if c.admin != nil {
+		_ = c.admin.Close()
+	}
+}
+
+// connect builds the clients, retrying with backoff until Kafka answers
+// or ctx ends.
+func (b *Bridge) connect(ctx context.Context, gcfg, pcfg *sarama.Config) (*clients, error) {
+	bo := b.backoff()
+	for {
+		c, err := b.tryConnect(gcfg, pcfg)
+		if err == nil {
+			return c, nil
+		}
+		b.stats.Retries.Add(1)
+		d := bo.next()
+		b.log.Warn("bridge paused: cannot reach kafka, retrying", "error", err, "backoff", d)
+		if err := sleep(ctx, d); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (b *Bridge) tryConnect(gcfg, pcfg *sarama.Config) (*clients, error) {
+	brokers := b.cfg.Kafka.Brokers
+	c := &clients{}
+	var err error
+	if !b.cfg.ExactlyOnce {
+		if c.producer, err = sarama.NewSyncProducer(brokers, pcfg); err != nil {
+			return nil, fmt.Errorf("producer: %w", kafka.Classify(err))
+		}
+	}
+	acfg := *gcfg
+	acfg.ClientID += "-admin"
+	if c.admin, err = sarama.NewClusterAdmin(brokers, &acfg); err != nil {
+		c.close()
+		return nil, fmt.Errorf("admin client: %w", kafka.Classify(err))
+	}
+	if c.group, err = sarama.NewConsumerGroup(brokers, b.cfg.Group, gcfg); err != nil {
+		c.close()
+		return nil, fmt.Errorf("consumer group: %w", kafka.Classify(err))
+	}
+	c.errsDone = make(chan struct{})
+	go func() { // owned by c: ends when close closes the group
+		defer close(c.errsDone)
+		for err := range c.group.Errors() {
+			b.log.Warn("consumer group error", "error", err)
+		}
+	}()
+	return c, nil
+}
+
+func (b *Bridge) groupConfig() *sarama.Config {
+	c := *b.cfg.Kafka.Sarama
+	c.ClientID = b.cfg.Kafka.Sarama.ClientID + "-bridge"
+	// Sticky keeps partitions where they are across rebalances (eager
+	// protocol: every claim is stopped, committed and restarted).
+	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	c.Consumer.IsolationLevel = sarama.ReadCommitted
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Consumer.Return.Errors = true
+	// At-least-once: marks are made only after acknowledgement, and
+	// committed every second, before each batch, and when a claim ends.
+	// Exactly-once: offsets travel in the transactions only.
+	c.Consumer.Offsets.AutoCommit.Enable = !b.cfg.ExactlyOnce
+	c.Consumer.Offsets.AutoCommit.Interval = time.Second
+	if b.cfg.SessionTimeout > 0 {
+		c.Consumer.Group.Session.Timeout = b.cfg.SessionTimeout
+	}
+	if b.cfg.HeartbeatInterval > 0 {
+		c.Consumer.Group.Heartbeat.Interval = b.cfg.HeartbeatInterval
+	}
+	return &c
+}
+
+// producerConfig is the producer's configuration: idempotent, acks=all,
+// partition by key; transactional when txnID is set.
+func (b *Bridge) producerConfig(txnID string) *sarama.Config {
+	c := *b.cfg.Kafka.Sarama
+	c.ClientID = b.cfg.Kafka.Sarama.ClientID + "-bridge"
+	c.Producer.Idempotent = true
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	c.Net.MaxOpenRequests = 1
+	c.Producer.Return.Successes = true
+	c.Producer.Return.Errors = true
+	c.Producer.Partitioner = sarama.NewHashPartitioner
+	c.Producer.Transaction.ID = txnID
+	return &c
+}
+
+func (b *Bridge) logStatsEvery(d time.Duration) (stop func()) {
+	if d < 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // owned by Run: ends when stop is called
+		defer wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				b.log.Info("bridge stats", b.stats.Snapshot().LogAttrs()...)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// backoff doubles from BackoffMin to BackoffMax.
+type backoff struct{ min, max, cur time.Duration }
+
+func (b *Bridge) backoff() *backoff {
+	return &backoff{min: b.cfg.BackoffMin, max: b.cfg.BackoffMax}
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drainContext returns a context that ends grace after parent ends, so an
+// in-flight batch can finish after a stop or a rebalance but not forever.
+// release frees its timer.
+func drainContext(parent context.Context, grace time.Duration) (ctx context.Context, release func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	var (
+		mu    sync.Mutex
+		timer *time.Timer
+		done  bool
+	)
+	stop := context.AfterFunc(parent, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			timer = time.AfterFunc(grace, cancel)
+		}
+	})
+	return ctx, func() {
+		stop()
+		mu.Lock()
+		done = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
+
+// carryHeaders copies a source record's headers except kafkagate.* ones,
+// which only kafkagate may write.
+func carryHeaders(in []*sarama.RecordHeader) []sarama.RecordHeader {
+	out := make([]sarama.RecordHeader, 0, len(in)+3)
+	for _, h := range in {
+		if h == nil || isReserved(string(h.Key)) {
+			continue
+		}
+		out = append(out, *h)
+	}
+	return out
+}
+
+func isReserved(name string) bool {
+	return len(name) >= len(reservedPrefix) && strings.EqualFold(name[:len(reservedPrefix)], reservedPrefix)
+}
+
+func sourceRef(m *sarama.ConsumerMessage) string {
+	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kafkagate/kafkagate/demo"
+	"github.com/kafkagate/kafkagate/gateway"
+)
+
+// newDemo is `gateway demo`, what `make demo` runs: the dev stack, the
+// original demo's three demos with what the broker's operator sees next
+// to what the consumer gets, a key rotation, then the gateway, the
+// encryptor and the live viewer keep serving until Ctrl-C.
+func newDemo(g *globals) *cobra.Command {
+	var (
+		listen, vaultAddr, kafkaAddr, workDir string
+		count                                 int
+		sleep                                 time.Duration
+		exit                                  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the original demo's three demos on a self-contained stack, then keep the gateway and its viewer serving",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			d, err := startDev(ctx, cfg, vaultAddr, kafkaAddr, nil, g)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			l, err := gateway.Listen(listen)
+			if err != nil {
+				return err
+			}
+			sctx, stopServe := context.WithCancel(ctx)
+			served := make(chan error, 1)
+			go func() { served <- d.GW.Serve(sctx, l) }() // ends with Ctrl-C, or when the demo returns
+			waited := false
+			defer func() {
+				stopServe()
+				if !waited {
+					<-served
+				}
+			}()
+			base := "http://" + l.Addr().String()
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "kafkagate demo: the original demo's three programs, on a self-contained stack\n")
+			fmt.Fprintf(w, "  gateway  %s\n  viewer   %s/ui/\n  kafka    %s (embedded kfake)\n  vault    %s (dev server)\n",
+				base, base, strings.Join(d.Brokers, ","), d.Vault.Addr)
+			fmt.Fprintf(w, "\n  export VAULT_ADDR=%s VAULT_TOKEN=%s\n", d.Vault.Addr, d.Vault.Token)
+			if workDir == "" {
+				if workDir, err = os.MkdirTemp("", "kafkagate-demo-"); err != nil {
+					return fmt.Errorf("work directory: %w", err)
+				}
+				defer os.RemoveAll(workDir)
+			}
+			sc, err := demo.Run(ctx, demo.Options{Gateway: d.GW, Count: count, Sleep: sleep, WorkDir: workDir, Out: w, Logger: log})
+			if err != nil {
+				return err
+			}
+			defer sc.Close()
+			dc := cfg.Get("encryptor", "targettopic", "purchases_encrypted")
+			fmt.Fprintf(w, "\n=== Live ===================================================================\n")
+			fmt.Fprintf(w, "Watch the encrypted topic, stored and decrypted side by side, and rotate its keys:\n  %s/ui/?topic=%s\n", base, dc)
+			fmt.Fprintf(w, "The encryptor keeps running: records produced to %s are encrypted into %s.\n", cfg.Get("encryptor", "sourcetopic", "purchases"), dc)
+			fmt.Fprintf(w, "Files of demo 3: %s\n", workDir)
+			if exit {
+				fmt.Fprintf(w, "--exit: stopping.\n")
+				return nil
+			}
+			fmt.Fprintf(w, "Ctrl-C stops everything.\n")
+			err = <-served
+			waited = true
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "gateway HTTP address (API and viewer)")
+	cmd.Flags().StringVar(&vaultAddr, "vault-addr", "127.0.0.1:8200", "Vault dev server listen address")
+	cmd.Flags().StringVar(&kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka broker address")
+	cmd.Flags().IntVar(&count, "count", 5, "purchases written by demo 1")
+	cmd.Flags().DurationVar(&sleep, "sleep", 200*time.Millisecond, "pause between two purchases")
+	cmd.Flags().StringVar(&workDir, "workdir", "", "directory for demo 3's source and destination files (default: a temporary one, removed at exit)")
+	cmd.Flags().BoolVar(&exit, "exit", false, "stop after the demos instead of serving until Ctrl-C")
+	return cmd
+}

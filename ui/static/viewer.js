@@ -1,0 +1,245 @@
+// kafkagate live viewer: polls /ui/api/records for the page's topic and
+// shows each record as stored beside its decrypted form. Every value is
+// inserted as text (textContent), never as HTML.
+(function () {
+  'use strict';
+
+  var body = document.body;
+  var topic = body.dataset.topic;
+  var authOn = body.dataset.auth === 'true';
+  var cluster = body.dataset.cluster;
+  var poll = parseInt(body.dataset.poll, 10) || 1000;
+  var MAX_RECORDS = 100;
+  var token = '';
+  try { token = sessionStorage.getItem('kafkagate.token') || ''; } catch (e) { /* storage off */ }
+
+  var authForm = document.getElementById('auth');
+  if (authForm) {
+    var input = document.getElementById('token');
+    input.value = token;
+    authForm.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      token = input.value.trim();
+      try { sessionStorage.setItem('kafkagate.token', token); } catch (e) { /* storage off */ }
+      cursor = '';
+      seen.clear();
+      list.textContent = '';
+      setStatus('Token set.', '');
+    });
+  }
+  if (!topic) { return; }
+
+  var list = document.getElementById('records');
+  var empty = document.getElementById('empty');
+  var statusEl = document.getElementById('status');
+  var rotateBtn = document.getElementById('rotate');
+  var produceBtn = document.getElementById('produce');
+  var cursor = '';
+  var seen = new Set();
+  var last = null;
+
+  function setStatus(text, cls) {
+    statusEl.textContent = text;
+    statusEl.className = 'status' + (cls ? ' ' + cls : '');
+  }
+
+  function headers(extra) {
+    var h = extra || {};
+    if (token) { h.Authorization = 'Bearer ' + token; }
+    return h;
+  }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = text; }
+    return e;
+  }
+
+  function time(ts) {
+    var d = new Date(ts);
+    return isNaN(d) ? '' : d.toLocaleTimeString();
+  }
+
+  function chip(k) {
+    var c = el('span', 'chip');
+    var v = k.version || 0;
+    if (v >= 2) { c.className += v <= 3 ? ' v' + v : ' vn'; }
+    var what = k.field ? k.field + ' · ' : '';
+    what += k.mode + ' ';
+    what += k.domain ? k.domain : (k.key || '');
+    c.appendChild(document.createTextNode(what + ' '));
+    c.appendChild(el('span', 'v', v ? 'v' + v : 'v?'));
+    return c;
+  }
+
+  function storedPane(rec) {
+    var s = rec.stored;
+    var pane = el('div', 'pane stored');
+    var meta = el('div', 'meta');
+    meta.appendChild(document.createTextNode('partition ' + s.partition + ' · offset '));
+    meta.appendChild(el('b', '', String(s.offset)));
+    meta.appendChild(document.createTextNode(' · ' + time(s.timestamp) + ' · key '));
+    meta.appendChild(el('b', '', s.key === null ? (rec.stored_withheld ? '(withheld)' : 'null') : s.key));
+    meta.appendChild(document.createTextNode(' · ' + s.value_size + ' B'));
+    pane.appendChild(meta);
+    var chips = el('div', 'chips');
+    chips.appendChild(el('span', 'chip fmt', s.format));
+    (s.keys || []).forEach(function (k) { chips.appendChild(chip(k)); });
+    pane.appendChild(chips);
+    if (rec.stored_withheld) {
+      pane.appendChild(el('p', 'note', 'Stored in clear: its content is shown only to principals with consume:' + topic + '.'));
+    } else {
+      var v = s.value === null ? 'null' : s.value;
+      if (s.value_binary) { v = '(binary, base64) ' + v; }
+      if (s.truncated) { v += ' …'; }
+      pane.appendChild(el('pre', 'value', v));
+    }
+    if (s.headers && s.headers.length) {
+      var dl = el('dl', 'headers');
+      s.headers.forEach(function (h) {
+        var row = el('div');
+        row.appendChild(el('dt', '', h.name));
+        var hv = h.value;
+        if (hv.length > 160) { hv = hv.slice(0, 160) + ' …'; }
+        row.appendChild(el('dd', '', rec.stored_withheld ? '(withheld)' : hv));
+        dl.appendChild(row);
+      });
+      pane.appendChild(dl);
+    }
+    return pane;
+  }
+
+  function decryptedPane(rec, reason) {
+    var d = rec.decrypted;
+    var pane = el('div', 'pane decrypted');
+    if (!d) {
+      pane.className += ' withheld';
+      pane.appendChild(el('p', 'note', 'Plaintext withheld: ' + (reason || 'no consume right for this topic') + '.'));
+      return pane;
+    }
+    var meta = el('div', 'meta');
+    meta.appendChild(el('span', 'badge ' + d.status, d.status));
+    if (d.error) { meta.appendChild(document.createTextNode(' ' + d.error)); }
+    pane.appendChild(meta);
+    if (d.status === 'file_chunk') {
+      pane.appendChild(el('p', 'note', 'One chunk of an encrypted file: files are reassembled and checked by receive-dir, not record by record.'));
+    } else if (d.value !== null && d.value !== undefined) {
+      var v = d.value;
+      if (d.binary) { v = '(binary, base64) ' + v; }
+      if (d.truncated) { v += ' …'; }
+      pane.appendChild(el('pre', 'value', v));
+    }
+    if (d.fields && d.fields.length) {
+      var ul = el('ul', 'fieldstatus');
+      d.fields.forEach(function (f) {
+        var how = f.mode + (f.domain ? ' ' + f.domain : (f.key ? ' ' + f.key : '')) + (f.key_version ? ' v' + f.key_version : '');
+        var li = el('li', f.status === 'ok' ? '' : 'bad', f.path + ': ' + f.status + ' (' + how + ')' + (f.error ? ' ' + f.error : ''));
+        ul.appendChild(li);
+      });
+      pane.appendChild(ul);
+    }
+    return pane;
+  }
+
+  function add(rec, reason, fresh) {
+    var id = rec.stored.partition + ':' + rec.stored.offset;
+    if (seen.has(id)) { return; }
+    seen.add(id);
+    var li = el('li', 'record' + (fresh ? ' fresh' : ''));
+    li.dataset.id = id;
+    li.appendChild(storedPane(rec));
+    li.appendChild(decryptedPane(rec, reason));
+    list.insertBefore(li, list.firstChild);
+    if (fresh) { setTimeout(function () { li.classList.remove('fresh'); }, 2500); }
+    while (list.children.length > MAX_RECORDS) {
+      seen.delete(list.lastChild.dataset.id);
+      list.removeChild(list.lastChild);
+    }
+  }
+
+  function tick() {
+    var url = '/ui/api/records?topic=' + encodeURIComponent(topic) + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '');
+    var first = cursor === '';
+    fetch(url, { headers: headers(), cache: 'no-store' }).then(function (r) {
+      return r.json().then(function (j) { return { r: r, j: j }; });
+    }).then(function (x) {
+      if (x.r.status === 401) {
+        setStatus(authOn ? 'Authentication required: paste a bearer token above.' : (x.j.error || 'Unauthorised'), 'warn');
+        return;
+      }
+      if (!x.r.ok) { setStatus(x.j.error || x.r.statusText, 'bad'); return; }
+      var j = x.j;
+      last = j;
+      var parts = Object.keys(j.cursor || {}).map(function (p) { return p + ':' + j.cursor[p]; });
+      cursor = parts.join(',');
+      j.records.forEach(function (rec) { add(rec, j.withheld, !first); });
+      empty.hidden = list.children.length > 0;
+      if (rotateBtn) {
+        rotateBtn.disabled = !j.can_rotate;
+        rotateBtn.title = j.can_rotate ? 'Adds a key version: new records use it, old ones still decrypt' : 'Needs the admin right';
+      }
+      if (produceBtn) { produceBtn.disabled = !j.can_produce || !cluster; }
+      var who = 'Watching ' + topic + ' as ' + j.principal + (j.can_decrypt ? '' : ' (no consume right: plaintext withheld)');
+      setStatus(j.exists ? who + ' · updated ' + new Date().toLocaleTimeString() : 'Topic ' + topic + ' does not exist yet: waiting for its first record.', j.can_decrypt ? 'ok' : 'warn');
+    }).catch(function (e) {
+      setStatus('Gateway unreachable: ' + e.message, 'bad');
+    }).then(function () {
+      setTimeout(tick, poll);
+    });
+  }
+
+  if (rotateBtn) {
+    rotateBtn.addEventListener('click', function () {
+      rotateBtn.disabled = true;
+      fetch('/ui/api/rotate', {
+        method: 'POST',
+        headers: headers({ 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ topic: topic })
+      }).then(function (r) {
+        return r.json().then(function (j) { return { r: r, j: j }; });
+      }).then(function (x) {
+        if (!x.r.ok) { setStatus('Rotation refused: ' + (x.j.error || x.r.statusText), 'bad'); return; }
+        var what = (x.j.rotated || []).map(function (k) {
+          return (k.kind === 'fpe' ? 'FPE domain ' + k.domain : 'transit key ' + k.key) + ' → v' + k.version;
+        }).join(', ');
+        setStatus('Rotated ' + what + '. New records use the new version; older ones still decrypt.', 'ok');
+      }).catch(function (e) {
+        setStatus('Rotation failed: ' + e.message, 'bad');
+      }).then(function () {
+        rotateBtn.disabled = !(last && last.can_rotate);
+      });
+    });
+  }
+
+  if (produceBtn) {
+    produceBtn.addEventListener('click', function () {
+      var data;
+      try { data = JSON.parse(document.getElementById('sample').value); } catch (e) {
+        setStatus('The test record is not valid JSON: ' + e.message, 'bad');
+        return;
+      }
+      produceBtn.disabled = true;
+      var url = '/v3/clusters/' + encodeURIComponent(cluster) + '/topics/' + encodeURIComponent(topic) + '/records';
+      fetch(url, {
+        method: 'POST',
+        headers: headers({ 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ key: { type: 'STRING', data: 'viewer-test' }, value: { type: 'JSON', data: data } })
+      }).then(function (r) {
+        return r.json().then(function (j) { return { r: r, j: j }; });
+      }).then(function (x) {
+        if (!x.r.ok || (x.j.error_code && x.j.error_code !== 200)) {
+          setStatus('Produce refused: ' + (x.j.message || x.r.statusText), 'bad');
+          return;
+        }
+        setStatus('Produced to partition ' + x.j.partition_id + ' at offset ' + x.j.offset + '.', 'ok');
+      }).catch(function (e) {
+        setStatus('Produce failed: ' + e.message, 'bad');
+      }).then(function () {
+        produceBtn.disabled = !(last && last.can_produce);
+      });
+    });
+  }
+
+  tick();
+}());
