@@ -114,10 +114,10 @@ func (f *streamFixture) send(t *testing.T, from, n int) {
 }
 
 type event struct {
-	Topic      string `json:"topic"`
-	Offset     int64  `json:"offset"`
+	Topic      string                        `json:"topic"`
+	Offset     int64                         `json:"offset"`
 	Value      struct{ Data map[string]any } `json:"value"`
-	Decryption struct{ Status string } `json:"decryption"`
+	Decryption struct{ Status string }       `json:"decryption"`
 }
 
 // checkEvent decodes one record event and checks it is record n, decrypted.

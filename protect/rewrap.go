@@ -277,7 +277,7 @@ type recState struct {
 	kek     string // envelope/legacy: transit key name
 	wrapped string
 	idxPT   map[int][]byte // field -> plaintext copy, for its blind index (cleared by reindex)
-	newN    map[int]int  // fpe field -> new version
+	newN    map[int]int    // fpe field -> new version
 	newFmt  map[int]string
 	sealedK string
 }
