@@ -8,7 +8,7 @@ GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 GOTEST_TIMEOUT ?= 60m
 
-.PHONY: all build vault deps test vet fmt-check fuzz demo dev bench clean
+.PHONY: all build vault deps test vet fmt-check fuzz demo dev bench bench-micro clean
 
 all: build
 
@@ -60,8 +60,13 @@ demo: vault build
 
 dev: demo
 
-## bench: measure and print (never a pass/fail on time)
+## bench: measure against Vault's ceiling, the demo and plain Kafka; print the table, write bench-results.json (BENCHFLAGS=-quick for a smoke run; never a pass/fail on time)
 bench: vault
+	$(GO) build -o .bin/bench ./cmd/bench
+	.bin/bench $(BENCHFLAGS)
+
+## bench-micro: Go micro-benchmarks of fpe and envelope
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./fpe/ ./envelope/
 
 clean:

@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/envelope"
+	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/vaultclient"
+)
+
+// Topics of the sections that go through an assembled gateway.
+const (
+	restTopic     = "bench-rest"
+	bridgeSource  = "bench-bridge-in"
+	bridgeTarget  = "bench-bridge-out"
+	envelopeTopic = "bench-envelope"
+	benchFPE      = "bench.card_number"
+)
+
+// benchConfig is the configuration of the gateway the sections assemble:
+// a transit policy with three fields for REST produce, one transit and
+// one FPE field for the bridge, cached-DEK envelope records.
+const benchConfig = `
+[policy:` + restTopic + `]
+fields = Name transit, Address transit, credit_card transit
+
+[policy:` + bridgeTarget + `]
+fields = Address transit, credit_card fpe format=full domain=` + benchFPE + `
+
+[policy:` + envelopeTopic + `]
+mode = envelope
+dek = cached
+`
+
+// gateway assembles a kafkagate exactly as `kafkagate serve` does
+// (gateway.New: Vault client, coalescing transit client, protect engine,
+// HTTP API, metrics) against the bench's Vault and broker, once.
+func (e *env) gateway(ctx context.Context) (*gateway.Gateway, error) {
+	if e.gw != nil {
+		return e.gw, nil
+	}
+	cfg, err := config.Parse([]byte(benchConfig))
+	if err != nil {
+		return nil, fmt.Errorf("bench config: %w", err)
+	}
+	kr := fpe.NewKeyring(e.vc, gateway.KeyringOptions(cfg))
+	if err := kr.EnsureKEK(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := kr.Ensure(ctx, benchFPE); err != nil {
+		return nil, err
+	}
+	tc := e.transit()
+	if err := tc.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
+		return nil, err
+	}
+	for _, topic := range cfg.Policies.Topics() {
+		p, _ := cfg.Policies.For(topic)
+		if p.TransitKey != "" {
+			if err := tc.EnsureKey(ctx, p.TransitKey, transit.KeySpec{}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	gw, err := gateway.New(gateway.Options{
+		Config:  cfg,
+		Vault:   vaultclient.Config{Addr: e.vault.Addr, Token: e.vault.Token, Timeout: 60 * time.Second},
+		Logger:  e.log,
+		Brokers: e.brokers,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench gateway: %w", err)
+	}
+	e.gw = gw
+	return gw, nil
+}

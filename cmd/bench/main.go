@@ -1,0 +1,69 @@
+// Command bench runs kafkagate's performance measurements (`make bench`):
+// it starts its own Vault dev server and kfake broker, prints one table and
+// writes the same report as JSON. See docs/performance.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/kafkagate/kafkagate/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if os.Getenv(bench.ChildEnv) != "" { // one side of the files section
+		code := bench.RunChild(ctx)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(run(ctx))
+}
+
+func run(ctx context.Context) int {
+	var (
+		quick    = flag.Bool("quick", false, "smoke run: tiny sizes and short points (figures not meaningful)")
+		sections = flag.String("sections", "", "comma-separated sections to run (default all: "+strings.Join(bench.Sections, ",")+")")
+		out      = flag.String("json", "bench-results.json", "write the report as JSON here (\"\" for none)")
+		vaultBin = flag.String("vault", "", "vault binary (default .bin/vault or PATH)")
+		tmp      = flag.String("tmp", "", "directory for received files (default the system temporary directory)")
+	)
+	flag.Parse()
+	cfg := bench.Config{Quick: *quick, VaultBinary: *vaultBin, TmpDir: *tmp}
+	if *sections != "" {
+		cfg.Sections = strings.Split(*sections, ",")
+	}
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if err := rep.WriteTable(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		if err := rep.WriteJSON(f); err != nil {
+			f.Close()
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "bench: report written to", *out)
+	}
+	return 0
+}
