@@ -15,7 +15,6 @@ import (
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -41,6 +40,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newBridge(g))
 	root.AddCommand(newFileCommands(g)...)
 	root.AddCommand(newDemo(g))
+	root.AddCommand(newRewrap(g))
 	return root
 }
 
@@ -208,62 +208,4 @@ printed, and the command exits 1 at the end.`,
 	cmd.Flags().BoolVar(&fromStart, "from-beginning", false, "with --group: a group without committed offsets starts at the oldest record (default: the newest)")
 	cmd.Flags().BoolVar(&requireEn, "require-encrypted", false, "refuse records that are unencrypted: report each on stderr and exit 1 at the end")
 	return cmd
-}
-
-func newKeys(g *globals) *cobra.Command {
-	keys := &cobra.Command{Use: "keys", Short: "Inspect and rotate Vault transit keys"}
-	transitClient := func() (*transit.Client, error) {
-		log, err := g.logger(os.Stderr)
-		if err != nil {
-			return nil, err
-		}
-		cfg, err := g.config()
-		if err != nil {
-			return nil, err
-		}
-		vcfg := vaultclient.FromEnv()
-		vcfg.Logger = log
-		vc, err := vaultclient.New(vcfg)
-		if err != nil {
-			return nil, err
-		}
-		return transit.New(vc, transit.Options{Mount: cfg.Get("kafkagate", "transit_mount", "transit")}), nil
-	}
-	rotate := &cobra.Command{
-		Use:   "rotate KEY",
-		Short: "Add a new version to a transit key; new records use it, old ones still decrypt",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			tc, err := transitClient()
-			if err != nil {
-				return err
-			}
-			v, err := tc.Rotate(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "rotated %s: latest version is now %d\n", args[0], v)
-			return nil
-		},
-	}
-	show := &cobra.Command{
-		Use:   "show KEY",
-		Short: "Show a transit key's versions as JSON",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			tc, err := transitClient()
-			if err != nil {
-				return err
-			}
-			ki, err := tc.ReadKey(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(ki)
-		},
-	}
-	keys.AddCommand(rotate, show, newRotateFPE(g))
-	return keys
 }

@@ -1,0 +1,342 @@
+package lifecycle_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/envelope"
+	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/vaultclient"
+)
+
+const lifecycleConfig = `
+[kafkagate]
+fpe_refresh = 200ms
+
+[policy:orders]
+fields =
+    Name        transit
+    credit_card fpe format=full domain=payments.card_number
+
+[policy:orders_v2]
+transit_key = kafka-orders
+fields =
+    Name        transit
+    credit_card fpe format=full domain=payments.card_number
+
+[policy:events]
+aad = off
+fields = Name transit
+
+[policy:events_v2]
+aad = off
+transit_key = kafka-events
+fields = Name transit
+
+[policy:docs]
+mode = envelope
+dek = per-message
+
+[policy:docs_v2]
+mode = envelope
+dek = per-message
+rewrapped_from = docs
+`
+
+type lcFixture struct {
+	env *devenv.Env
+	gw  *gateway.Gateway
+}
+
+func setupLifecycle(t *testing.T) *lcFixture {
+	t.Helper()
+	env := devenv.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "docs", "docs_v2"}})
+	cfg, err := config.Parse([]byte(lifecycleConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, k := range []string{"kafka-orders", "kafka-events"} {
+		if err := env.Transit.EnsureKey(ctx, k, transit.KeySpec{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
+		t.Fatal(err)
+	}
+	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
+	if err := kr.EnsureKEK(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Ensure(ctx, "payments.card_number"); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Options{
+		Config:  cfg,
+		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 5 * time.Second},
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Brokers: env.Brokers,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+	return &lcFixture{env: env, gw: gw}
+}
+
+var cards = []string{"2516-2848-6785-9087", "5425 2334 3010 9903", "4111111111111111"}
+
+// produce encrypts values for topic by its policy and writes them.
+func (f *lcFixture) produce(t *testing.T, topic string, values [][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	p, _ := f.gw.Config.Policies.For(topic)
+	recs := make([]protect.Record, len(values))
+	for i, v := range values {
+		recs[i] = protect.Record{Topic: topic, Key: []byte(fmt.Sprintf("k%d", i)), Value: v}
+	}
+	sealed, err := f.gw.Engine.EncryptRecords(ctx, p, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]kafka.Message, len(sealed))
+	for i, s := range sealed {
+		if s.Err != nil {
+			t.Fatalf("%s record %d: %v", topic, i, s.Err)
+		}
+		msgs[i] = kafka.Message{Topic: topic, Partition: int32(i % 3), Key: recs[i].Key, Value: s.Value}
+		for _, h := range s.Headers {
+			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: h.Key, Value: h.Value})
+		}
+	}
+	ds, err := f.gw.Kafka.Produce(ctx, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Err != nil {
+			t.Fatal(d.Err)
+		}
+	}
+}
+
+// readAll returns every record of topic (all partitions).
+func (f *lcFixture) readAll(t *testing.T, topic string) []kafka.Record {
+	t.Helper()
+	var out []kafka.Record
+	for p := int32(0); p < 3; p++ {
+		recs, err := f.gw.Kafka.Read(context.Background(), topic, p, -2, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, recs...)
+	}
+	return out
+}
+
+func toProtect(recs []kafka.Record) []protect.Record {
+	out := make([]protect.Record, len(recs))
+	for i, r := range recs {
+		out[i] = protect.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
+		for _, h := range r.Headers {
+			out[i].Headers = append(out[i].Headers, protect.Header{Key: h.Key, Value: h.Value})
+		}
+	}
+	return out
+}
+
+func inventory(t *testing.T, f *lcFixture, topic string) *lifecycle.Inventory {
+	t.Helper()
+	inv, err := lifecycle.TakeInventory(context.Background(), f.gw.Kafka, f.gw.Engine, topic, lifecycle.InventoryOptions{Batch: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func wantVersions(t *testing.T, inv *lifecycle.Inventory, kind, key string, want ...int) {
+	t.Helper()
+	got := inv.Versions(kind, key)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		var b bytes.Buffer
+		_ = inv.WriteTable(&b)
+		t.Fatalf("%s: %s %s versions %v, want %v\n%s", inv.Topic, kind, key, got, want, b.String())
+	}
+}
+
+// TestRotateInventoryRewrapRetire is issue 6's must-show: rotate ->
+// inventory shows two versions -> rewrap -> inventory of the copy shows
+// one -> min_decryption_version raised -> every rewrapped record still
+// decrypts, and the un-rewrapped originals fail with a typed error.
+func TestRotateInventoryRewrapRetire(t *testing.T) {
+	f := setupLifecycle(t)
+	ctx := context.Background()
+	const half = 12
+	plain := map[string][][]byte{}
+	gen := func(topic string, from int) [][]byte {
+		var vs [][]byte
+		for i := from; i < from+half; i++ {
+			switch topic {
+			case "orders":
+				vs = append(vs, []byte(fmt.Sprintf(`{"Name":"name-%d","credit_card":"%s","n":%d}`, i, cards[i%len(cards)], i)))
+			case "events":
+				vs = append(vs, []byte(fmt.Sprintf(`{"Name":"event-%d","n":%d}`, i, i)))
+			case "docs":
+				vs = append(vs, []byte(fmt.Sprintf("document %d %s", i, strings.Repeat("x", i*10))))
+			}
+		}
+		plain[topic] = append(plain[topic], vs...)
+		return vs
+	}
+	topics := []string{"orders", "events", "docs"}
+	for _, tp := range topics {
+		f.produce(t, tp, gen(tp, 0))
+	}
+	for _, tp := range topics {
+		rot, err := f.gw.RotateTopicKeys(ctx, tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rot {
+			if r.Version != 2 {
+				t.Fatalf("rotate %s: %+v, want version 2", tp, r)
+			}
+		}
+	}
+	for _, tp := range topics {
+		f.produce(t, tp, gen(tp, half))
+	}
+
+	kek := "transit/" + envelope.DefaultKEK
+	inv := inventory(t, f, "orders")
+	wantVersions(t, inv, protect.UseTransit, "kafka-orders", 1, 2)
+	wantVersions(t, inv, protect.UseFPE, "payments.card_number", 1, 2)
+	for _, u := range inv.Uses {
+		if u.Records != half {
+			t.Fatalf("orders: %+v: %d records, want %d", u.KeyUse, u.Records, half)
+		}
+	}
+	if inv.Records != 2*half || inv.Unencrypted != 0 || len(inv.Damaged) != 0 {
+		t.Fatalf("orders inventory: %+v", inv)
+	}
+	wantVersions(t, inventory(t, f, "events"), protect.UseTransit, "kafka-events", 1, 2)
+	invDocs := inventory(t, f, "docs")
+	wantVersions(t, invDocs, protect.UseEnvelope, kek, 1, 2)
+	var table bytes.Buffer
+	if err := inv.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("inventory before rewrap:\n%s", table.String())
+
+	for _, tp := range topics {
+		target, _ := f.gw.Config.Policies.For(tp + "_v2")
+		var checkpoints int
+		rep, err := lifecycle.Rewrap(ctx, f.gw.Kafka, f.gw.Engine, lifecycle.RewrapOptions{
+			From: tp, To: tp + "_v2", Target: target, Batch: 5,
+			Checkpoint: func(lifecycle.State) error { checkpoints++; return nil },
+		})
+		if err != nil {
+			t.Fatalf("rewrap %s: %v (%+v)", tp, err, rep)
+		}
+		if !rep.Verified || rep.Read != 2*half || rep.Written != 2*half || rep.Failed != 0 || rep.TargetGrowth != 2*half || checkpoints == 0 {
+			t.Fatalf("rewrap %s: %+v, %d checkpoints", tp, rep, checkpoints)
+		}
+		t.Logf("rewrap %s -> %s_v2: read %d written %d failed %d target grew %d, versions %v, %d checkpoints", tp, tp, rep.Read, rep.Written, rep.Failed, rep.TargetGrowth, rep.Versions, checkpoints)
+	}
+
+	inv2 := inventory(t, f, "orders_v2")
+	wantVersions(t, inv2, protect.UseTransit, "kafka-orders", 2)
+	wantVersions(t, inv2, protect.UseFPE, "payments.card_number", 2)
+	wantVersions(t, inventory(t, f, "events_v2"), protect.UseTransit, "kafka-events", 2)
+	wantVersions(t, inventory(t, f, "docs_v2"), protect.UseEnvelope, kek, 2)
+
+	// Envelope payloads are untouched: only the wrapped DEK changed.
+	orig, copied := f.readAll(t, "docs"), f.readAll(t, "docs_v2")
+	byKeyVal := map[string]bool{}
+	for _, r := range orig {
+		byKeyVal[string(r.Key)+"|"+string(r.Value)] = true
+	}
+	for _, r := range copied {
+		if !byKeyVal[string(r.Key)+"|"+string(r.Value)] {
+			t.Fatalf("docs_v2 record %d@%d: envelope payload changed by rewrap", r.Partition, r.Offset)
+		}
+	}
+
+	// Retire version 1 of every transit key involved.
+	for _, k := range []string{"kafka-orders", "kafka-events", envelope.DefaultKEK} {
+		if err := f.env.Transit.Configure(ctx, k, map[string]any{"min_decryption_version": 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, tp := range topics {
+		recs := f.readAll(t, tp+"_v2")
+		opened, err := f.gw.Engine.Decrypt(ctx, toProtect(recs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{}
+		for _, v := range plain[tp] {
+			want[string(v)] = true
+		}
+		for i, o := range opened {
+			if o.Status != protect.StatusDecrypted {
+				t.Fatalf("%s_v2 record %d: status %s (%v %+v)", tp, i, o.Status, o.Err, o.Fields)
+			}
+			if !want[string(o.Value)] {
+				t.Fatalf("%s_v2 record %d decrypted to %q, not one of the originals", tp, i, o.Value)
+			}
+			delete(want, string(o.Value))
+		}
+		if len(want) != 0 || len(opened) != 2*half {
+			t.Fatalf("%s_v2: %d records decrypted, %d originals not found", tp, len(opened), len(want))
+		}
+
+		// The un-rewrapped originals: version 1 no longer decrypts.
+		recs = f.readAll(t, tp)
+		opened, err = f.gw.Engine.Decrypt(ctx, toProtect(recs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		retired, ok := 0, 0
+		for i, o := range opened {
+			if o.Status == protect.StatusDecrypted {
+				ok++
+				continue
+			}
+			var cause error = o.Err
+			if tp != "docs" {
+				for _, fs := range o.Fields {
+					if fs.Mode == "transit" {
+						if fs.Status != protect.CodeVersionRetired {
+							t.Fatalf("%s record %d: field %s status %s, want %s", tp, i, fs.Path, fs.Status, protect.CodeVersionRetired)
+						}
+						cause = fs.Err
+					}
+				}
+			}
+			if !errors.Is(cause, transit.ErrVersionRetired) {
+				t.Fatalf("%s record %d: %v is not transit.ErrVersionRetired (status %s)", tp, i, cause, o.Status)
+			}
+			retired++
+		}
+		if retired != half || ok != half {
+			t.Fatalf("%s originals: %d retired, %d decrypted; want %d and %d", tp, retired, ok, half, half)
+		}
+		t.Logf("after min_decryption_version=2: %s_v2 %d/%d decrypt; %s originals %d retired (transit.ErrVersionRetired), %d decrypt", tp, 2*half, 2*half, tp, retired, ok)
+	}
+}
