@@ -40,7 +40,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newBridge(g))
 	root.AddCommand(newFileCommands(g)...)
 	root.AddCommand(newDemo(g))
-	root.AddCommand(newRewrap(g))
+	root.AddCommand(newRewrap(g), newProvision(g))
 	return root
 }
 

@@ -1,0 +1,256 @@
+package lifecycle_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/vaultclient"
+)
+
+const provisionConfig = `
+[kafkagate]
+transit_mount = kgtransit
+fpe_refresh = 1h
+
+[policy:orders]
+fields =
+    Name        transit
+    credit_card fpe format=full domain=shop.cards
+
+[policy:docs]
+mode = envelope
+`
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// roleGateway is a gateway logged in to Vault with the AppRole
+// credentials provision wrote for role.
+func roleGateway(t *testing.T, env *devenv.Env, cfg *config.File, dir, role string) (*gateway.Gateway, string, string) {
+	t.Helper()
+	gw, err := gateway.New(gateway.Options{
+		Config: cfg,
+		Vault: vaultclient.Config{Addr: env.Vault.Addr, Timeout: 5 * time.Second,
+			RoleIDFile: filepath.Join(dir, role+".role-id"), SecretIDFile: filepath.Join(dir, role+".secret-id")},
+		Logger:  quietLog(),
+		Brokers: env.Brokers,
+	})
+	if err != nil {
+		t.Fatalf("gateway as %s: %v", role, err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+	srv := httptest.NewServer(gw.API)
+	t.Cleanup(srv.Close)
+	cid, err := gw.Kafka.ClusterID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gw, srv.URL + "/v3/clusters/" + cid + "/topics/", gw.Vault.AuthMethod()
+}
+
+func do(t *testing.T, method, url, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func errorCode(t *testing.T, b []byte) int {
+	t.Helper()
+	var e struct {
+		ErrorCode int `json:"error_code"`
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return e.ErrorCode
+}
+
+// TestProvisionIdempotentLeastPrivilege: a dry run plans what the first
+// run creates and changes nothing; the second run changes nothing; a
+// policy edited by hand is reported as drift and left alone; the producer
+// credential encrypts and cannot decrypt (Vault's 403 becomes error 50302),
+// the consumer credential the reverse.
+func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
+	env := devenv.Start(t)
+	ctx := context.Background()
+	cfg, err := config.Parse([]byte(provisionConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ",")}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kafka.Dial(ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	dir := filepath.Join(t.TempDir(), "creds")
+	o := lifecycle.ProvisionOptions{
+		Policies: cfg.Policies, TransitMount: "kgtransit", FPE: gateway.KeyringOptions(cfg),
+		CredentialsDir: dir, Kafka: kc, TokenTTL: 10 * time.Minute,
+	}
+
+	dry := o
+	dry.DryRun = true
+	plan, err := lifecycle.Provision(ctx, env.VC, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := lifecycle.Provision(ctx, env.VC, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb strings.Builder
+	_ = first.WriteTable(&tb)
+	t.Logf("first run:\n%s", tb.String())
+	if plan.Count(lifecycle.StatusCreated) != 0 || plan.Count(lifecycle.StatusWouldCreate) != first.Count(lifecycle.StatusCreated) || first.Count(lifecycle.StatusCreated) < 20 || first.Count(lifecycle.StatusDrift) != 0 {
+		t.Fatalf("dry run: %d would_create / %d created; first run: %d created, %d drift", plan.Count(lifecycle.StatusWouldCreate), plan.Count(lifecycle.StatusCreated), first.Count(lifecycle.StatusCreated), first.Count(lifecycle.StatusDrift))
+	}
+	second, err := lifecycle.Provision(ctx, env.VC, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Count(lifecycle.StatusOK) != len(second.Actions) || len(second.Actions) != len(first.Actions) {
+		tb.Reset()
+		_ = second.WriteTable(&tb)
+		t.Fatalf("second run changed or drifted:\n%s", tb.String())
+	}
+	t.Logf("dry run: %d would_create; first run: %d created; second run: %d of %d unchanged", plan.Count(lifecycle.StatusWouldCreate), first.Count(lifecycle.StatusCreated), second.Count(lifecycle.StatusOK), len(second.Actions))
+
+	// Credentials are readable by their owner only; the topics exist.
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 2*2*3 {
+		t.Fatalf("%d credential files, want 12", len(ents))
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v, want 0600", e.Name(), fi.Mode().Perm())
+		}
+	}
+	for _, tp := range []string{"orders", "orders.dlq", "docs", "docs.dlq"} {
+		if ps, err := kc.Partitions(tp); err != nil || len(ps) != 3 {
+			t.Fatalf("topic %s: %v %v", tp, ps, err)
+		}
+	}
+
+	// Drift: a policy edited by hand is reported and left alone.
+	edited := `path "kgtransit/decrypt/*" { capabilities = ["update"] }`
+	if err := env.VC.API().Sys().PutPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer), edited); err != nil {
+		t.Fatal(err)
+	}
+	third, err := lifecycle.Provision(ctx, env.VC, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Count(lifecycle.StatusDrift) != 1 || third.Count(lifecycle.StatusCreated) != 0 {
+		t.Fatalf("after an edit: %d drift, %d created", third.Count(lifecycle.StatusDrift), third.Count(lifecycle.StatusCreated))
+	}
+	if got, _ := env.VC.API().Sys().GetPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer)); got != edited {
+		t.Fatalf("provision changed a drifted policy: %q", got)
+	}
+	if err := env.VC.API().Sys().PutPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer), lifecycle.PolicyHCL(mustPolicy(t, cfg, "orders"), lifecycle.RoleProducer, o)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The producer can encrypt and cannot decrypt.
+	prod, produrl, method := roleGateway(t, env, cfg, dir, lifecycle.RoleName("orders", lifecycle.RoleProducer))
+	if method != "approle" {
+		t.Fatalf("producer gateway authenticates with %q", method)
+	}
+	order := `{"partition_id":0,"value":{"type":"JSON","data":{"Name":"Ann Example","credit_card":"2516-2848-6785-9087"}}}`
+	if st, b := do(t, "POST", produrl+"orders/records", order); st != 200 {
+		t.Fatalf("producer produce: %d %s", st, b)
+	}
+	st, b := do(t, "GET", produrl+"orders/records?partition=0&offset=0&max=10", "")
+	if st != 503 || errorCode(t, b) != httpapi.CodeVaultDenied {
+		t.Fatalf("producer read: %d %s, want 503 with %d", st, b, httpapi.CodeVaultDenied)
+	}
+	_, derr := prod.Transit.Decrypt(ctx, "kafka-orders", []transit.Ciphertext{{Ciphertext: "vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}})
+	if !errors.Is(derr, vaultclient.ErrDenied) {
+		t.Fatalf("producer transit/decrypt: %v, want vaultclient.ErrDenied", derr)
+	}
+	t.Logf("producer: produce 200; read %d error_code %d; transit/decrypt: %v", st, errorCode(t, b), derr)
+
+	// The consumer can decrypt and cannot encrypt.
+	_, consurl, _ := roleGateway(t, env, cfg, dir, lifecycle.RoleName("orders", lifecycle.RoleConsumer))
+	st, b = do(t, "POST", consurl+"orders/records", order)
+	if st != 503 || errorCode(t, b) != httpapi.CodeVaultDenied {
+		t.Fatalf("consumer produce: %d %s, want 503 with %d", st, b, httpapi.CodeVaultDenied)
+	}
+	t.Logf("consumer: produce %d error_code %d", st, errorCode(t, b))
+	st, b = do(t, "GET", consurl+"orders/records?partition=0&offset=0&max=10", "")
+	if st != 200 || !strings.Contains(string(b), `"Name":"Ann Example"`) || !strings.Contains(string(b), `"credit_card":"2516-2848-6785-9087"`) || !strings.Contains(string(b), `"status":"decrypted"`) {
+		t.Fatalf("consumer read: %d %s", st, b)
+	}
+
+	// Envelope topic: the producer seals, only the consumer opens.
+	// (A gateway loads the FPE keys of every policy in its configuration
+	// at start: one serving only docs gets a configuration with docs only.)
+	docsCfg, err := config.Parse([]byte("[kafkagate]\ntransit_mount = kgtransit\n[policy:docs]\nmode = envelope\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dprod, _ := roleGateway(t, env, docsCfg, dir, lifecycle.RoleName("docs", lifecycle.RoleProducer))
+	_, dcons, _ := roleGateway(t, env, docsCfg, dir, lifecycle.RoleName("docs", lifecycle.RoleConsumer))
+	doc := base64.StdEncoding.EncodeToString([]byte("a sealed document"))
+	if st, b := do(t, "POST", dprod+"docs/records", `{"partition_id":0,"value":{"type":"BINARY","data":"`+doc+`"}}`); st != 200 {
+		t.Fatalf("docs producer produce: %d %s", st, b)
+	}
+	if st, b := do(t, "GET", dprod+"docs/records?partition=0&offset=0&max=10", ""); st != 503 || errorCode(t, b) != httpapi.CodeVaultDenied {
+		t.Fatalf("docs producer read: %d %s", st, b)
+	}
+	if st, b := do(t, "POST", dcons+"docs/records", `{"partition_id":0,"value":{"type":"BINARY","data":"`+doc+`"}}`); st != 503 || errorCode(t, b) != httpapi.CodeVaultDenied {
+		t.Fatalf("docs consumer produce: %d %s", st, b)
+	}
+	if st, b := do(t, "GET", dcons+"docs/records?partition=0&offset=0&max=10", ""); st != 200 || !strings.Contains(string(b), `"data":"a sealed document"`) || !strings.Contains(string(b), `"status":"decrypted"`) {
+		t.Fatalf("docs consumer read: %d %s", st, b)
+	}
+}
+
+func mustPolicy(t *testing.T, cfg *config.File, topic string) *policy.Policy {
+	t.Helper()
+	p, ok := cfg.Policies.For(topic)
+	if !ok {
+		t.Fatalf("no policy for %s", topic)
+	}
+	return p
+}
