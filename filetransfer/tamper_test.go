@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,6 +60,9 @@ func TestTamperingThroughKafka(t *testing.T) {
 		// aWritten: file A must still be written (the bad record was not A's).
 		aWritten bool
 		reason   string
+		// typed is the envelope sentinel the quarantine's error must wrap
+		// (nil: nothing may be quarantined).
+		typed error
 	}
 	all := func(recs []envelope.Record) []int {
 		idx := make([]int, len(recs))
@@ -68,71 +72,75 @@ func TestTamperingThroughKafka(t *testing.T) {
 		return idx
 	}
 	cases := []tcase{
-		{name: "flipped bit", reason: ReasonTampered, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+		{name: "flipped bit", reason: ReasonTampered, typed: envelope.ErrTampered, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
 			a[2] = cloneRec(a[2])
 			a[2].Value[7] ^= 0x10
 			return a, all(a)
 		}},
-		{name: "dropped chunk", reason: ReasonBrokenFile, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+		{name: "dropped chunk", reason: ReasonBrokenFile, typed: envelope.ErrOutOfOrder, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
 			r := slices.Delete(slices.Clone(a), 2, 3)
 			return r, all(r)
 		}},
-		{name: "reordered chunks", reason: ReasonBrokenFile, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+		{name: "reordered chunks", reason: ReasonBrokenFile, typed: envelope.ErrOutOfOrder, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
 			r := []envelope.Record{a[0], a[1], a[3], a[2], a[4]}
 			return r, all(r)
 		}},
-		{name: "duplicated chunk with other content", reason: ReasonTampered, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+		{name: "duplicated chunk with other content", reason: ReasonTampered, typed: envelope.ErrTampered, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
 			d := cloneRec(a[2])
 			d.Value[0] ^= 1
 			r := []envelope.Record{a[0], a[1], a[2], d, a[3], a[4]}
 			return r, all(r)
 		}},
-		{name: "final chunk missing", reason: ReasonIncomplete, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+		{name: "final chunk missing", reason: ReasonIncomplete, typed: envelope.ErrTruncated, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
 			r := a[:4]
 			return r, all(r)
 		}},
-		{name: "final chunk cut short", reason: ReasonTampered, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+		{name: "final chunk cut short", reason: ReasonTampered, typed: envelope.ErrTampered, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
 			a[4] = cloneRec(a[4])
 			a[4].Value = a[4].Value[:len(a[4].Value)-10]
 			return a, all(a)
 		}},
-		{name: "chunk of another file relabelled", reason: ReasonTampered, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
+		{name: "chunk of another file relabelled", reason: ReasonTampered, typed: envelope.ErrTampered, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
 			x := setHeader(b[2], envelope.HeaderFile, header(a[2], envelope.HeaderFile))
 			x = setHeader(x, envelope.HeaderEDEK, header(a[2], envelope.HeaderEDEK))
 			x.Key = a[2].Key
 			r := []envelope.Record{a[0], a[1], x, a[3], a[4]}
 			return r, all(r)
 		}},
-		{name: "chunk of another file slipped in", aWritten: true, reason: ReasonBrokenFile, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
+		{name: "chunk of another file slipped in", aWritten: true, reason: ReasonBrokenFile, typed: envelope.ErrOutOfOrder, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
 			r := []envelope.Record{a[0], a[1], b[2], a[2], a[3], a[4]}
 			return r, []int{2}
 		}},
-		{name: "swapped data key header", reason: ReasonTampered, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
+		{name: "swapped data key header", reason: ReasonTampered, typed: envelope.ErrTampered, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
 			a[0] = setHeader(a[0], envelope.HeaderEDEK, header(b[0], envelope.HeaderEDEK))
 			return a, all(a)
 		}},
-		{name: "swapped chunk index header", reason: ReasonTampered, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+		{name: "swapped chunk index header", reason: ReasonTampered, typed: envelope.ErrTampered, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
 			x, y := setHeader(a[1], envelope.HeaderChunk, []byte("2")), setHeader(a[2], envelope.HeaderChunk, []byte("1"))
 			r := []envelope.Record{a[0], y, x, a[3], a[4]}
 			return r, all(r)
 		}},
-		{name: "manifest of another file", reason: ReasonTampered, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
+		{name: "manifest of another file", reason: ReasonTampered, typed: envelope.ErrTampered, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
 			a[4] = setHeader(a[4], envelope.HeaderManifest, header(b[4], envelope.HeaderManifest))
 			return a, all(a)
 		}},
-		{name: "swapped record key", reason: ReasonTampered, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
+		{name: "swapped record key", reason: ReasonTampered, typed: envelope.ErrTampered, build: func(a, b []envelope.Record) ([]envelope.Record, []int) {
 			a[1] = cloneRec(a[1])
 			a[1].Key = b[1].Key
 			return a, all(a)
 		}},
-		{name: "KEK not allowed", reason: ReasonUndecryptable, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+		{name: "KEK not allowed", reason: ReasonUndecryptable, typed: envelope.ErrKEKNotAllowed, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
 			a[0] = setHeader(a[0], envelope.HeaderKEK, []byte("transit/someone-elses-key"))
 			return a, all(a)
 		}},
-		{name: "not a kafkagate record", reason: ReasonNotAFile, aWritten: true, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+		{name: "not a kafkagate record", reason: ReasonNotAFile, typed: envelope.ErrBadHeader, aWritten: true, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
 			plain := envelope.Record{Topic: a[0].Topic, Value: []byte(`{"hello":"world"}`)}
 			r := []envelope.Record{a[0], plain, a[1], a[2], a[3], a[4]}
 			return r, []int{1}
+		}},
+		{name: "exact duplicate chunks are idempotent", aWritten: true, build: func(a, _ []envelope.Record) ([]envelope.Record, []int) {
+			r := []envelope.Record{a[0], a[1], a[1], a[2], a[0], a[3], a[2], a[4]}
+			return r, nil
 		}},
 	}
 	for _, tc := range cases {
@@ -172,8 +180,11 @@ func TestTamperingThroughKafka(t *testing.T) {
 			if got := out.quarantinedOffsets(); !slices.Equal(got, wantOffs) {
 				t.Fatalf("quarantined offsets %v, want %v (%+v)", got, wantOffs, out.quarantined)
 			}
-			if r := out.quarantined[0].Reason; r != tc.reason {
-				t.Errorf("reason %q, want %q (%v)", r, tc.reason, out.quarantined[0].Err)
+			if len(bad) > 0 {
+				q := out.quarantined[0]
+				if q.Reason != tc.reason || !errors.Is(q.Err, tc.typed) {
+					t.Errorf("reason %q, error %v; want %q wrapping %v", q.Reason, q.Err, tc.reason, tc.typed)
+				}
 			}
 			for _, j := range bad {
 				checkEntry(t, qdir, topic, int64(j), recs[j])

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/envelope"
+	"github.com/kafkagate/kafkagate/filetransfer"
 	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
@@ -105,7 +107,14 @@ func New(o Options) (*Gateway, error) {
 		kc.Close()
 		return nil, err
 	}
-	g.API = httpapi.New(set.apply(httpapi.Config{Engine: g.Engine, Policies: o.Config.Policies, Kafka: kc, Vault: vc, Logger: o.Logger, Access: access, Metrics: g.Metrics}))
+	// The streaming file upload (POST .../topics/{topic}/files, docs/files.md).
+	files, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewTransitKeys(g.Transit), Producer: kc,
+		MaxMessageBytes: ks.Sarama.Producer.MaxMessageBytes, Logger: o.Logger})
+	if err != nil {
+		kc.Close()
+		return nil, err
+	}
+	g.API = httpapi.New(set.apply(httpapi.Config{Engine: g.Engine, Policies: o.Config.Policies, Kafka: kc, Vault: vc, Logger: o.Logger, Access: access, Metrics: g.Metrics, Files: files}))
 	g.UI = g.newViewer()
 	return g, nil
 }

@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -239,5 +241,60 @@ func TestWatchDirAndRedriveCLI(t *testing.T) {
 	recs, err := f.kc.Read(ctx, "files", dels[0].Partition, dels[0].Offset+1, 1)
 	if err != nil || len(recs) != 1 || !bytes.Equal(recs[0].Value, []byte("plain")) || string(recs[0].Key) != "k" {
 		t.Fatalf("redriven record: %v %+v", err, recs)
+	}
+}
+
+// TestServeFileUpload: `gateway serve` wires the streaming file upload, so
+// a file POSTed to .../topics/files/files is produced encrypted, and
+// `receive-dir` writes it with the SHA-256 the upload answered.
+func TestServeFileUpload(t *testing.T) {
+	f := newFileCLI(t)
+	ini, err := os.ReadFile(f.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	conf := writeTemp(t, t.TempDir(), "serve.ini", string(ini)+"\n[kafkagate]\nlisten = "+listen+"\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, out, "--config", conf, "--log-level", "warn", "serve") }()
+	client := &http.Client{Timeout: 60 * time.Second}
+	waitHealthy(t, client, "http://"+listen+"/healthz", done, out)
+	cid, err := f.kc.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 1<<20+11)
+	rand.Read(data)
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	resp, err := client.Post("http://"+listen+"/v3/clusters/"+cid+"/topics/files/files?name=up.bin", "application/octet-stream", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans struct {
+		FileID string `json:"file_id"`
+		Size   int64  `json:"size"`
+		SHA256 string `json:"sha256"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&ans)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || ans.SHA256 != want || ans.Size != int64(len(data)) || len(ans.FileID) != 32 {
+		t.Fatalf("upload: %d %+v %v\n%s", resp.StatusCode, ans, err, out.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+
+	dst := filepath.Join(t.TempDir(), "dst")
+	got, err := f.gw(context.Background(), "receive-dir", dst, "--topic", "files", "--once", "--quarantine", filepath.Join(t.TempDir(), "q"))
+	if err != nil || !strings.Contains(got, "received "+filepath.Join(dst, "up.bin")+" file_id="+ans.FileID+" size=1048587 sha256="+want) {
+		t.Fatalf("receive-dir: %v\n%s", err, got)
+	}
+	if disk, err := os.ReadFile(filepath.Join(dst, "up.bin")); err != nil || !bytes.Equal(disk, data) {
+		t.Fatalf("received file differs: %v", err)
 	}
 }
