@@ -11,11 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/demo"
 	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/transit"
 )
 
 // devStack is a running development stack.
@@ -68,34 +66,9 @@ func startDev(ctx context.Context, cfg *config.File, vaultAddr, kafkaAddr string
 		d.Close()
 		return nil, err
 	}
-	tc := transit.New(vc, transit.Options{})
-	for _, t := range cfg.Policies.Topics() {
-		p, _ := cfg.Policies.For(t)
-		key, spec := p.TransitKey, transit.KeySpec{}
-		switch p.Mode {
-		case policy.Passthrough:
-			continue
-		case policy.Envelope:
-			// Envelope KEKs are derived keys: the topic is the context.
-			key, spec = p.Envelope.Key, transit.KeySpec{Derived: true}
-		}
-		if err := tc.EnsureKey(ctx, key, spec); err != nil {
-			d.Close()
-			return nil, err
-		}
-	}
-	if domains := gateway.FPEDomains(cfg.Policies); len(domains) > 0 {
-		kr := fpe.NewKeyring(vc, gateway.KeyringOptions(cfg))
-		if err := kr.EnsureKEK(ctx); err != nil {
-			d.Close()
-			return nil, err
-		}
-		for _, dom := range domains {
-			if _, err := kr.Ensure(ctx, dom); err != nil {
-				d.Close()
-				return nil, err
-			}
-		}
+	if err := demo.Provision(ctx, vc, cfg); err != nil {
+		d.Close()
+		return nil, err
 	}
 	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultConfig(v), Logger: log, Brokers: d.Brokers})
 	if err != nil {
