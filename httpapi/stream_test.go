@@ -53,11 +53,14 @@ func (s *countedStream) Close() error {
 }
 
 type streamFixture struct {
-	env  *devenv.Env
-	srv  *httptest.Server
-	base string
-	prod *kgclient.Producer
-	st   *countingStreamer
+	// client bounds every request with its body, so that a stream that
+	// should have been refused fails the test instead of hanging it.
+	client *http.Client
+	env    *devenv.Env
+	srv    *httptest.Server
+	base   string
+	prod   *kgclient.Producer
+	st     *countingStreamer
 }
 
 func setupStream(t *testing.T, maxStreams int) *streamFixture {
@@ -99,7 +102,7 @@ func setupStream(t *testing.T, maxStreams int) *streamFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sp.Close() })
-	return &streamFixture{env: env, srv: srv, base: srv.URL + "/v3/clusters/" + cid + "/topics/purchases/records:stream",
+	return &streamFixture{client: &http.Client{Timeout: 60 * time.Second}, env: env, srv: srv, base: srv.URL + "/v3/clusters/" + cid + "/topics/purchases/records:stream",
 		prod: kgclient.NewProducer(sp, eng, cfg.Policies), st: st}
 }
 
@@ -153,7 +156,7 @@ func TestStreamSSE(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.base+"?partition=0&offset=0", nil)
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +221,7 @@ func TestStreamNDJSONGroup(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.base+query, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := f.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,13 +259,7 @@ func TestStreamNDJSONGroup(t *testing.T) {
 
 func waitGroupStable(t *testing.T, brokers []string, group string) {
 	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
-	admin, err := sarama.NewClusterAdmin(brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := newAdmin(t, brokers)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		gs, err := admin.DescribeConsumerGroups([]string{group})
@@ -282,13 +279,17 @@ func waitGroupStable(t *testing.T, brokers []string, group string) {
 func TestStreamRefusals(t *testing.T) {
 	f := setupStream(t, 1)
 	f.send(t, 0, 1)
+	short := &http.Client{Timeout: 15 * time.Second}
+	retryAfter := ""
 	get := func(url string) (int, string) {
-		resp, err := http.Get(url)
+		t.Helper()
+		resp, err := short.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		retryAfter = resp.Header.Get("Retry-After")
 		return resp.StatusCode, string(b)
 	}
 	for _, q := range []string{"?group=g&partition=0", "?offset=5", "?max=0", "?partition=x", "?group=g&offset=0", "?from_beginning=true"} {
@@ -296,20 +297,54 @@ func TestStreamRefusals(t *testing.T) {
 			t.Errorf("%s: %d %s", q, code, body)
 		}
 	}
-	if code, body := get(strings.Replace(f.base, "/purchases/", "/nope/", 1) + "?partition=0"); code != 404 {
-		t.Errorf("unknown topic: %d %s", code, body)
+	for _, q := range []string{"?partition=0", "", "?group=g"} {
+		if code, body := get(strings.Replace(f.base, "/purchases/", "/nope/", 1) + q); code != 404 || !strings.Contains(body, `"error_code":40402`) {
+			t.Errorf("unknown topic%s: %d %s", q, code, body)
+		}
+	}
+	// Asking for a stream never creates the topic (brokers auto-create
+	// on metadata requests that allow it).
+	if topicExists(t, f.env.Brokers, "nope") {
+		t.Error("a stream request created the unknown topic")
 	}
 	// One stream open: a second is refused with 429.
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.base, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, body := get(f.base); code != 429 || !strings.Contains(body, "42902") {
-		t.Errorf("second stream: %d %s", code, body)
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("first stream: %d %s", resp.StatusCode, b)
+	}
+	if code, body := get(f.base); code != 429 || !strings.Contains(body, `"error_code":42902`) || retryAfter == "" {
+		t.Errorf("second stream: %d %s (Retry-After %q)", code, body, retryAfter)
 	}
 	cancel()
 	resp.Body.Close()
 	f.waitClosed(t)
+}
+
+func topicExists(t *testing.T, brokers []string, topic string) bool {
+	t.Helper()
+	topics, err := newAdmin(t, brokers).ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ok := topics[topic]
+	return ok
+}
+
+// newAdmin returns a cluster admin closed at the end of the test.
+func newAdmin(t *testing.T, brokers []string) sarama.ClusterAdmin {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	return admin
 }

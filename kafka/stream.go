@@ -71,6 +71,11 @@ func OpenStream(ctx context.Context, s *Settings, o StreamOptions) (RecordStream
 	cfg.ClientID = s.Sarama.ClientID + "-stream"
 	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
 	cfg.Consumer.Return.Errors = true
+	// A reader never creates topics: with auto-creation on (the brokers'
+	// default, and kfake's in tests) the metadata request of a stream on
+	// a misspelt topic would create it and follow it forever, instead of
+	// reporting ErrUnknownTopic.
+	cfg.Metadata.AllowAutoTopicCreation = false
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
