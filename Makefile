@@ -1,5 +1,5 @@
 # kafkagate — the two commands that matter:
-#   make demo   run kafkagate on embedded defaults (real Vault dev server + embedded Kafka)
+#   make demo   the three demos on embedded defaults (real Vault dev server + embedded Kafka), then the live viewer
 #   make test   install what the tests need, then vet and run every test with -race
 # Both work on a fresh machine: they install kcat (apt) and build Vault (`make vault`).
 
@@ -54,11 +54,17 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg >/tmp/kafkagate-fuzz.log 2>&1 || { cat /tmp/kafkagate-fuzz.log; exit 1; }; \
 	done; echo "fuzz: all targets passed"
 
-## demo: run the gateway on embedded defaults until Ctrl-C
+## demo: the original demo's three demos end to end on embedded defaults
+## (real Vault dev server + embedded Kafka), printing what the broker's
+## admin sees beside what the consumer sees; then the gateway and its live
+## viewer (/ui) keep serving until Ctrl-C. DEMOFLAGS=--exit stops after the demos.
+DEMOFLAGS ?=
 demo: vault build
-	.bin/gateway dev
+	.bin/gateway demo $(DEMOFLAGS)
 
-dev: demo
+## dev: the bare stack (Vault dev server, embedded Kafka, gateway) until Ctrl-C
+dev: vault build
+	.bin/gateway dev
 
 ## bench: measure against Vault's ceiling, the demo and plain Kafka; print the table, write bench-results.json (BENCHFLAGS=-quick for a smoke run; never a pass/fail on time)
 bench: vault

@@ -29,6 +29,9 @@ func newDemo(g *globals) *cobra.Command {
 		Short: "Run the original demo's three demos on a self-contained stack, then keep the gateway and its viewer serving",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f := cmd.Flag("log-level"); f != nil && !f.Changed {
+				g.logLevel = "warn" // the demo's own output is the point; --log-level info shows the components' logs
+			}
 			cfg, err := g.config()
 			if err != nil {
 				return err
