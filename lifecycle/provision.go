@@ -183,6 +183,9 @@ func (p *provisioner) missing(kind, name, detail string, create func() error) er
 // transit/keys).
 func Provision(ctx context.Context, vc *vaultclient.Client, o ProvisionOptions) (*ProvisionReport, error) {
 	o.defaults()
+	if err := vc.Ready(ctx); err != nil {
+		return nil, fmt.Errorf("provision: %w", err)
+	}
 	p := &provisioner{o: o, vc: vc, tc: transit.New(vc, transit.Options{Mount: o.TransitMount}), rep: &ProvisionReport{DryRun: o.DryRun}}
 	domains := fpeDomains(o.Policies)
 	if err := p.mount(ctx, KindMount, o.TransitMount, "transit", nil); err != nil {

@@ -444,6 +444,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// Ready waits for the first login attempt (or ctx). Calls through Write
+// and Read wait by themselves; administrative calls made through API()
+// must call Ready first, or they may go out before the token is set.
+func (c *Client) Ready(ctx context.Context) error {
+	c.auth.waitReady(ctx)
+	return ctx.Err()
+}
+
 // AuthMethod is how the client authenticates: AuthToken, AuthAppRole or
 // AuthKubernetes.
 func (c *Client) AuthMethod() string { return c.auth.method }
