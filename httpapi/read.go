@@ -86,16 +86,36 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 	for i, rec := range recs {
 		in[i] = protect.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: toProtect(rec.Headers)}
 	}
+	// Blind index filter (indexfilter.go): only matching records are
+	// decrypted and returned; next_offset still passes all that were read.
+	nextOffset := offset
+	if len(recs) > 0 {
+		nextOffset = recs[len(recs)-1].Offset + 1
+	}
+	keep, ferr := s.indexFilter(r, topic, in)
+	if ferr != nil {
+		writeErr(w, ferr)
+		return
+	}
+	if keep != nil {
+		var krecs []kafka.Record
+		var kin []protect.Record
+		for i := range recs {
+			if keep[i] {
+				krecs, kin = append(krecs, recs[i]), append(kin, in[i])
+			}
+		}
+		recs, in = krecs, kin
+	}
 	opened, err := s.cfg.Engine.Decrypt(r.Context(), in)
 	if err != nil {
 		writeErr(w, fromError(err))
 		return
 	}
 	clusterID, _ := r.Context().Value(clusterIDKey{}).(string)
-	resp := ReadResponse{Kind: "KafkaRecordList", ClusterID: clusterID, TopicName: topic, PartitionID: int32(partition), NextOffset: offset, Records: make([]ReadRecord, 0, len(recs))}
+	resp := ReadResponse{Kind: "KafkaRecordList", ClusterID: clusterID, TopicName: topic, PartitionID: int32(partition), NextOffset: nextOffset, Records: make([]ReadRecord, 0, len(recs))}
 	for i, rec := range recs {
 		resp.Records = append(resp.Records, ToReadRecord(rec, opened[i]))
-		resp.NextOffset = rec.Offset + 1
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -1,0 +1,165 @@
+package lifecycle_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/vaultclient"
+)
+
+const indexConfig = `
+[policy:customers]
+fields =
+    email   transit index=hmac
+    Name    transit
+
+[policy:customers_v2]
+transit_key = kafka-customers
+index_key = kafkagate-index-customers
+fields =
+    email   transit index=hmac
+    Name    transit
+`
+
+// TestBlindIndex: equal values get equal indexes and different values
+// different ones, the index is neither the value nor its unkeyed hash, the
+// read endpoint filters by it (header Kafkagate-Index-Filter), and a
+// rewrap after rotating the index key re-indexes under the new version.
+func TestBlindIndex(t *testing.T) {
+	env := devenv.Start(t)
+	ctx := context.Background()
+	cfg, err := config.Parse([]byte(indexConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Provision creates the transit and index keys.
+	if _, err := lifecycle.Provision(ctx, env.VC, lifecycle.ProvisionOptions{Policies: cfg.Policies}); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 5 * time.Second},
+		Logger: quietLog(), Brokers: env.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	srv := httptest.NewServer(gw.API)
+	defer srv.Close()
+	cid, err := gw.Kafka.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := srv.URL + "/v3/clusters/" + cid + "/topics/"
+	emails := []string{"ann@example.com", "bob@example.com", "ann@example.com", "cy@example.com", "ann@example.com", "bob@example.com"}
+	for i, e := range emails {
+		body := fmt.Sprintf(`{"partition_id":0,"value":{"type":"JSON","data":{"email":%q,"Name":"person %d"}}}`, e, i)
+		if st, b := do(t, "POST", base+"customers/records", body); st != 200 {
+			t.Fatalf("produce: %d %s", st, b)
+		}
+	}
+	raw, err := gw.Kafka.Read(ctx, "customers", 0, -2, 100)
+	if err != nil || len(raw) != len(emails) {
+		t.Fatalf("read raw: %d records, %v", len(raw), err)
+	}
+	idx := make([]string, len(raw))
+	for i, r := range raw {
+		idx[i] = gjson.GetBytes(r.Value, "email_bidx").String()
+		ct := gjson.GetBytes(r.Value, "email").String()
+		if !strings.HasPrefix(idx[i], "vault:v1:") || !strings.HasPrefix(ct, "vault:v1:") {
+			t.Fatalf("record %d: %s", i, r.Value)
+		}
+		mac := strings.TrimPrefix(idx[i], "vault:v1:")
+		sum := sha256.Sum256([]byte(emails[i]))
+		for _, leak := range []string{emails[i], "ann", "example", hex.EncodeToString(sum[:]), base64.StdEncoding.EncodeToString(sum[:])} {
+			if strings.Contains(string(r.Value), leak) || mac == leak {
+				t.Fatalf("record %d leaks %q: %s", i, leak, r.Value)
+			}
+		}
+	}
+	distinct := map[string]string{}
+	for i, e := range emails {
+		if prev, ok := distinct[e]; ok && prev != idx[i] {
+			t.Fatalf("equal values %q, different indexes %s and %s", e, prev, idx[i])
+		}
+		distinct[e] = idx[i]
+	}
+	if len(map[string]bool{distinct[emails[0]]: true, distinct[emails[1]]: true, distinct[emails[3]]: true}) != 3 {
+		t.Fatalf("different values share an index: %v", distinct)
+	}
+
+	filtered := func(topic, filter string) (int, []string, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+topic+"/records?partition=0&offset=0&max=100", nil)
+		req.Header.Set(httpapi.HeaderIndexFilter, filter)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var rr httpapi.ReadResponse
+		var b json.RawMessage
+		_ = json.NewDecoder(resp.Body).Decode(&b)
+		_ = json.Unmarshal(b, &rr)
+		var names []string
+		for _, r := range rr.Records {
+			if r.Decryption.Status != string(protect.StatusDecrypted) {
+				t.Fatalf("filtered record %d: %s", r.Offset, r.Decryption.Status)
+			}
+			names = append(names, gjson.GetBytes(r.Value.Data, "email").String()+"/"+gjson.GetBytes(r.Value.Data, "Name").String())
+		}
+		if resp.StatusCode == 200 && rr.NextOffset != int64(len(emails)) {
+			t.Fatalf("filtered read: next_offset %d, want %d", rr.NextOffset, len(emails))
+		}
+		return resp.StatusCode, names, b
+	}
+	st, names, _ := filtered("customers", "email="+url.QueryEscape("ann@example.com"))
+	if st != 200 || fmt.Sprint(names) != "[ann@example.com/person 0 ann@example.com/person 2 ann@example.com/person 4]" {
+		t.Fatalf("filter ann: %d %v", st, names)
+	}
+	if st, names, _ = filtered("customers", "email=nobody%40example.com"); st != 200 || len(names) != 0 {
+		t.Fatalf("filter nobody: %d %v", st, names)
+	}
+	st, _, b := filtered("customers", "Name=person+1")
+	if st != 400 || errorCode(t, b) != httpapi.CodeBadQuery || !strings.Contains(string(b), httpapi.HeaderIndexFilter) {
+		t.Fatalf("filter on a field without index: %d %s", st, b)
+	}
+	t.Logf("6 records, 3 distinct emails -> %d distinct indexes; filter ann -> 3 records", len(map[string]bool{idx[0]: true, idx[1]: true, idx[3]: true}))
+
+	// Rotate the index key, rewrap: the copy is indexed under v2 and the
+	// filter finds it there.
+	if _, err := env.Transit.Rotate(ctx, "kafkagate-index-customers"); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := cfg.Policies.For("customers_v2")
+	rep, err := lifecycle.Rewrap(ctx, gw.Kafka, gw.Engine, lifecycle.RewrapOptions{From: "customers", To: "customers_v2", Target: target})
+	if err != nil || rep.Written != len(emails) {
+		t.Fatalf("rewrap: %v %+v", err, rep)
+	}
+	inv, err := lifecycle.TakeInventory(ctx, gw.Kafka, gw.Engine, "customers_v2", lifecycle.InventoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(inv.Versions(protect.UseIndex, "kafkagate-index-customers")) != "[2]" {
+		t.Fatalf("index versions after rewrap: %+v", inv.Uses)
+	}
+	if st, names, _ = filtered("customers_v2", "email=bob%40example.com"); st != 200 || len(names) != 2 {
+		t.Fatalf("filter bob on the copy: %d %v", st, names)
+	}
+}
