@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,8 +75,11 @@ func BenchmarkFileRSS(b *testing.B) {
 			if send["sha256"] != recv["sha256"] || send["sha256"] == "" {
 				b.Fatalf("%d MiB: sent sha256 %s, received %s", mib, send["sha256"], recv["sha256"])
 			}
-			line := fmt.Sprintf("file %5d MiB: sender peak RSS %s MiB (%.1fs), receiver peak RSS %s MiB (%.1fs), sha256 equal",
-				mib, send["vmhwm_mib"], sendTime.Seconds(), recv["vmhwm_mib"], recvTime.Seconds())
+			if recv["disk_sha256"] != send["sha256"] {
+				b.Fatalf("%d MiB: the received file on disk has sha256 %s, sent %s", mib, recv["disk_sha256"], send["sha256"])
+			}
+			line := fmt.Sprintf("file %5d MiB: sender peak RSS %s MiB (%.1fs, %.0f MiB/s), receiver peak RSS %s MiB (%.1fs, %.0f MiB/s), sha256 equal (file on disk re-hashed)",
+				mib, send["vmhwm_mib"], sendTime.Seconds(), float64(mib)/sendTime.Seconds(), recv["vmhwm_mib"], recvTime.Seconds(), float64(mib)/recvTime.Seconds())
 			fmt.Println(line)
 			b.Log(line)
 			os.RemoveAll(dir)
@@ -135,7 +140,7 @@ func rssChildRun(role string) error {
 	keys := envelope.NewTransitKeys(transit.New(vc, transit.Options{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	var sum string
+	var sum, path string
 	switch role {
 	case "send":
 		s, err := NewSender(SenderOptions{Keys: keys, Producer: kc, MaxMessageBytes: settings.Sarama.Producer.MaxMessageBytes, Logger: log})
@@ -169,7 +174,7 @@ func rssChildRun(role string) error {
 		if len(got) != 1 || got[0].Size != size {
 			return fmt.Errorf("received %+v", got)
 		}
-		sum = got[0].SHA256
+		sum, path = got[0].SHA256, got[0].Path
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}
@@ -178,6 +183,18 @@ func rssChildRun(role string) error {
 		return err
 	}
 	fmt.Printf("sha256=%s vmhwm_mib=%.1f\n", sum, float64(hwm)/1024)
+	if path != "" { // after VmHWM was read: hash the file written, as a check
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return err
+		}
+		fmt.Printf("disk_sha256=%s\n", hex.EncodeToString(h.Sum(nil)))
+	}
 	return nil
 }
 

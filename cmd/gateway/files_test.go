@@ -5,13 +5,16 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -296,5 +299,72 @@ func TestServeFileUpload(t *testing.T) {
 	}
 	if disk, err := os.ReadFile(filepath.Join(dst, "up.bin")); err != nil || !bytes.Equal(disk, data) {
 		t.Fatalf("received file differs: %v", err)
+	}
+}
+
+// demoConsumer decrypts the original demo's legacy message the way
+// consumer_file_transfer.py does, in Python (cryptography's AES-GCM, as the
+// legacy golden vector was made): value JSON, 32-byte nonce, ciphertext and
+// tag in hex, no associated data, base64 of the file inside. The DEK comes
+// as Vault's transit/decrypt returns it (base64).
+const demoConsumer = `
+import base64, json, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+key = base64.b64decode(sys.argv[1])
+v = json.loads(sys.stdin.buffer.read())
+b64 = AESGCM(key).decrypt(base64.b64decode(v["nonce"]), bytes.fromhex(v["ciphertext"]) + bytes.fromhex(v["tag"]), None)
+sys.stdout.buffer.write(base64.b64decode(b64))
+`
+
+// TestSendFileLegacyReadByDemoRules: the message `send-file
+// --legacy-format` produces has the demo's shape (no key, exactly the
+// headers X-encryptionkey and X-filename) and an implementation of the
+// demo consumer's rules in Python recovers the file byte for byte.
+func TestSendFileLegacyReadByDemoRules(t *testing.T) {
+	if err := exec.Command("python3", "-c", "import cryptography.hazmat.primitives.ciphers.aead").Run(); err != nil {
+		t.Skip("python3 with the cryptography package is not available:", err)
+	}
+	f := newFileCLI(t)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "large-set-of-info.json")
+	writeRandom(t, path, 123_457)
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.gw(ctx, "send-file", "--topic", "files", "--legacy-format", path)
+	m := regexp.MustCompile(`partition=(\d+) offsets=(\d+)-`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("send-file --legacy-format: %v\n%s", err, out)
+	}
+	part, _ := strconv.Atoi(m[1])
+	off, _ := strconv.ParseInt(m[2], 10, 64)
+	recs, err := f.kc.Read(ctx, "files", int32(part), off, 1)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("read: %v (%d records)", err, len(recs))
+	}
+	rec := recs[0]
+	hs := map[string]string{}
+	for _, h := range rec.Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	if rec.Key != nil || len(rec.Headers) != 2 || hs["X-filename"] != "large-set-of-info.json" || !strings.HasPrefix(hs["X-encryptionkey"], "vault:v1:") {
+		t.Fatalf("not the demo's message shape: key %q, headers %v", rec.Key, hs)
+	}
+	// The demo's consumer unwraps with transit/decrypt/transit, no context.
+	opened, err := f.env.Transit.Decrypt(ctx, envelope.DefaultLegacyKEK, []transit.Ciphertext{{Ciphertext: hs["X-encryptionkey"]}})
+	if err != nil || opened[0].Err != nil {
+		t.Fatalf("unwrap: %v", err)
+	}
+	py := exec.Command("python3", "-c", demoConsumer, base64.StdEncoding.EncodeToString(opened[0].Plaintext))
+	py.Stdin = bytes.NewReader(rec.Value)
+	var stderr bytes.Buffer
+	py.Stderr = &stderr
+	got, err := py.Output()
+	if err != nil {
+		t.Fatalf("the demo's rules failed: %v\n%s", err, stderr.String())
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the demo's rules recovered %d bytes that differ from the %d sent", len(got), len(want))
 	}
 }
