@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -68,12 +69,17 @@ func decodeRecord(raw json.RawMessage) (produceRequest, *apiError) {
 func fieldErr(err error) *apiError {
 	var ute *json.UnmarshalTypeError
 	msg := err.Error()
+	field := ""
 	if errors.As(err, &ute) {
 		msg = fmt.Sprintf("request field %q has the wrong type (want %s)", ute.Field, ute.Type)
-	} else if strings.HasPrefix(msg, "json: unknown field ") {
-		msg = "unknown request field " + strings.TrimPrefix(msg, "json: unknown field ")
+		field = ute.Field
+	} else if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		msg = "unknown request field " + name
+		if f, err := strconv.Unquote(name); err == nil {
+			field = f
+		}
 	}
-	return &apiError{ErrorCode: CodeBadRequestField, Message: msg}
+	return &apiError{ErrorCode: CodeBadRequestField, Message: msg, Field: field}
 }
 
 // prepared is a record ready for encryption.
@@ -171,12 +177,18 @@ func dataBytes(d *requestData, field string) ([]byte, string, *apiError) {
 		return buf.Bytes(), typ, nil
 	case "STRING":
 		var s string
+		if len(d.Data) == 0 || string(d.Data) == "null" {
+			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data is required for type STRING (send \"" + field + "\": null for a null " + field + ")", Field: field + ".data"}
+		}
 		if err := json.Unmarshal(d.Data, &s); err != nil {
 			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data must be a JSON string for type STRING", Field: field + ".data"}
 		}
 		return []byte(s), typ, nil
 	case "BINARY":
 		var s string
+		if len(d.Data) == 0 || string(d.Data) == "null" {
+			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data is required for type BINARY (send \"" + field + "\": null for a null " + field + ")", Field: field + ".data"}
+		}
 		if err := json.Unmarshal(d.Data, &s); err != nil {
 			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data must be a base64 string for type BINARY", Field: field + ".data"}
 		}
@@ -208,7 +220,24 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, newErr(CodeBadJSON, "request body is empty")
 	}
+	// JSON text must be UTF-8 (RFC 8259 §8.1); Go's decoder would otherwise
+	// replace invalid bytes in header names and STRING data silently.
+	if !utf8.Valid(body) {
+		return nil, newErr(CodeBadJSON, fmt.Sprintf("request body is not valid UTF-8 (at byte %d); JSON text must be UTF-8", invalidUTF8At(body)))
+	}
 	return body, nil
+}
+
+// invalidUTF8At returns the offset of the first invalid UTF-8 sequence.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 // policyFor fails closed: no policy, no produce.
