@@ -454,6 +454,9 @@ func needFor(method, pattern, topic string) need {
 		return need{}
 	case strings.HasSuffix(pattern, "/topics/{topic}/records:stream"):
 		return need{right: RightConsume, topic: topic}
+	case strings.HasSuffix(pattern, "/topics/{topic}/files") && method == http.MethodPost:
+		// A file upload produces the file's records to the topic.
+		return need{right: RightProduce, topic: topic}
 	case strings.HasSuffix(pattern, "/topics/{topic}/records") || strings.HasSuffix(pattern, "/topics/{topic}/records:batch"):
 		switch method {
 		case http.MethodPost:

@@ -146,6 +146,8 @@ func TestNeedFor(t *testing.T) {
 		{"GET", "/v3/clusters/{cluster_id}/topics/{topic}/records:stream", "t", need{right: RightConsume, topic: "t"}},
 		{"POST", "/v3/clusters/{cluster_id}/topics/{topic}/records:stream", "t", need{right: RightConsume, topic: "t"}},
 		{"DELETE", "/v3/clusters/{cluster_id}/topics/{topic}/records", "t", need{right: RightAdmin}},
+		{"POST", "/v3/clusters/{cluster_id}/topics/{topic}/files", "t", need{right: RightProduce, topic: "t"}},
+		{"GET", "/v3/clusters/{cluster_id}/topics/{topic}/files", "t", need{right: RightAdmin}},
 		{"GET", "/v3/clusters/{cluster_id}/topics", "", need{right: RightAdmin}}, // unlisted: admin
 		{"GET", "", "", need{}}, // unknown path: authentication, then 404
 	} {
