@@ -114,7 +114,7 @@ func New(o Options) (*Gateway, error) {
 		kc.Close()
 		return nil, err
 	}
-	g.API = httpapi.New(set.apply(httpapi.Config{Engine: g.Engine, Policies: o.Config.Policies, Kafka: kc, Vault: vc, Logger: o.Logger, Access: access, Metrics: g.Metrics, Files: files}))
+	g.API = httpapi.New(set.apply(httpapi.Config{Engine: g.Engine, Policies: o.Config.Policies, Kafka: kc, Vault: vc, Logger: o.Logger, Access: access, Metrics: g.Metrics, Files: files, Admin: adminService{g}}))
 	g.UI = g.newViewer()
 	return g, nil
 }

@@ -6,16 +6,12 @@ import (
 	"slices"
 
 	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/policy"
 )
 
 // Rotated is a key version created by RotateTopicKeys.
-type Rotated struct {
-	Kind    string `json:"kind"`             // "transit" or "fpe"
-	Key     string `json:"key,omitempty"`    // transit key
-	Domain  string `json:"domain,omitempty"` // FPE domain
-	Version int    `json:"version"`          // the version new records now use
-}
+type Rotated = lifecycle.Rotated
 
 // TopicKeys lists the keys new records of a policy are encrypted with:
 // transit keys (the policy's transit key when a field uses transit; the
@@ -51,7 +47,7 @@ func TopicKeys(p *policy.Policy) (transitKeys, fpeDomains []string) {
 func (g *Gateway) RotateTopicKeys(ctx context.Context, topic string) ([]Rotated, error) {
 	p, ok := g.Config.Policies.For(topic)
 	if !ok {
-		return nil, fmt.Errorf("topic %q has no policy: no keys to rotate", topic)
+		return nil, fmt.Errorf("topic %q: no keys to rotate: %w", topic, lifecycle.ErrNoPolicy)
 	}
 	keys, domains := TopicKeys(p)
 	var out []Rotated
@@ -74,4 +70,44 @@ func (g *Gateway) RotateTopicKeys(ctx context.Context, topic string) ([]Rotated,
 		out = append(out, Rotated{Kind: "fpe", Domain: d, Version: v})
 	}
 	return out, nil
+}
+
+// adminService serves the admin endpoints (httpapi/admin.go): only the
+// transit keys the policies use can be shown, rotated or configured.
+type adminService struct{ g *Gateway }
+
+func (a adminService) ListKeys(ctx context.Context) ([]lifecycle.KeyStatus, error) {
+	return lifecycle.ListKeys(ctx, a.g.Transit, a.g.Config.Policies)
+}
+
+func (a adminService) ShowKey(ctx context.Context, key string) (lifecycle.KeyStatus, error) {
+	if err := lifecycle.CheckPolicyKey(a.g.Config.Policies, key); err != nil {
+		return lifecycle.KeyStatus{}, err
+	}
+	return lifecycle.ShowKey(ctx, a.g.Transit, key)
+}
+
+func (a adminService) RotateKey(ctx context.Context, key string) (lifecycle.KeyStatus, error) {
+	if err := lifecycle.CheckPolicyKey(a.g.Config.Policies, key); err != nil {
+		return lifecycle.KeyStatus{}, err
+	}
+	if _, err := a.g.Transit.Rotate(ctx, key); err != nil {
+		return lifecycle.KeyStatus{}, err
+	}
+	return lifecycle.ShowKey(ctx, a.g.Transit, key)
+}
+
+func (a adminService) ConfigureKey(ctx context.Context, key string, c lifecycle.KeyConfig) (lifecycle.KeyStatus, error) {
+	if err := lifecycle.CheckPolicyKey(a.g.Config.Policies, key); err != nil {
+		return lifecycle.KeyStatus{}, err
+	}
+	return lifecycle.ConfigureKey(ctx, a.g.Transit, key, c)
+}
+
+func (a adminService) RotateTopic(ctx context.Context, topic string) ([]lifecycle.Rotated, error) {
+	return a.g.RotateTopicKeys(ctx, topic)
+}
+
+func (a adminService) Inventory(ctx context.Context, topic string) (*lifecycle.Inventory, error) {
+	return lifecycle.TakeInventory(ctx, a.g.Kafka, a.g.Engine, topic, lifecycle.InventoryOptions{})
 }

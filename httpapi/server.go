@@ -65,6 +65,10 @@ type Config struct {
 	// Files, when set, serves the streaming file upload POST
 	// .../topics/{topic}/files (files.go); nil answers 501.
 	Files FileSender
+
+	// Admin, when set, serves the key lifecycle endpoints under /v3/admin
+	// (admin.go); nil answers 501.
+	Admin AdminService
 }
 
 // Server serves the API.
@@ -125,6 +129,7 @@ func New(cfg Config) *Server {
 			r.Post("/topics/{topic}/files", s.uploadFile)
 		})
 	})
+	r.Route("/v3/admin", s.adminRoutes)
 	s.router = r
 	return s
 }

@@ -167,3 +167,28 @@ func ConfigureKey(ctx context.Context, tc *transit.Client, key string, c KeyConf
 	}
 	return ShowKey(ctx, tc, key)
 }
+
+// ErrUnknownKey: a key the policies do not use (the admin endpoints
+// manage only those).
+var ErrUnknownKey = errors.New("not a transit key of any policy")
+
+// CheckPolicyKey returns ErrUnknownKey unless ps uses key.
+func CheckPolicyKey(ps *policy.Set, key string) error {
+	for _, r := range PolicyKeys(ps) {
+		if r.Name == key {
+			return nil
+		}
+	}
+	return fmt.Errorf("transit key %q: %w", key, ErrUnknownKey)
+}
+
+// Rotated is a key version created by a topic rotation.
+type Rotated struct {
+	Kind    string `json:"kind"`             // "transit" or "fpe"
+	Key     string `json:"key,omitempty"`    // transit key
+	Domain  string `json:"domain,omitempty"` // FPE domain
+	Version int    `json:"version"`          // the version new records now use
+}
+
+// ErrNoPolicy: the topic has no policy, so no keys.
+var ErrNoPolicy = errors.New("topic has no policy")
