@@ -5,20 +5,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // TestAdminEndpoints: show, rotate (key and topic), config and inventory
@@ -38,21 +33,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if err := os.WriteFile(access, []byte("token "+httpapi.HashToken(admin)+" ops admin\ntoken "+httpapi.HashToken(user)+" app produce:orders consume:orders\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse([]byte("[kafkagate]\naccess_file = " + access + "\n[policy:orders]\nfields = Name transit\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lifecycle.Provision(ctx, env.VC, lifecycle.ProvisionOptions{Policies: cfg.Policies}); err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 5 * time.Second},
-		Logger: quietLog(), Brokers: env.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw.API)
-	defer srv.Close()
+	gw, srv := provisionedGateway(t, env, "[kafkagate]\naccess_file = "+access+"\n[policy:orders]\nfields = Name transit\n")
 	call := func(method, path, token, body string) (int, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))

@@ -8,21 +8,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tidwall/gjson"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const indexConfig = `
@@ -46,22 +41,8 @@ fields =
 func TestBlindIndex(t *testing.T) {
 	env := devenv.Start(t)
 	ctx := context.Background()
-	cfg, err := config.Parse([]byte(indexConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Provision creates the transit and index keys.
-	if _, err := lifecycle.Provision(ctx, env.VC, lifecycle.ProvisionOptions{Policies: cfg.Policies}); err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 5 * time.Second},
-		Logger: quietLog(), Brokers: env.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw.API)
-	defer srv.Close()
+	gw, srv := provisionedGateway(t, env, indexConfig)
+	cfg := gw.Config
 	cid, err := gw.Kafka.ClusterID(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,28 @@ fields =
 mode = envelope
 `
 
+// provisionedGateway provisions the keys of configuration text (root
+// token) and serves a gateway for it, for the test.
+func provisionedGateway(t *testing.T, env *devenv.Env, text string) (*gateway.Gateway, *httptest.Server) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lifecycle.Provision(context.Background(), env.VC, lifecycle.ProvisionOptions{Policies: cfg.Policies, TransitMount: cfg.Get("kafkagate", "transit_mount", "transit")}); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 5 * time.Second},
+		Logger: quietLog(), Brokers: env.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+	srv := httptest.NewServer(gw.API)
+	t.Cleanup(srv.Close)
+	return gw, srv
+}
+
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // roleGateway is a gateway logged in to Vault with the AppRole
