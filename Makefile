@@ -19,12 +19,17 @@ build:
 vault:
 	@scripts/build-vault.sh
 
-## deps: operating-system packages the tests use (kcat, the outside Kafka client)
+## deps: operating-system packages the tests use: kcat (the outside Kafka
+## client) and Debian's chromium (the viewer's headless browser test)
 deps:
-	@command -v kcat >/dev/null 2>&1 || { \
-	  echo "make deps: installing kcat" >&2; \
+	@missing=; \
+	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing" >&2; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 vet:
 	$(GO) vet ./...
@@ -35,7 +40,7 @@ fmt-check:
 
 ## test: everything CI runs
 test: deps vault fmt-check vet
-	KAFKAGATE_REQUIRE_KCAT=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+	KAFKAGATE_REQUIRE_KCAT=1 KAFKAGATE_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory fuzz
 
 ## fuzz: run every fuzz target briefly (FUZZTIME executions each); a crash fails.

@@ -1,0 +1,149 @@
+package ui_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/demo"
+	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/vaultclient"
+)
+
+// served is a gateway on the embedded default configuration, against a
+// real Vault dev server and kfake, serving the API and the viewer.
+type served struct {
+	base string
+	cid  string
+	gw   *gateway.Gateway
+}
+
+// serve starts it. accessLines, when not empty, become its access_file
+// ([kafkagate] access_file): authentication on.
+func serve(t *testing.T, accessLines ...string) *served {
+	t.Helper()
+	env := devenv.Start(t)
+	orig, err := os.ReadFile("../getting_started.ini.orig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(orig)
+	if len(accessLines) > 0 {
+		dir := t.TempDir()
+		af := filepath.Join(dir, "access")
+		if err := os.WriteFile(af, []byte(strings.Join(accessLines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		text = strings.Replace(text, "#access_file = /etc/kafkagate/access", "access_file = "+af, 1)
+	}
+	path := filepath.Join(t.TempDir(), "getting_started.ini")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := demo.Provision(ctx, env.VC, cfg); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 10 * time.Second},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Brokers: env.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (len(accessLines) > 0) != (gw.Access != nil) {
+		t.Fatalf("access control on: %t, want %t", gw.Access != nil, len(accessLines) > 0)
+	}
+	l, err := gateway.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Serve(sctx, l) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		_ = gw.Close()
+	})
+	cid, err := gw.Kafka.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &served{base: "http://" + l.Addr().String(), cid: cid, gw: gw}
+}
+
+// produce posts one JSON record through the REST API.
+func (s *served) produce(t *testing.T, token, topic string, value any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"key": map[string]any{"type": "STRING", "data": "viewer-test"}, "value": map[string]any{"type": "JSON", "data": value}})
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", s.base, s.cid, topic), bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("produce to %s: %d %s", topic, resp.StatusCode, b)
+	}
+}
+
+// get calls a viewer endpoint and returns the status and body.
+func (s *served) get(t *testing.T, token, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.base+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// purchase is a record whose every field the purchases_encrypted policy
+// encrypts; the values are unique to the test run.
+type purchase struct {
+	Name       string `json:"Name"`
+	Address    string `json:"Address"`
+	CreditCard string `json:"credit_card"`
+}
+
+func newPurchase() purchase {
+	n := time.Now().UnixNano() % 1_000_000
+	return purchase{
+		Name:       fmt.Sprintf("Zelda Quintero %06d", n),
+		Address:    fmt.Sprintf("%d Wisteria Lane, Fairview", n),
+		CreditCard: "4539-1488-0343-6467", // Luhn-valid test number
+	}
+}
+
+// plaintexts are the byte strings of p that must never reach a viewer
+// without consume rights, nor the stored pane.
+func (p purchase) plaintexts() []string {
+	return []string{p.Name, p.Address, p.CreditCard, strings.ReplaceAll(p.CreditCard, "-", "")}
+}
