@@ -205,10 +205,24 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer cl.close()
 	h := &handler{b: b, producer: cl.producer, admin: cl.admin}
 	bo := b.backoff()
+	var unstableSince time.Time // exactly-once: when the group's offsets became unstable
 	for ctx.Err() == nil {
 		err := cl.group.Consume(ctx, []string{b.cfg.Source}, h)
 		if ctx.Err() != nil {
 			break
+		}
+		if err != nil && b.cfg.ExactlyOnce && errors.Is(err, sarama.ErrUnstableOffsetCommit) {
+			// A transaction holding offsets of this group is open. A live
+			// member's lasts milliseconds (eager rebalancing ended them all
+			// before this session); one that stays open belongs to a bridge
+			// that died in it, and would block every read_committed offset
+			// fetch until the broker times it out (a minute by default).
+			if unstableSince.IsZero() {
+				unstableSince = time.Now()
+			} else if time.Since(unstableSince) >= unstableGrace {
+				b.fenceAbandoned(cl.admin)
+				unstableSince = time.Time{}
+			}
 		}
 		if err != nil {
 			b.stats.Retries.Add(1)
@@ -222,6 +236,35 @@ func (b *Bridge) Run(ctx context.Context) error {
 		bo.reset()
 	}
 	return nil
+}
+
+// unstableGrace is how long the group's offsets may stay unstable (an open
+// transaction) before exactly-once mode fences the transactions left open.
+const unstableGrace = time.Second
+
+// fenceAbandoned initialises the transactional id of every source
+// partition, which makes the broker abort the transaction a killed
+// bridge left open and fences its producer. A live bridge fenced by
+// mistake loses only its open transaction: it aborts it and retries the
+// batch with a new producer (deliverTxn).
+func (b *Bridge) fenceAbandoned(admin sarama.ClusterAdmin) {
+	metas, err := admin.DescribeTopics([]string{b.cfg.Source})
+	if err != nil || len(metas) != 1 || metas[0].Err != sarama.ErrNoError {
+		b.log.Warn("cannot list the source partitions to fence abandoned transactions", "error", err)
+		return
+	}
+	fenced := 0
+	for _, pm := range metas[0].Partitions {
+		p, err := sarama.NewSyncProducer(b.cfg.Kafka.Brokers, b.producerConfig(TransactionalID(b.cfg.Group, b.cfg.Source, pm.ID)))
+		if err != nil {
+			b.log.Warn("cannot fence a transactional id", "partition", pm.ID, "error", kafka.Classify(err))
+			continue
+		}
+		_ = p.Close()
+		fenced++
+	}
+	b.log.Warn("offsets stayed unstable: fenced the transactional ids of the source partitions, aborting transactions left open by a stopped bridge",
+		"partitions", fenced, "after", unstableGrace)
 }
 
 // clients are the long-lived Kafka clients of one Run.

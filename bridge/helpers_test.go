@@ -304,9 +304,16 @@ func (f *fixture) readAll(topic string) []*sarama.ConsumerMessage {
 
 func readAll(t *testing.T, brokers []string, topic string) []*sarama.ConsumerMessage {
 	t.Helper()
+	return readAllAs(t, brokers, topic, sarama.ReadCommitted)
+}
+
+// readAllAs is readAll at an isolation level: ReadUncommitted also returns
+// the records of aborted transactions.
+func readAllAs(t *testing.T, brokers []string, topic string, level sarama.IsolationLevel) []*sarama.ConsumerMessage {
+	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
-	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	cfg.Consumer.IsolationLevel = level
 	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
 	cfg.Consumer.Return.Errors = true
 	cons, err := sarama.NewConsumer(brokers, cfg)
