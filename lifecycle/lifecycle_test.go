@@ -47,6 +47,10 @@ aad = off
 transit_key = kafka-events
 fields = Name transit
 
+[policy:events_v3]
+aad = off
+fields = Name transit
+
 [policy:docs]
 mode = envelope
 dek = per-message
@@ -64,13 +68,13 @@ type lcFixture struct {
 
 func setupLifecycle(t *testing.T) *lcFixture {
 	t.Helper()
-	env := devenv.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "docs", "docs_v2"}})
+	env := devenv.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "events_v3", "docs", "docs_v2"}})
 	cfg, err := config.Parse([]byte(lifecycleConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, k := range []string{"kafka-orders", "kafka-events"} {
+	for _, k := range []string{"kafka-orders", "kafka-events", "kafka-events_v3"} {
 		if err := env.Transit.EnsureKey(ctx, k, transit.KeySpec{}); err != nil {
 			t.Fatal(err)
 		}
@@ -377,4 +381,34 @@ func TestRewrapResumes(t *testing.T) {
 		t.Fatalf("events_v2 after resume: %+v", inv)
 	}
 	t.Logf("interrupted after %d of 17; resumed run wrote %d more; target has %d records, all at v2", saved.Written, rep.TargetGrowth, inv.Records)
+
+	// A target whose policy names another transit key gets its records
+	// under that key (the header follows), so its consumers need only it.
+	target, _ = f.gw.Config.Policies.For("events_v3")
+	if rep, err = lifecycle.Rewrap(ctx, f.gw.Kafka, f.gw.Engine, lifecycle.RewrapOptions{From: "events", To: "events_v3", Target: target}); err != nil || rep.Written != 17 {
+		t.Fatalf("rewrap to events_v3: %v %+v", err, rep)
+	}
+	inv = inventory(t, f, "events_v3")
+	if fmt.Sprint(inv.Versions(protect.UseTransit, "kafka-events_v3")) != "[1]" || len(inv.Uses) != 1 {
+		t.Fatalf("events_v3: %+v", inv.Uses)
+	}
+	// Retire every version of the source key: the copy does not need it.
+	if err := f.env.Transit.Configure(ctx, "kafka-events", map[string]any{"min_decryption_version": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.gw.Transit.Rotate(ctx, "kafka-events"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.env.Transit.Configure(ctx, "kafka-events", map[string]any{"min_decryption_version": 3}); err != nil {
+		t.Fatal(err)
+	}
+	opened, err := f.gw.Engine.Decrypt(ctx, toProtect(f.readAll(t, "events_v3")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range opened {
+		if o.Status != protect.StatusDecrypted || !strings.HasPrefix(string(o.Value), `{"Name":"event-`) {
+			t.Fatalf("events_v3 record %d: %s %s", i, o.Status, o.Value)
+		}
+	}
 }

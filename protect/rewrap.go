@@ -6,6 +6,7 @@ package protect
 // record formats.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -174,12 +175,14 @@ type Rewrapped struct {
 // Rewrapper moves records to the latest key versions, for a target topic,
 // never exposing plaintext outside its own memory:
 //
+//   - transit fields move to the target's fields policy transit key when
+//     it has one (else they keep theirs; the header's k follows);
 //   - transit fields bound to topic and path (a=1, the default) are
 //     decrypted and encrypted again, bound to the target topic: Vault's
 //     transit/rewrap takes no associated_data;
 //   - transit fields without associated data go through transit/rewrap
-//     (unless the target policy indexes them: then decrypt and encrypt, to
-//     recompute the blind index);
+//     (unless they change key, or the target policy indexes them: then
+//     decrypt and encrypt, to recompute the blind index);
 //   - fpe fields are decrypted with their version and encrypted with the
 //     domain's current one; the header's n follows;
 //   - envelope records and chunks (and legacy messages) keep their value
@@ -260,6 +263,7 @@ type rewrapJob struct {
 type fieldJob struct {
 	rec, field int // field -1: the whole sealed value
 	key        string
+	encKey     string // the key to encrypt with ("" : key)
 	ct         string
 	oldAAD     []byte
 	newAAD     []byte
@@ -278,6 +282,7 @@ type recState struct {
 	wrapped string
 	idxPT   map[int][]byte // field -> plaintext copy, for its blind index (cleared by reindex)
 	newN    map[int]int    // fpe field -> new version
+	newK    map[int]string // transit field -> new key (the target policy's)
 	newFmt  map[int]string
 	sealedK string
 }
@@ -351,7 +356,7 @@ func (w *Rewrapper) Rewrap(ctx context.Context, recs []Record) ([]Rewrapped, err
 		}
 		s := &st[i]
 		s.kind, s.h, s.spans, s.repl = "fields", h, sp, make([][]byte, len(h.F))
-		s.newN, s.newFmt = map[int]int{}, map[int]string{}
+		s.newN, s.newFmt, s.newK = map[int]int{}, map[int]string{}, map[int]string{}
 		for fi, f := range h.F {
 			if sp[fi].start < 0 || sp[fi].res.Type != gjson.String {
 				fail(i, CodeMissing, "field "+f.P+": the value has no string at this path", nil)
@@ -360,12 +365,16 @@ func (w *Rewrapper) Rewrap(ctx context.Context, recs []Record) ([]Rewrapped, err
 			switch f.M {
 			case string(policy.Transit):
 				j := fieldJob{rec: i, field: fi, key: f.K, ct: sp[fi].res.Str}
+				if tk := w.targetKey(); tk != "" && tk != f.K {
+					j.encKey = tk
+					s.newK[fi] = tk
+				}
 				if f.A == 1 {
 					j.oldAAD, j.newAAD = AAD(r.Topic, f.P), AAD(w.o.To, f.P)
 				} else {
 					j.noAAD = true
 				}
-				if j.noAAD && !w.indexes(f.P) {
+				if j.noAAD && j.encKey == "" && !w.indexes(f.P) {
 					wrapJobs = append(wrapJobs, j)
 				} else {
 					fieldJobs = append(fieldJobs, j)
@@ -464,6 +473,16 @@ func (w *Rewrapper) Rewrap(ctx context.Context, recs []Record) ([]Rewrapped, err
 		}
 	}
 	return out, nil
+}
+
+// targetKey is the transit key of the target's fields policy ("" without
+// one): transit fields are moved to it, so the target topic's consumers
+// need only its key.
+func (w *Rewrapper) targetKey() string {
+	if w.o.Target == nil || w.o.Target.Mode != policy.Fields {
+		return ""
+	}
+	return w.o.Target.TransitKey
 }
 
 // indexes reports whether the target policy keeps a blind index of path.
@@ -658,8 +677,8 @@ func (w *Rewrapper) reencrypt(ctx context.Context, recs []Record, jobs []fieldJo
 		if err != nil {
 			return fmt.Errorf("rewrap: decrypt with %q: %w", key, err)
 		}
-		var enc []transit.Item
-		var encIdx []int
+		encBy := map[string][]int{} // encryption key -> job indexes
+		var encKeys []string
 		for n, i := range ids {
 			j := &jobs[i]
 			if opened[n].Err != nil {
@@ -672,35 +691,16 @@ func (w *Rewrapper) reencrypt(ctx context.Context, recs []Record, jobs []fieldJo
 			if out[j.rec].Err != nil {
 				continue
 			}
-			enc = append(enc, transit.Item{Plaintext: j.pt, AAD: j.newAAD})
-			encIdx = append(encIdx, i)
-		}
-		if len(enc) == 0 {
-			continue
-		}
-		sealed, err := w.e.transit.Encrypt(ctx, key, enc)
-		if err != nil {
-			return fmt.Errorf("rewrap: encrypt with %q: %w", key, err)
-		}
-		for n, i := range encIdx {
-			j := jobs[i]
-			if sealed[n].Err != nil {
-				if out[j.rec].Err == nil {
-					out[j.rec].Err = &Error{Code: CodeEncryptFailed, Field: fieldPath(st, j), Msg: where(j) + ": vault refused to encrypt it", Err: sealed[n].Err}
-				}
-				continue
+			ek := cmp.Or(j.encKey, key)
+			if _, ok := encBy[ek]; !ok {
+				encKeys = append(encKeys, ek)
 			}
-			if j.field < 0 {
-				h, err := json.Marshal(sealedHeader{V: 1, K: key})
-				if err != nil {
-					return fmt.Errorf("encode %s header: %w", HeaderSealed, err)
-				}
-				out[j.rec].Value = []byte(sealed[n].Ciphertext)
-				out[j.rec].Headers = replaceHeader(recs[j.rec].Headers, HeaderSealed, h)
-				out[j.rec].Uses = []KeyUse{{UseSealed, key, sealed[n].KeyVersion}}
-				continue
+			encBy[ek] = append(encBy[ek], i)
+		}
+		for _, ek := range encKeys {
+			if err := w.encryptJobs(ctx, recs, jobs, encBy[ek], ek, st, out, where); err != nil {
+				return err
 			}
-			st[j.rec].repl[j.field] = jsonString(sealed[n].Ciphertext)
 		}
 	}
 	// Keep copies of the plaintexts of indexed fields for reindex.
@@ -712,6 +712,40 @@ func (w *Rewrapper) reencrypt(ctx context.Context, recs []Record, jobs []fieldJo
 			}
 			st[j.rec].idxPT[j.field] = slices.Clone(j.pt)
 		}
+	}
+	return nil
+}
+
+// encryptJobs encrypts the plaintexts of jobs ids with key for the
+// target topic and places the results.
+func (w *Rewrapper) encryptJobs(ctx context.Context, recs []Record, jobs []fieldJob, ids []int, key string, st []recState, out []Rewrapped, where func(fieldJob) string) error {
+	enc := make([]transit.Item, len(ids))
+	for n, i := range ids {
+		enc[n] = transit.Item{Plaintext: jobs[i].pt, AAD: jobs[i].newAAD}
+	}
+	sealed, err := w.e.transit.Encrypt(ctx, key, enc)
+	if err != nil {
+		return fmt.Errorf("rewrap: encrypt with %q: %w", key, err)
+	}
+	for n, i := range ids {
+		j := jobs[i]
+		if sealed[n].Err != nil {
+			if out[j.rec].Err == nil {
+				out[j.rec].Err = &Error{Code: CodeEncryptFailed, Field: fieldPath(st, j), Msg: where(j) + ": vault refused to encrypt it", Err: sealed[n].Err}
+			}
+			continue
+		}
+		if j.field < 0 {
+			h, err := json.Marshal(sealedHeader{V: 1, K: key})
+			if err != nil {
+				return fmt.Errorf("encode %s header: %w", HeaderSealed, err)
+			}
+			out[j.rec].Value = []byte(sealed[n].Ciphertext)
+			out[j.rec].Headers = replaceHeader(recs[j.rec].Headers, HeaderSealed, h)
+			out[j.rec].Uses = []KeyUse{{UseSealed, key, sealed[n].KeyVersion}}
+			continue
+		}
+		st[j.rec].repl[j.field] = jsonString(sealed[n].Ciphertext)
 	}
 	return nil
 }
@@ -791,6 +825,9 @@ func (w *Rewrapper) fieldsOut(s *recState) ([]byte, []KeyUse, error) {
 			f.N, f.Fmt = n, s.newFmt[fi]
 			uses = append(uses, KeyUse{UseFPE, f.D, n})
 		} else if f.M == string(policy.Transit) {
+			if k, ok := s.newK[fi]; ok {
+				f.K = k
+			}
 			var ct string
 			_ = json.Unmarshal(s.repl[fi][:jsonStringEnd(s.repl[fi])], &ct)
 			v, _ := transit.Version(ct)
