@@ -21,24 +21,6 @@ import (
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
-// lockedBuf is a goroutine-safe log sink.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // setupAppRole enables AppRole on env's Vault with a least-privilege
 // policy for the gateway's transit keys, and writes the role and secret
 // ids to files as an operator would. The token TTL is long, so only a
@@ -79,6 +61,57 @@ path "transit/decrypt/kafka-*" { capabilities = ["update"] }
 	return roleIDFile, secretIDFile, []string{roleID, secretID}
 }
 
+// appRoleGateway serves testConfig with a gateway that logs in to env's
+// Vault with AppRole, logging into logs at debug level.
+func appRoleGateway(t *testing.T, env *devenv.Env, roleIDFile, secretIDFile string, logs io.Writer) *fixture {
+	t.Helper()
+	cfg, err := config.Parse([]byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Options{
+		Config:  cfg,
+		Vault:   vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
+		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Brokers: env.Brokers,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+	if gw.Vault.AuthMethod() != vaultclient.AuthAppRole {
+		t.Fatalf("auth method %s", gw.Vault.AuthMethod())
+	}
+	srv := httptest.NewServer(gw.API)
+	t.Cleanup(srv.Close)
+	cid, err := gw.Kafka.ClusterID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{env: env, gw: gw, srv: srv, cid: cid}
+	// The first request creates the key with the AppRole token.
+	if resp, b := f.post(t, f.url("purchases"), "application/json", produceBody(purchase)); resp.StatusCode != 200 {
+		t.Fatalf("first produce: %d %s", resp.StatusCode, b)
+	}
+	return f
+}
+
+// revokeCurrent revokes the gateway's current Vault token by accessor, as
+// an operator would with the root token, and returns it.
+func revokeCurrent(t *testing.T, f *fixture) string {
+	t.Helper()
+	ctx := context.Background()
+	tok := f.gw.Vault.API().Token()
+	look, err := f.env.VC.Write(ctx, "auth/token/lookup", map[string]any{"token": tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.env.VC.Write(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": look["accessor"]}); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 type produceOutcome struct {
 	start, end time.Time
 	status     int
@@ -95,36 +128,9 @@ type produceOutcome struct {
 func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 	env := devenv.Start(t)
 	roleIDFile, secretIDFile, creds := setupAppRole(t, env)
-	cfg, err := config.Parse([]byte(testConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuf{}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	if gw.Vault.AuthMethod() != vaultclient.AuthAppRole {
-		t.Fatalf("auth method %s", gw.Vault.AuthMethod())
-	}
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	ctx := context.Background()
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{env: env, gw: gw, srv: srv, cid: cid}
-	// The first request creates the key with the AppRole token.
-	if resp, b := f.post(t, f.url("purchases"), "application/json", produceBody(purchase)); resp.StatusCode != 200 {
-		t.Fatalf("first produce: %d %s", resp.StatusCode, b)
-	}
+	logs := &logBuffer{}
+	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
+	gw, ctx := f.gw, context.Background()
 	before := highWatermarks(t, gw.Kafka, "purchases")
 
 	// Steady load: two clients, back to back.
@@ -186,15 +192,8 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 	var revokedTokens []string
 	time.Sleep(time.Second)
 	for i := range revocations {
-		tok := gw.Vault.API().Token()
-		look, err := env.VC.Write(ctx, "auth/token/lookup", map[string]any{"token": tok})
-		if err != nil {
-			t.Fatal(err)
-		}
-		at := time.Now()
-		if _, err := env.VC.Write(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": look["accessor"]}); err != nil {
-			t.Fatal(err)
-		}
+		tok := revokeCurrent(t, f)
+		at := time.Now() // requests started before this may still use tok
 		revokedTokens = append(revokedTokens, tok)
 		done, ok := firstSuccessAfter(at)
 		if !ok {
@@ -254,15 +253,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 	if err := os.WriteFile(secretIDFile, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tok := gw.Vault.API().Token()
-	look, err := env.VC.Write(ctx, "auth/token/lookup", map[string]any{"token": tok})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.VC.Write(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": look["accessor"]}); err != nil {
-		t.Fatal(err)
-	}
-	revokedTokens = append(revokedTokens, tok)
+	revokedTokens = append(revokedTokens, revokeCurrent(t, f))
 	stuck := highWatermarks(t, gw.Kafka, "purchases")
 	// Three requests: each refused call makes one login attempt, and
 	// Vault locks an AppRole out after 5 failed logins (user lockout); see
@@ -332,32 +323,9 @@ func TestVaultFailedReloginIsPaced(t *testing.T) {
 	}
 	env := devenv.Start(t)
 	roleIDFile, secretIDFile, _ := setupAppRole(t, env)
-	cfg, err := config.Parse([]byte(testConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuf{}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
+	logs := &logBuffer{}
+	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
 	ctx := context.Background()
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{env: env, gw: gw, srv: srv, cid: cid}
-	if resp, b := f.post(t, f.url("purchases"), "application/json", produceBody(purchase)); resp.StatusCode != 200 {
-		t.Fatalf("first produce: %d %s", resp.StatusCode, b)
-	}
 	good, err := os.ReadFile(secretIDFile)
 	if err != nil {
 		t.Fatal(err)
@@ -365,13 +333,7 @@ func TestVaultFailedReloginIsPaced(t *testing.T) {
 	if err := os.WriteFile(secretIDFile, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	look, err := env.VC.Write(ctx, "auth/token/lookup", map[string]any{"token": gw.Vault.API().Token()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.VC.Write(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": look["accessor"]}); err != nil {
-		t.Fatal(err)
-	}
+	revokeCurrent(t, f)
 	window := 2 * time.Second
 	start := time.Now()
 	sent := 0
