@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -32,7 +35,29 @@ type ConsumeOptions struct {
 	// SessionTimeout and HeartbeatInterval tune the group (0: sarama's).
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
+	// TreatUndecryptableAsPlaintext reports a record that cannot be
+	// decrypted (status failed) with status StatusRaw and its stored bytes
+	// verbatim (BINARY), instead of status failed (OpenMSIStream's
+	// treat_undecryptable_as_plaintext). The bytes are what Kafka holds:
+	// ciphertext or foreign data, never decrypted plaintext.
+	TreatUndecryptableAsPlaintext bool
+	// MaxWaitPerDecrypt bounds the wait for one record's decryption (0:
+	// none). A batch that overruns it is decrypted again record by record,
+	// each within MaxWaitPerDecrypt; a record that overruns it is reported
+	// with status StatusTimeout and its stored value, never dropped.
+	MaxWaitPerDecrypt time.Duration
 }
+
+// Consumer record statuses besides protect's (decrypted, partial, failed,
+// unencrypted, file_chunk).
+const (
+	// StatusRaw: undecryptable, returned as its stored bytes because of
+	// TreatUndecryptableAsPlaintext.
+	StatusRaw = "raw"
+	// StatusTimeout: decryption did not finish within MaxWaitPerDecrypt;
+	// the value is as stored.
+	StatusTimeout = "timeout"
+)
 
 // ConsumedRecord is a decrypted record with its topic.
 type ConsumedRecord struct {
@@ -87,12 +112,12 @@ func Consume(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Consu
 			if len(recs) == 0 {
 				break
 			}
-			opened, err := eng.Decrypt(ctx, toProtect(recs))
+			out, err := decrypt(ctx, eng, recs, o)
 			if err != nil {
 				return n, err
 			}
-			for i, r := range recs {
-				if err := emit(ConsumedRecord{Topic: r.Topic, ReadRecord: httpapi.ToReadRecord(r, opened[i])}); err != nil {
+			for _, r := range out {
+				if err := emit(r); err != nil {
 					return n, err
 				}
 				n++
@@ -139,15 +164,15 @@ func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o 
 		if o.Max > 0 && len(recs) > o.Max-n {
 			recs = recs[:o.Max-n]
 		}
-		opened, err := eng.Decrypt(ctx, toProtect(recs))
+		out, err := decrypt(ctx, eng, recs, o)
 		if err != nil {
 			if ctx.Err() != nil {
 				return n, nil
 			}
 			return n, err
 		}
-		for i, r := range recs {
-			if err := emit(ConsumedRecord{Topic: r.Topic, ReadRecord: httpapi.ToReadRecord(r, opened[i])}); err != nil {
+		for i, r := range out {
+			if err := emit(r); err != nil {
 				st.Done(recs[:i])
 				return n, err
 			}
@@ -156,4 +181,64 @@ func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o 
 		st.Done(recs)
 	}
 	return n, nil
+}
+
+// decrypt opens a batch with the options' deadline and undecryptable
+// handling. Vault or Kafka being unavailable is an error (fail closed);
+// only a record's own deadline turns into a status.
+func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o ConsumeOptions) ([]ConsumedRecord, error) {
+	opened, err := decryptWithin(ctx, eng, toProtect(recs), o.MaxWaitPerDecrypt*time.Duration(len(recs)))
+	timedOut := make([]bool, len(recs))
+	if err != nil {
+		if !expired(ctx, err, o.MaxWaitPerDecrypt) {
+			return nil, err
+		}
+		// The batch overran: each record gets its own deadline.
+		opened = make([]protect.Opened, len(recs))
+		for i := range recs {
+			one, err := decryptWithin(ctx, eng, toProtect(recs[i:i+1]), o.MaxWaitPerDecrypt)
+			switch {
+			case err == nil:
+				opened[i] = one[0]
+			case expired(ctx, err, o.MaxWaitPerDecrypt):
+				timedOut[i] = true
+				opened[i] = protect.Opened{Value: recs[i].Value, Status: protect.StatusFailed,
+					Err: fmt.Errorf("decryption did not finish within %v (max wait per decrypt)", o.MaxWaitPerDecrypt)}
+			default:
+				return nil, err
+			}
+		}
+	}
+	out := make([]ConsumedRecord, len(recs))
+	for i, r := range recs {
+		rr := httpapi.ToReadRecord(r, opened[i])
+		switch {
+		case timedOut[i]:
+			rr.Decryption.Status = StatusTimeout
+		case o.TreatUndecryptableAsPlaintext && opened[i].Status == protect.StatusFailed:
+			rr.Decryption.Status = StatusRaw
+			if r.Value != nil { // verbatim: never reinterpreted as JSON or text
+				b, _ := json.Marshal(base64.StdEncoding.EncodeToString(r.Value))
+				rr.Value = &httpapi.Data{Type: "BINARY", Data: b}
+			}
+		}
+		out[i] = ConsumedRecord{Topic: r.Topic, ReadRecord: rr}
+	}
+	return out, nil
+}
+
+// decryptWithin is eng.Decrypt bounded by d (0: unbounded).
+func decryptWithin(ctx context.Context, eng *protect.Engine, recs []protect.Record, d time.Duration) ([]protect.Opened, error) {
+	if d <= 0 {
+		return eng.Decrypt(ctx, recs)
+	}
+	dctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return eng.Decrypt(dctx, recs)
+}
+
+// expired reports whether err is the per-decrypt deadline (and not the
+// caller's own context ending).
+func expired(ctx context.Context, err error, d time.Duration) bool {
+	return d > 0 && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
 }
