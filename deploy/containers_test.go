@@ -1,0 +1,167 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/testcontainers/testcontainers-go"
+	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
+	tcvault "github.com/testcontainers/testcontainers-go/modules/vault"
+
+	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/vaultclient"
+)
+
+// TestGatewayAgainstContainers runs what the compose stack runs, with
+// real Kafka (KRaft) and Vault containers: the provisioning job's work
+// (lifecycle.Provision: Vault keys and policies, topics with their
+// dead-letter topics) on deploy/kafkagate.ini, then the gateway. A record
+// produced through the REST API is stored without plaintext and read back
+// decrypted. Skipped where Docker is not available.
+func TestGatewayAgainstContainers(t *testing.T) {
+	testcontainers.SkipIfProviderIsNotHealthy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	kc, err := tckafka.Run(ctx, "confluentinc/confluent-local:7.5.0", tckafka.WithClusterID("kafkagate-test"))
+	testcontainers.CleanupContainer(t, kc)
+	if err != nil {
+		t.Fatalf("kafka container: %v", err)
+	}
+	brokers, err := kc.Brokers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rootToken = "kafkagate-test-root"
+	vc, err := tcvault.Run(ctx, "hashicorp/vault:1.21.0", tcvault.WithToken(rootToken))
+	testcontainers.CleanupContainer(t, vc)
+	if err != nil {
+		t.Fatalf("vault container: %v", err)
+	}
+	vaddr, err := vc.HttpHostAddress(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := config.Load("kafkagate.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	vconf := vaultclient.Config{Addr: vaddr, Token: rootToken, Timeout: 10 * time.Second}
+	admin, err := vaultclient.New(vconf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	props := map[string]string{"bootstrap.servers": strings.Join(brokers, ","), "message.max.bytes": cfg.Get("default", "message.max.bytes", "")}
+	ks, err := kafka.Configure(props, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcl, err := kafka.Dial(ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kcl.Close()
+	rep, err := lifecycle.Provision(ctx, admin, lifecycle.ProvisionOptions{
+		Policies: cfg.Policies, TransitMount: cfg.Get("kafkagate", "transit_mount", "transit"),
+		FPE: gateway.KeyringOptions(cfg), Kafka: kcl, Partitions: 1,
+	})
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	t.Logf("provisioned: %d created", rep.Count(lifecycle.StatusCreated))
+
+	// The gateway as compose runs it, but on loopback without the access
+	// file (the access job is the compose stack's).
+	gw, err := gateway.New(gateway.Options{Config: withoutAccess(t), Vault: vconf, Logger: log, Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	l, err := gateway.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(sctx, l) }()
+	defer func() { stop(); <-served }()
+	base := "http://" + l.Addr().String()
+	cid, err := gw.Kafka.ClusterID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const topic = "purchases_encrypted"
+	value := map[string]string{"Name": "Container Test", "Address": "7 Harbour Rd", "credit_card": "4539-1488-0343-6467"}
+	body, _ := json.Marshal(map[string]any{"value": map[string]any{"type": "JSON", "data": value}})
+	resp, err := http.Post(fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", base, cid, topic), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var produced struct {
+		PartitionID int32 `json:"partition_id"`
+		Offset      int64 `json:"offset"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &produced) != nil {
+		t.Fatalf("produce: %d %s", resp.StatusCode, b)
+	}
+	recs, err := kcl.Read(ctx, topic, produced.PartitionID, produced.Offset, 1)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("read the stored record: %v (%d)", err, len(recs))
+	}
+	for _, s := range value {
+		if bytes.Contains(recs[0].Value, []byte(s)) {
+			t.Fatalf("Kafka stores plaintext %q: %s", s, recs[0].Value)
+		}
+	}
+	resp, err = http.Get(fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records?partition=%d&offset=%d&max=1", base, cid, topic, produced.PartitionID, produced.Offset))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, s := range value {
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(s)) {
+			t.Fatalf("decrypting read: %d %s, want %q", resp.StatusCode, b, s)
+		}
+	}
+}
+
+// withoutAccess is deploy/kafkagate.ini without [kafkagate] access_file
+// and listen.
+func withoutAccess(t *testing.T) *config.File {
+	t.Helper()
+	raw, err := os.ReadFile("kafkagate.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "access_file") || strings.HasPrefix(l, "listen") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	f, err := config.Parse([]byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
