@@ -10,6 +10,7 @@ import (
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // Status of a decrypted record.
@@ -173,7 +174,16 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 	for _, key := range keyOrder {
 		res, err := e.transit.Decrypt(ctx, key, byKey[key])
 		if err != nil {
-			return nil, err
+			if !keyScoped(ctx, err) {
+				return nil, err
+			}
+			// The key named by the records' headers is unusable (no such
+			// key, an invalid name): those records fail, the others of
+			// the batch still decrypt.
+			res = make([]transit.Opened, len(byKey[key]))
+			for i := range res {
+				res[i].Err = err
+			}
 		}
 		for i, r := range res {
 			rf := refs[key][i]
@@ -221,6 +231,14 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 	}
 	e.countOpened(recs, out)
 	return out, nil
+}
+
+// keyScoped reports whether a transit call's error concerns only the key
+// it named (taken from a record header, so possibly forged), rather than
+// Vault or the gateway's credentials, which fail the whole call closed.
+func keyScoped(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, vaultclient.ErrUnavailable) && !errors.Is(err, vaultclient.ErrDenied)
 }
 
 // countOpened reports the outcome of decrypting recs to the observer.
