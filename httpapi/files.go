@@ -69,15 +69,10 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Detach from the request timeout's deadline, but not from the client.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	defer cancel()
-	stop := context.AfterFunc(r.Context(), func() {
-		if !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
-			cancel()
-		}
-	})
-	defer stop()
+	// The request timeout does not apply to this route (longLived): the
+	// upload lasts as long as its client keeps sending, each read bounded by
+	// an idle deadline.
+	ctx := r.Context()
 	body := &uploadBody{r: r.Body, rc: http.NewResponseController(w), idle: s.cfg.RequestTimeout}
 
 	res, err := s.cfg.Files.SendFile(ctx, topic, p.Envelope.Key, name, body)

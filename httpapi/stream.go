@@ -271,8 +271,10 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.Re
 	}
 }
 
-// timeout is chi's Timeout middleware for every route but records:stream,
-// which lasts as long as its client (or max records).
+// timeout is chi's Timeout middleware for every route but the long-lived
+// ones: records:stream, which lasts as long as its client (or max records),
+// and the file upload, which lasts as long as its body and guards itself
+// with an idle deadline per read (files.go).
 func (s *Server) timeout(d time.Duration) func(http.Handler) http.Handler {
 	limit := middleware.Timeout(d)
 	return func(next http.Handler) http.Handler {
@@ -282,11 +284,22 @@ func (s *Server) timeout(d time.Duration) func(http.Handler) http.Handler {
 			if path == "" {
 				path = r.URL.Path
 			}
-			if r.Method == http.MethodGet && s.router != nil && strings.HasSuffix(s.router.Find(chi.NewRouteContext(), r.Method, path), "/records:stream") {
+			if s.router != nil && longLived(r.Method, s.router.Find(chi.NewRouteContext(), r.Method, path)) {
 				next.ServeHTTP(w, r)
 				return
 			}
 			timed.ServeHTTP(w, r)
 		})
 	}
+}
+
+// longLived reports the routes the request timeout does not apply to.
+func longLived(method, pattern string) bool {
+	switch {
+	case method == http.MethodGet && strings.HasSuffix(pattern, "/records:stream"):
+		return true
+	case method == http.MethodPost && strings.HasSuffix(pattern, "/topics/{topic}/files"):
+		return true
+	}
+	return false
 }
