@@ -54,6 +54,11 @@ const (
 	// within this time of the previous one (a token that is refused right
 	// after login is refused by policy, not expired).
 	minReloginGap = time.Second
+	// maxReloginGap caps the pause after consecutive failed logins from
+	// refused data calls (1 s, 2 s, 4 s, ... up to this): Vault locks an
+	// AppRole out after a few failures (user lockout), and a stream of
+	// refused requests must not become a stream of failed logins.
+	maxReloginGap = 10 * time.Second
 	backoffMin    = 500 * time.Millisecond
 	backoffMax    = 30 * time.Second
 )
@@ -92,6 +97,10 @@ type authenticator struct {
 
 	mu        sync.Mutex // serialises logins; guards the fields below
 	lastLogin time.Time
+	// lastAttempt and failedLogins pace logins triggered by refused data
+	// calls (onDenied), failed ones included.
+	lastAttempt  time.Time
+	failedLogins int
 	cur       lease
 	closed    bool
 
@@ -389,7 +398,7 @@ func (a *authenticator) onDenied(ctx context.Context, used string) bool {
 	if a.api.Token() != used {
 		return true // someone logged in meanwhile
 	}
-	if time.Since(a.lastLogin) < minReloginGap {
+	if time.Since(a.lastLogin) < minReloginGap || time.Since(a.lastAttempt) < a.reloginGapLocked() {
 		return false
 	}
 	if used != "" {
@@ -400,15 +409,28 @@ func (a *authenticator) onDenied(ctx context.Context, used string) bool {
 		}
 	}
 	a.log.Info("vault refused the token (revoked or expired); logging in again", "method", a.method)
+	a.lastAttempt = time.Now()
 	if _, err := a.reloginLocked(ctx); err != nil {
-		a.log.Warn("vault login failed", "method", a.method, "error", err)
+		a.failedLogins++
+		a.log.Warn("vault login failed", "method", a.method, "error", err, "next_attempt_in", a.reloginGapLocked())
 		return false
 	}
+	a.failedLogins = 0
 	select {
 	case a.kick <- struct{}{}:
 	default:
 	}
 	return true
+}
+
+// reloginGapLocked is the pause before another login attempt from a
+// refused data call: none after a success, then 1 s doubling per
+// consecutive failure up to maxReloginGap. Callers hold a.mu.
+func (a *authenticator) reloginGapLocked() time.Duration {
+	if a.failedLogins == 0 {
+		return minReloginGap
+	}
+	return min(minReloginGap<<min(a.failedLogins-1, 8), maxReloginGap)
 }
 
 // close stops the loop and, for tokens this client logged in for, revokes
