@@ -101,8 +101,8 @@ type authenticator struct {
 	// calls (onDenied), failed ones included.
 	lastAttempt  time.Time
 	failedLogins int
-	cur       lease
-	closed    bool
+	cur          lease
+	closed       bool
 
 	ready chan struct{} // closed after the first login attempt
 	kick  chan struct{} // a login happened outside the loop
