@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/fpe"
-	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -56,21 +54,6 @@ func keyErr(err error) error {
 		return fmt.Errorf("%w: %w", protect.ErrKeyUnavailable, err)
 	}
 	return err
-}
-
-// FPEDomains lists the FPE domains the policies use, sorted.
-func FPEDomains(ps *policy.Set) []string {
-	var out []string
-	for _, t := range ps.Topics() {
-		p, _ := ps.For(t)
-		for _, f := range p.Fields {
-			if f.Mode == policy.FPE && !slices.Contains(out, f.Options["domain"]) {
-				out = append(out, f.Options["domain"])
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // KeyringOptions reads the FPE key storage settings of [kafkagate]:

@@ -95,7 +95,7 @@ func New(o Options) (*Gateway, error) {
 	g := &Gateway{Config: o.Config, Vault: vc, Kafka: kc, Settings: set, Access: access, Metrics: metrics.New(), log: o.Logger}
 	g.Transit = transit.New(vc, transit.Options{Mount: o.Config.Get("kafkagate", "transit_mount", "transit"), Observer: g.Metrics})
 	f := o.FPE
-	if domains := FPEDomains(o.Config.Policies); f == nil && len(domains) > 0 {
+	if domains := o.Config.Policies.FPEDomains(); f == nil && len(domains) > 0 {
 		if g.FPEKeys, g.fpeRef, err = startFPE(vc, o.Config, domains, o.Logger); err != nil {
 			kc.Close()
 			return nil, err

@@ -403,6 +403,21 @@ func (s *Set) Topics() []string {
 	return out
 }
 
+// FPEDomains lists the distinct FPE key domains the policies' fpe fields
+// use, sorted.
+func (s *Set) FPEDomains() []string {
+	var out []string
+	for _, p := range s.byTopic {
+		for _, f := range p.Fields {
+			if f.Mode == FPE && !slices.Contains(out, f.Options["domain"]) {
+				out = append(out, f.Options["domain"])
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // TransitKeys lists the distinct transit keys the policies use, sorted.
 func (s *Set) TransitKeys() []string {
 	var out []string
