@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -106,6 +107,12 @@ type ProvisionOptions struct {
 	DLQSuffix         string // default ".dlq"
 	Partitions        int32
 	ReplicationFactor int16
+	// MaxMessageBytes is the max.message.bytes given to the topics whose
+	// policy needs large records (envelope mode: whole values and files)
+	// and to their dead-letter topics; an existing one with a smaller
+	// value is drift. 0: the Kafka client's producer limit ([default]
+	// message.max.bytes).
+	MaxMessageBytes int
 	// DryRun checks everything and changes nothing.
 	DryRun bool
 }
@@ -454,18 +461,71 @@ func (p *provisioner) topics(kc *kafka.Client) error {
 	if err != nil {
 		return fmt.Errorf("provision topics: list: %w", kafka.Classify(err))
 	}
+	large := p.o.MaxMessageBytes
+	if large <= 0 {
+		large = s.Sarama.Producer.MaxMessageBytes
+	}
 	for _, t := range p.o.Policies.Topics() {
+		pol, _ := p.o.Policies.For(t)
+		maxBytes := 0 // 0: the broker's default
+		if pol.Mode == policy.Envelope {
+			maxBytes = large
+		}
 		for _, name := range []string{t, t + p.o.DLQSuffix} {
 			if d, ok := have[name]; ok {
-				p.add(KindTopic, name, StatusOK, fmt.Sprintf("%d partitions", d.NumPartitions))
+				if err := p.existingTopic(admin, name, d, maxBytes); err != nil {
+					return err
+				}
 				continue
 			}
-			if err := p.missing(KindTopic, name, fmt.Sprintf("%d partitions, replication %d", p.o.Partitions, p.o.ReplicationFactor), func() error {
-				return kafka.Classify(admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: p.o.Partitions, ReplicationFactor: p.o.ReplicationFactor}, false))
+			td := &sarama.TopicDetail{NumPartitions: p.o.Partitions, ReplicationFactor: p.o.ReplicationFactor}
+			detail := fmt.Sprintf("%d partitions, replication %d", p.o.Partitions, p.o.ReplicationFactor)
+			if maxBytes > 0 {
+				v := strconv.Itoa(maxBytes)
+				td.ConfigEntries = map[string]*string{TopicMaxMessageBytes: &v}
+				detail += ", " + TopicMaxMessageBytes + " " + v
+			}
+			if err := p.missing(KindTopic, name, detail, func() error {
+				return kafka.Classify(admin.CreateTopic(name, td, false))
 			}); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// TopicMaxMessageBytes is the topic config provision sets on topics that
+// need large records.
+const TopicMaxMessageBytes = "max.message.bytes"
+
+// existingTopic reports an existing topic: drift when it needs records of
+// up to maxBytes (> 0) and its effective max.message.bytes is smaller.
+func (p *provisioner) existingTopic(admin sarama.ClusterAdmin, name string, d sarama.TopicDetail, maxBytes int) error {
+	detail := fmt.Sprintf("%d partitions", d.NumPartitions)
+	if maxBytes <= 0 {
+		p.add(KindTopic, name, StatusOK, detail)
+		return nil
+	}
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: name, ConfigNames: []string{TopicMaxMessageBytes}})
+	if err != nil {
+		return fmt.Errorf("provision topic %s: describe %s: %w", name, TopicMaxMessageBytes, kafka.Classify(err))
+	}
+	cur := -1
+	for _, e := range entries {
+		if e.Name == TopicMaxMessageBytes {
+			if cur, err = strconv.Atoi(e.Value); err != nil {
+				return fmt.Errorf("provision topic %s: %s %q is not an integer", name, TopicMaxMessageBytes, e.Value)
+			}
+		}
+	}
+	switch {
+	case cur < 0:
+		p.add(KindTopic, name, StatusDrift, fmt.Sprintf("%s not reported by the broker, want at least %d", TopicMaxMessageBytes, maxBytes))
+	case cur < maxBytes:
+		p.add(KindTopic, name, StatusDrift, fmt.Sprintf("%s %d, want at least %d (message.max.bytes; left alone)", TopicMaxMessageBytes, cur, maxBytes))
+	default:
+		p.add(KindTopic, name, StatusOK, fmt.Sprintf("%s, %s %d", detail, TopicMaxMessageBytes, cur))
 	}
 	return nil
 }

@@ -11,9 +11,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
 
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
@@ -129,7 +132,9 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ",")}, quietLog())
+	// 8 MiB records, as getting_started.ini.orig: the envelope topic docs
+	// (and its dead-letter topic) must take them.
+	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ","), "message.max.bytes": "8388608"}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,21 +198,54 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 			t.Fatalf("topic %s: %v %v", tp, ps, err)
 		}
 	}
+	// The envelope topic and its dead-letter topic take message.max.bytes
+	// records (a topic override); the fields topics keep the broker's
+	// default.
+	admin, err := sarama.NewClusterAdmin(env.Brokers, ks.Sarama)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for tp, want := range map[string]string{"docs": "8388608", "docs.dlq": "8388608", "orders": "", "orders.dlq": ""} {
+		v, override := topicConfig(t, admin, tp, lifecycle.TopicMaxMessageBytes)
+		if override != (want != "") || (want != "" && v != want) {
+			t.Fatalf("topic %s: max.message.bytes %q (override %v), want %q", tp, v, override, want)
+		}
+		t.Logf("topic %s: max.message.bytes %s (override %v)", tp, v, override)
+	}
 
 	// Drift: a policy edited by hand is reported and left alone.
 	edited := `path "kgtransit/decrypt/*" { capabilities = ["update"] }`
 	if err := env.VC.API().Sys().PutPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer), edited); err != nil {
 		t.Fatal(err)
 	}
+	// So is an envelope topic whose max.message.bytes was lowered.
+	small := "1048576"
+	if err := admin.AlterConfig(sarama.TopicResource, "docs.dlq", map[string]*string{lifecycle.TopicMaxMessageBytes: &small}, false); err != nil {
+		t.Fatal(err)
+	}
 	third, err := lifecycle.Provision(ctx, env.VC, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if third.Count(lifecycle.StatusDrift) != 1 || third.Count(lifecycle.StatusCreated) != 0 {
-		t.Fatalf("after an edit: %d drift, %d created", third.Count(lifecycle.StatusDrift), third.Count(lifecycle.StatusCreated))
+	var drifted []string
+	for _, a := range third.Actions {
+		if a.Status == lifecycle.StatusDrift {
+			drifted = append(drifted, a.Kind+" "+a.Name+": "+a.Detail)
+		}
 	}
+	slices.Sort(drifted)
+	if len(drifted) != 2 || third.Count(lifecycle.StatusCreated) != 0 ||
+		!strings.HasPrefix(drifted[0], "kafka_topic docs.dlq: max.message.bytes 1048576, want at least 8388608") ||
+		!strings.HasPrefix(drifted[1], "vault_policy "+lifecycle.RoleName("orders", lifecycle.RoleProducer)+":") {
+		t.Fatalf("after the edits: %d created, drift %q", third.Count(lifecycle.StatusCreated), drifted)
+	}
+	t.Logf("third run drift: %q", drifted)
 	if got, _ := env.VC.API().Sys().GetPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer)); got != edited {
 		t.Fatalf("provision changed a drifted policy: %q", got)
+	}
+	if v, _ := topicConfig(t, admin, "docs.dlq", lifecycle.TopicMaxMessageBytes); v != small {
+		t.Fatalf("provision changed a drifted topic: max.message.bytes %q", v)
 	}
 	if err := env.VC.API().Sys().PutPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer), lifecycle.PolicyHCL(mustPolicy(t, cfg, "orders"), lifecycle.RoleProducer, o)); err != nil {
 		t.Fatal(err)
@@ -275,4 +313,21 @@ func mustPolicy(t *testing.T, cfg *config.File, topic string) *policy.Policy {
 		t.Fatalf("no policy for %s", topic)
 	}
 	return p
+}
+
+// topicConfig is the effective value of a topic config and whether the
+// topic overrides the broker's default.
+func topicConfig(t *testing.T, admin sarama.ClusterAdmin, topic, name string) (string, bool) {
+	t.Helper()
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{name}})
+	if err != nil {
+		t.Fatalf("describe %s of %s: %v", name, topic, err)
+	}
+	for _, e := range entries {
+		if e.Name == name {
+			return e.Value, e.Source == sarama.SourceTopic
+		}
+	}
+	t.Fatalf("topic %s: no %s in %+v", topic, name, entries)
+	return "", false
 }
