@@ -27,7 +27,7 @@ type bridgeResult struct {
 func bridgeValue(i int) []byte {
 	v, _ := json.Marshal(map[string]any{
 		"id": i, "Name": sampleNames[i%len(sampleNames)], "Address": sampleAddresses[i%len(sampleAddresses)],
-		"credit_card": fmt.Sprintf("4%015d", i), "amount": i % 1000,
+		"credit_card": cardNumber(i), "amount": i % 1000,
 	})
 	return v
 }
@@ -64,7 +64,7 @@ func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	limit := time.After(10 * time.Minute)
-	for st.Produced.Load() < int64(n) {
+	for st.Produced.Load()+st.DeadLettered.Load() < int64(n) {
 		select {
 		case <-tick.C:
 		case err := <-done:
@@ -73,7 +73,7 @@ func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
 		case <-limit:
 			return nil, fmt.Errorf("bridge: %d of %d records in 10 minutes", st.Produced.Load(), n)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, context.Cause(ctx)
 		}
 		if start.IsZero() && st.Consumed.Load() > 0 {
 			start = time.Now()
@@ -128,4 +128,20 @@ func (e *env) fill(topic string, n int, value func(int) []byte) error {
 		return fmt.Errorf("fill %s: %w", topic, err)
 	}
 	return nil
+}
+
+// cardNumber is a Luhn-valid 16-digit card number made from i.
+func cardNumber(i int) string {
+	d := []byte(fmt.Sprintf("4%014d", i%100_000_000_000_000))
+	sum := 0
+	for j := len(d) - 1; j >= 0; j-- { // the check digit goes right of d
+		v := int(d[j] - '0')
+		if (len(d)-j)%2 == 1 {
+			if v *= 2; v > 9 {
+				v -= 9
+			}
+		}
+		sum += v
+	}
+	return string(append(d, byte('0'+(10-sum%10)%10)))
 }
