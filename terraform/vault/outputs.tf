@@ -6,9 +6,9 @@ output "transit_mount" {
 output "transit_keys" {
   description = "Transit key names by purpose."
   value = {
-    topic    = sort([for k in vault_transit_secret_backend_key.topic : k.name])
+    fields   = sort([for k in vault_transit_secret_backend_key.topic : k.name])
+    envelope = sort([for k in vault_transit_secret_backend_key.envelope : k.name])
     fpe_kek  = vault_transit_secret_backend_key.fpe_kek.name
-    envelope = vault_transit_secret_backend_key.envelope.name
     legacy   = vault_transit_secret_backend_key.legacy.name
   }
 }
@@ -19,11 +19,11 @@ output "fpe_kv_path" {
 }
 
 output "policies" {
-  description = "Vault policy names by role."
+  description = "Vault policy names by topic and role (producer, consumer, admin)."
   value = {
-    producer = vault_policy.producer.name
-    consumer = vault_policy.consumer.name
-    admin    = vault_policy.admin.name
+    for topic in keys(var.topics) : topic => {
+      for role in local.access_roles : role => vault_policy.topic["kafkagate-${topic}-${role}"].name
+    }
   }
 }
 
@@ -33,6 +33,6 @@ output "approle_path" {
 }
 
 output "approle_role_ids" {
-  description = "AppRole role IDs by role name. A role ID is an identifier, not a credential; it is useless without a secret ID."
-  value       = { for name, r in vault_approle_auth_backend_role.this : name => r.role_id }
+  description = "AppRole role IDs by role name (kafkagate-<topic>-<role>). A role ID is an identifier, not a credential; it is useless without a secret ID."
+  value       = { for name, r in vault_approle_auth_backend_role.topic : name => r.role_id }
 }
