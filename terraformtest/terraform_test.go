@@ -326,6 +326,7 @@ func functions() map[string]function.Function {
 		"coalesce":   tfCoalesce,
 		"concat":     stdlib.ConcatFunc,
 		"contains":   stdlib.ContainsFunc,
+		"distinct":   stdlib.DistinctFunc,
 		"flatten":    stdlib.FlattenFunc,
 		"join":       stdlib.JoinFunc,
 		"jsonencode": stdlib.JSONEncodeFunc,

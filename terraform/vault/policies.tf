@@ -7,7 +7,7 @@
 # writes into a real Vault.
 #
 # Per topic and access role the rules are, in this order (a path that
-# occurs twice keeps its first capabilities, as in PolicyHCL):
+# occurs twice gets the union of its capabilities, as in PolicyHCL):
 #   producer: encrypt with the topic's key (envelope: datakey/plaintext)
 #   consumer: decrypt with the topic's key
 #   admin:    both
@@ -91,12 +91,16 @@ locals {
     }
   ]...)
 
-  # The policies: a path that occurs twice keeps its first capabilities.
+  # The policies: a path that occurs twice gets the union of its
+  # capabilities, in the order of first occurrence.
   policies = {
     for name, p in local.policy_rules_all : name => {
       topic = p.topic
       role  = p.role
-      rules = [for i, r in p.rules : r if !contains(slice([for x in p.rules : x.path], 0, i), r.path)]
+      rules = [for i, r in p.rules : {
+        path         = r.path
+        capabilities = distinct(flatten([for x in p.rules : x.capabilities if x.path == r.path]))
+      } if !contains(slice([for x in p.rules : x.path], 0, i), r.path)]
     }
   }
 
