@@ -194,7 +194,7 @@ func Provision(ctx context.Context, vc *vaultclient.Client, o ProvisionOptions) 
 		return nil, fmt.Errorf("provision: %w", err)
 	}
 	p := &provisioner{o: o, vc: vc, tc: transit.New(vc, transit.Options{Mount: o.TransitMount}), rep: &ProvisionReport{DryRun: o.DryRun}}
-	domains := fpeDomains(o.Policies)
+	domains := o.Policies.FPEDomains()
 	if err := p.mount(ctx, KindMount, o.TransitMount, "transit", nil); err != nil {
 		return p.rep, err
 	}
@@ -259,20 +259,6 @@ func Provision(ctx context.Context, vc *vaultclient.Client, o ProvisionOptions) 
 
 // RoleName is the Vault policy and AppRole role of a topic's access role.
 func RoleName(topic, role string) string { return "kafkagate-" + topic + "-" + role }
-
-func fpeDomains(ps *policy.Set) []string {
-	var out []string
-	for _, t := range ps.Topics() {
-		p, _ := ps.For(t)
-		for _, f := range p.Fields {
-			if f.Mode == policy.FPE && !slices.Contains(out, f.Options["domain"]) {
-				out = append(out, f.Options["domain"])
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
 
 func (p *provisioner) mount(ctx context.Context, kind, path, typ string, opts map[string]string) error {
 	mounts, err := p.vc.API().Sys().ListMountsWithContext(ctx)
