@@ -46,12 +46,17 @@ func (e *env) envelopeOverhead(ctx context.Context) (*envelopeResult, error) {
 	}
 	res := &envelopeResult{Records: n, RecordBytes: len(values[0])}
 	var (
+		round  int
 		keep   sync.Mutex
 		sealed []protect.Sealed // the last round's sealed records, for the decrypt pass
 	)
 	// run produces all values in batches from envelopeWorkers goroutines,
 	// sealing each batch first when seal is set.
 	run := func(topic string, seal bool) (float64, error) {
+		// Each run writes a fresh topic: kfake's in-memory log costs more
+		// as it grows, which would favour whichever side ran first.
+		round++
+		dest := fmt.Sprintf("%s-%d", topic, round)
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		errs := make([]error, envelopeWorkers)
@@ -82,7 +87,7 @@ func (e *env) envelopeOverhead(ctx context.Context) (*envelopeResult, error) {
 								errs[w] = s.Err
 								return
 							}
-							msgs[i] = kafka.Message{Topic: topic, Partition: -1, Value: s.Value, Headers: kafkaHeaders(s.Headers)}
+							msgs[i] = kafka.Message{Topic: dest, Partition: -1, Value: s.Value, Headers: kafkaHeaders(s.Headers)}
 						}
 						keep.Lock()
 						for i, s := range out {
@@ -91,7 +96,7 @@ func (e *env) envelopeOverhead(ctx context.Context) (*envelopeResult, error) {
 						keep.Unlock()
 					} else {
 						for i := range msgs {
-							msgs[i] = kafka.Message{Topic: topic, Partition: -1, Value: values[lo+i]}
+							msgs[i] = kafka.Message{Topic: dest, Partition: -1, Value: values[lo+i]}
 						}
 					}
 					dels, err := gw.Kafka.Produce(ctx, msgs)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -33,8 +34,22 @@ func run(ctx context.Context) int {
 		out      = flag.String("json", "bench-results.json", "write the report as JSON here (\"\" for none)")
 		vaultBin = flag.String("vault", "", "vault binary (default .bin/vault or PATH)")
 		tmp      = flag.String("tmp", "", "directory for received files (default the system temporary directory)")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (this process; Vault and the file children are separate) here")
 	)
 	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cfg := bench.Config{Quick: *quick, VaultBinary: *vaultBin, TmpDir: *tmp}
 	if *sections != "" {
 		cfg.Sections = strings.Split(*sections, ",")
