@@ -53,25 +53,34 @@ func authHeaders(hs []Header) ([]Header, error) {
 }
 
 // splitHeaders returns the associated-data headers of hs sorted by name
-// and every kafkagate header (key headers included) by name, and fails on
-// a repeated kafkagate header.
-func splitHeaders(hs []Header) ([]Header, map[string][]byte, error) {
-	var out []Header
-	byName := map[string][]byte{}
+// and every kafkagate header (key headers included), and fails on a
+// repeated kafkagate header. A record has a handful of headers, so the
+// lookups are linear scans: no map per record on the seal and open paths.
+func splitHeaders(hs []Header) (sorted, all []Header, err error) {
 	for _, h := range hs {
 		if !authenticated(h.Key) {
 			continue
 		}
-		if _, dup := byName[h.Key]; dup {
+		if _, dup := lookup(all, h.Key); dup {
 			return nil, nil, errorf(ErrBadHeader, "header %s repeated", h.Key)
 		}
-		byName[h.Key] = h.Value
+		all = append(all, h)
 		if !keyHeader(h.Key) {
-			out = append(out, h)
+			sorted = append(sorted, h)
 		}
 	}
-	slices.SortFunc(out, func(a, b Header) int { return strings.Compare(a.Key, b.Key) })
-	return out, byName, nil
+	slices.SortFunc(sorted, func(a, b Header) int { return strings.Compare(a.Key, b.Key) })
+	return sorted, all, nil
+}
+
+// lookup finds a header by name.
+func lookup(hs []Header, name string) ([]byte, bool) {
+	for _, h := range hs {
+		if h.Key == name {
+			return h.Value, true
+		}
+	}
+	return nil, false
 }
 
 // buildAAD encodes the associated data of docs/wire-format.md §3. sorted
@@ -99,27 +108,24 @@ func appendLP(b, x []byte) []byte {
 }
 
 // fields is the parsed set of kafkagate headers of a record or chunk:
-// sorted holds those in the associated data, byName all of them.
+// sorted holds those in the associated data, all every kafkagate header.
 type fields struct {
 	sorted []Header
-	byName map[string][]byte
+	all    []Header
 }
 
 func parseFields(hs []Header) (fields, error) {
-	sorted, m, err := splitHeaders(hs)
+	sorted, all, err := splitHeaders(hs)
 	if err != nil {
 		return fields{}, err
 	}
-	return fields{sorted: sorted, byName: m}, nil
+	return fields{sorted: sorted, all: all}, nil
 }
 
-func (f fields) get(name string) ([]byte, bool) {
-	v, ok := f.byName[name]
-	return v, ok
-}
+func (f fields) get(name string) ([]byte, bool) { return lookup(f.all, name) }
 
 func (f fields) require(name string) ([]byte, error) {
-	v, ok := f.byName[name]
+	v, ok := lookup(f.all, name)
 	if !ok {
 		return nil, errorf(ErrBadHeader, "header %s missing", name)
 	}

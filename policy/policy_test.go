@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -66,5 +67,27 @@ func TestSet(t *testing.T) {
 	}
 	if _, err := NewSet(a, a); err == nil {
 		t.Fatal("duplicate topic accepted")
+	}
+}
+
+func TestJoinPathEscapesAndRoundTrips(t *testing.T) {
+	for _, c := range []struct {
+		path []string
+		want string
+	}{
+		{[]string{"credit_card"}, "credit_card"},
+		{[]string{"customer", "email"}, "customer.email"},
+		{[]string{"a.b", "c"}, `a\.b.c`},
+		{[]string{`back\slash`}, `back\\slash`},
+		{[]string{`x\.`, "y"}, `x\\\..y`},
+	} {
+		got := JoinPath(c.path)
+		if got != c.want {
+			t.Errorf("JoinPath(%q) = %q, want %q", c.path, got, c.want)
+		}
+		back, err := SplitPath(got)
+		if err != nil || !slices.Equal(back, c.path) {
+			t.Errorf("SplitPath(%q) = %q, %v; want %q", got, back, err, c.path)
+		}
 	}
 }
