@@ -59,6 +59,9 @@ dek = per-message
 mode = envelope
 dek = per-message
 rewrapped_from = docs
+
+[policy:mixed_v2]
+fields = Name transit
 `
 
 type lcFixture struct {
@@ -68,7 +71,7 @@ type lcFixture struct {
 
 func setupLifecycle(t *testing.T) *lcFixture {
 	t.Helper()
-	env := devenv.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "events_v3", "docs", "docs_v2"}})
+	env := devenv.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "events_v3", "docs", "docs_v2", "files", "files_v2", "orders.dlq", "orders_v2.dlq", "mixed", "mixed_v2", "mixed_v2.dlq"}})
 	cfg, err := config.Parse([]byte(lifecycleConfig))
 	if err != nil {
 		t.Fatal(err)
@@ -127,14 +130,8 @@ func (f *lcFixture) produce(t *testing.T, topic string, values [][]byte) {
 			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: h.Key, Value: h.Value})
 		}
 	}
-	ds, err := f.gw.Kafka.Produce(ctx, msgs)
-	if err != nil {
+	if err := produceMsgs(ctx, f.gw.Kafka, msgs); err != nil {
 		t.Fatal(err)
-	}
-	for _, d := range ds {
-		if d.Err != nil {
-			t.Fatal(d.Err)
-		}
 	}
 }
 
@@ -289,30 +286,11 @@ func TestRotateInventoryRewrapRetire(t *testing.T) {
 
 	for _, tp := range topics {
 		recs := f.readAll(t, tp+"_v2")
-		opened, err := f.gw.Engine.Decrypt(ctx, toProtect(recs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := map[string]bool{}
-		for _, v := range plain[tp] {
-			want[string(v)] = true
-		}
-		for i, o := range opened {
-			if o.Status != protect.StatusDecrypted {
-				t.Fatalf("%s_v2 record %d: status %s (%v %+v)", tp, i, o.Status, o.Err, o.Fields)
-			}
-			if !want[string(o.Value)] {
-				t.Fatalf("%s_v2 record %d decrypted to %q, not one of the originals", tp, i, o.Value)
-			}
-			delete(want, string(o.Value))
-		}
-		if len(want) != 0 || len(opened) != 2*half {
-			t.Fatalf("%s_v2: %d records decrypted, %d originals not found", tp, len(opened), len(want))
-		}
+		wantAllOpen(t, f.gw.Engine, tp+"_v2", recs, plain[tp])
 
 		// The un-rewrapped originals: version 1 no longer decrypts.
 		recs = f.readAll(t, tp)
-		opened, err = f.gw.Engine.Decrypt(ctx, toProtect(recs))
+		opened, err := f.gw.Engine.Decrypt(ctx, toProtect(recs))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -410,5 +388,31 @@ func TestRewrapResumes(t *testing.T) {
 		if o.Status != protect.StatusDecrypted || !strings.HasPrefix(string(o.Value), `{"Name":"event-`) {
 			t.Fatalf("events_v3 record %d: %s %s", i, o.Status, o.Value)
 		}
+	}
+}
+
+// wantAllOpen: every record of recs decrypts, to the plaintexts plain
+// (each once).
+func wantAllOpen(t *testing.T, eng *protect.Engine, topic string, recs []kafka.Record, plain [][]byte) {
+	t.Helper()
+	opened, err := eng.Decrypt(context.Background(), toProtect(recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, v := range plain {
+		want[string(v)] = true
+	}
+	for i, o := range opened {
+		if o.Status != protect.StatusDecrypted {
+			t.Fatalf("%s record %d: status %s (%v %+v)", topic, i, o.Status, o.Err, o.Fields)
+		}
+		if !want[string(o.Value)] {
+			t.Fatalf("%s record %d decrypted to %.40q, not one of the originals", topic, i, o.Value)
+		}
+		delete(want, string(o.Value))
+	}
+	if len(want) != 0 || len(opened) != len(plain) {
+		t.Fatalf("%s: %d records decrypted, %d originals not found", topic, len(opened), len(want))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/kafkagate/kafkagate/bridge"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
@@ -26,6 +27,14 @@ type RewrapOptions struct {
 	// Checkpoint, when set, is called after each batch has been written
 	// (acknowledged by the brokers) with the state to resume from.
 	Checkpoint func(State) error
+	// DLQ, when set, is the topic records that cannot be rewrapped are
+	// written to, with kafkagate.dlq.code, .reason and .source headers (as
+	// the bridge's dead letters): as they were in the source (they are
+	// encrypted there) or, for records without kafkagate encryption,
+	// sealed whole with the target policy's transit key. An unencrypted
+	// record is never written in clear: without a target transit key it is
+	// only reported.
+	DLQ string
 }
 
 // State is where a rewrap run stands: saved by the CLI after each batch.
@@ -37,6 +46,8 @@ type State struct {
 	Read    int               `json:"read"`
 	Written int               `json:"written"`
 	Failed  int               `json:"failed"`
+	// DeadLettered counts the failed records written to the DLQ topic.
+	DeadLettered int `json:"dead_lettered"`
 }
 
 // Failure is a source record Rewrap did not copy.
@@ -45,6 +56,8 @@ type Failure struct {
 	Offset    int64  `json:"offset"`
 	Code      string `json:"code"`
 	Error     string `json:"error"`
+	// DeadLettered: the record was written to RewrapOptions.DLQ.
+	DeadLettered bool `json:"dead_lettered"`
 }
 
 // RewrapReport is the outcome of Rewrap.
@@ -54,10 +67,13 @@ type RewrapReport struct {
 	// Versions counts the key versions the written records refer to.
 	Versions map[string]int `json:"versions"`
 	// TargetGrowth is how many records the target topic gained while Rewrap
-	// wrote (sum over partitions of the high watermark increase); Verified
-	// says it equals the records written in this run and that every record
-	// read was either written or reported as a failure.
+	// wrote (sum over partitions of the high watermark increase).
+	// CountsMatch says it equals the records written in this run and that
+	// every record read was either written or reported as a failure;
+	// Verified says the counts match and no record failed: every record
+	// of the source is in the target, rewrapped.
 	TargetGrowth int64 `json:"target_growth"`
+	CountsMatch  bool  `json:"counts_match"`
 	Verified     bool  `json:"verified"`
 }
 
@@ -66,12 +82,17 @@ type RewrapReport struct {
 // another producer wrote to it at the same time, or records were lost).
 var ErrCountMismatch = errors.New("rewrap: counts do not match")
 
+// ErrNotRewrapped: the counts add up but some records could not be
+// rewrapped (RewrapReport.Failures lists them); the run is not verified.
+var ErrNotRewrapped = errors.New("rewrap: some records were not rewrapped")
+
 // Rewrap copies o.From to o.To with every record moved to the latest key
 // versions, keeping partition (when the target has it), key and
 // timestamp. Records that cannot be rewrapped are reported, never written
-// half-done. It returns ErrCountMismatch (with the report) when the
-// verification at the end fails. The target topic should not receive
-// other writes during the run.
+// half-done (and written to o.DLQ when set). It returns ErrCountMismatch
+// (with the report) when the verification at the end fails, and
+// ErrNotRewrapped when some records failed. The target topic should not
+// receive other writes during the run.
 func Rewrap(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o RewrapOptions) (*RewrapReport, error) {
 	if o.From == "" || o.To == "" || o.From == o.To {
 		return nil, fmt.Errorf("rewrap: want distinct source and target topics (got %q -> %q)", o.From, o.To)
@@ -89,7 +110,9 @@ func Rewrap(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Rewrap
 		rw.Remember(o.Resume.DEKs)
 		rep.Read, rep.Written, rep.Failed = o.Resume.Read, o.Resume.Written, o.Resume.Failed
 	}
-	targetParts, err := kc.Partitions(o.To)
+	// The target may not exist yet: ask as the producer does, which creates
+	// it where the broker allows auto-creation (reads never create topics).
+	targetParts, err := kc.PartitionsForProduce(o.To)
 	if err != nil {
 		return nil, fmt.Errorf("rewrap target: %w", err)
 	}
@@ -104,6 +127,7 @@ func Rewrap(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Rewrap
 			return fmt.Errorf("rewrap %s/%d from %d: %w", o.From, part, recs[0].Offset, err)
 		}
 		var msgs []kafka.Message
+		var failed []int
 		for i, r := range recs {
 			if out[i].Err != nil {
 				code := "failed"
@@ -112,6 +136,7 @@ func Rewrap(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Rewrap
 					code = pe.Code
 				}
 				rep.Failures = append(rep.Failures, Failure{Partition: part, Offset: r.Offset, Code: code, Error: out[i].Err.Error()})
+				failed = append(failed, i)
 				continue
 			}
 			m := kafka.Message{Topic: o.To, Partition: -1, Key: r.Key, Value: out[i].Value, Timestamp: r.Timestamp}
@@ -130,16 +155,19 @@ func Rewrap(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Rewrap
 				}
 			}
 		}
-		if len(msgs) > 0 {
-			ds, err := kc.Produce(ctx, msgs)
+		if err := produceAll(ctx, kc, o.To, msgs); err != nil {
+			return err
+		}
+		if o.DLQ != "" && len(failed) > 0 {
+			fs := rep.Failures[len(rep.Failures)-len(failed):]
+			dead, err := deadLetters(ctx, eng, o, recs, failed, fs)
 			if err != nil {
-				return fmt.Errorf("rewrap: write to %s: %w", o.To, err)
+				return err
 			}
-			for _, d := range ds {
-				if d.Err != nil {
-					return fmt.Errorf("rewrap: write to %s: %w", o.To, d.Err)
-				}
+			if err := produceAll(ctx, kc, o.DLQ, dead); err != nil {
+				return err
 			}
+			rep.DeadLettered += len(dead)
 		}
 		readNow += len(recs)
 		writtenNow += len(msgs)
@@ -167,12 +195,94 @@ func Rewrap(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Rewrap
 	for p, hi := range after {
 		rep.TargetGrowth += hi - before[p]
 	}
-	rep.Verified = rep.TargetGrowth == int64(writtenNow) && rep.Read == rep.Written+rep.Failed
-	if !rep.Verified {
+	rep.CountsMatch = rep.TargetGrowth == int64(writtenNow) && rep.Read == rep.Written+rep.Failed
+	rep.Verified = rep.CountsMatch && rep.Failed == 0
+	if !rep.CountsMatch {
 		return rep, fmt.Errorf("%w: read %d (this run %d), written %d (this run %d), failed %d, target grew by %d",
 			ErrCountMismatch, rep.Read, readNow, rep.Written, writtenNow, rep.Failed, rep.TargetGrowth)
 	}
+	if rep.Failed > 0 {
+		return rep, fmt.Errorf("%w: %d of %d (%d dead-lettered)", ErrNotRewrapped, rep.Failed, rep.Read, rep.DeadLettered)
+	}
 	return rep, nil
+}
+
+// produceAll writes msgs to topic and waits for every acknowledgement.
+func produceAll(ctx context.Context, kc *kafka.Client, topic string, msgs []kafka.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	ds, err := kc.Produce(ctx, msgs)
+	if err != nil {
+		return fmt.Errorf("rewrap: write to %s: %w", topic, err)
+	}
+	for _, d := range ds {
+		if d.Err != nil {
+			return fmt.Errorf("rewrap: write to %s: %w", topic, d.Err)
+		}
+	}
+	return nil
+}
+
+// deadLetters builds the DLQ records of recs[failed] (fs are their
+// failures, marked dead-lettered here): the source record as it was,
+// unencrypted ones sealed with the target's transit key (or left out).
+func deadLetters(ctx context.Context, eng *protect.Engine, o RewrapOptions, recs []kafka.Record, failed []int, fs []Failure) ([]kafka.Message, error) {
+	sealKey := ""
+	if o.Target != nil && o.Target.Mode == policy.Fields {
+		sealKey = o.Target.TransitKey
+	}
+	var inClear []int // indexes into failed
+	for j := range failed {
+		if fs[j].Code == protect.CodeUnencrypted && sealKey != "" {
+			inClear = append(inClear, j)
+		}
+	}
+	sealed := map[int]protect.Sealed{}
+	if len(inClear) > 0 {
+		vals := make([][]byte, len(inClear))
+		for n, j := range inClear {
+			vals[n] = recs[failed[j]].Value
+			if vals[n] == nil {
+				vals[n] = []byte{}
+			}
+		}
+		res, err := eng.SealValues(ctx, sealKey, o.DLQ, vals)
+		if err != nil {
+			return nil, fmt.Errorf("rewrap: seal dead letters with %q: %w", sealKey, err)
+		}
+		for n, j := range inClear {
+			if res[n].Err == nil {
+				sealed[j] = res[n]
+			}
+		}
+	}
+	var msgs []kafka.Message
+	for j, i := range failed {
+		r := recs[i]
+		m := kafka.Message{Topic: o.DLQ, Partition: -1, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+		if fs[j].Code == protect.CodeUnencrypted {
+			s, ok := sealed[j]
+			if !ok {
+				continue // never in clear
+			}
+			m.Value = s.Value
+			m.Headers = append(m.Headers, r.Headers...)
+			for _, h := range s.Headers {
+				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+			}
+		} else {
+			m.Headers = append(m.Headers, r.Headers...)
+		}
+		m.Headers = append(m.Headers,
+			kafka.Header{Key: bridge.HeaderDLQCode, Value: []byte(fs[j].Code)},
+			kafka.Header{Key: bridge.HeaderDLQReason, Value: []byte(fs[j].Error)},
+			kafka.Header{Key: bridge.HeaderDLQSource, Value: []byte(fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset))},
+		)
+		fs[j].DeadLettered = true
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
 }
 
 func highWatermarks(kc *kafka.Client, topic string, parts []int32) (map[int32]int64, error) {

@@ -445,11 +445,11 @@ func (w *Rewrapper) Rewrap(ctx context.Context, recs []Record) ([]Rewrapped, err
 			w.mu.Unlock()
 			if !ok {
 				derr := dekFails[k]
-				code := CodeVaultRefused
+				code, msg := CodeVaultRefused, "the wrapped data key was not rewrapped"
 				if derr != nil {
-					code = itemCode(derr)
+					code, msg = itemCode(derr), msg+": "+derr.Error()
 				}
-				fail(i, code, "the wrapped data key was not rewrapped", derr)
+				fail(i, code, msg, derr)
 				continue
 			}
 			out[i].Value = r.Value

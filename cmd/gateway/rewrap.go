@@ -16,6 +16,7 @@ import (
 func newRewrap(g *globals) *cobra.Command {
 	var (
 		from, to, statePath string
+		dlq                 string
 		batch               int
 		asJSON              bool
 	)
@@ -32,7 +33,8 @@ domain's current one. Plaintext never leaves the process.
 With --state FILE the run saves its position after each batch and resumes from it when
 started again. At the end it checks that the target gained exactly the records written
 and that every record read was written or reported; records it could not rewrap are
-listed and the command exits 1.`,
+listed, written to the dead-letter topic (--dlq, default <to>.dlq when it exists) with
+kafkagate.dlq.code/.reason/.source headers, and the command exits 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" || to == "" {
@@ -55,6 +57,15 @@ listed and the command exits 1.`,
 			if p, ok := gw.Config.Policies.For(to); ok {
 				o.Target = p
 			}
+			switch dlq {
+			case "none":
+			case "":
+				if _, err := gw.Kafka.Partitions(to + ".dlq"); err == nil {
+					o.DLQ = to + ".dlq"
+				}
+			default:
+				o.DLQ = dlq
+			}
 			rep, err := lifecycle.Rewrap(cmd.Context(), gw.Kafka, gw.Engine, o)
 			if rep != nil {
 				if asJSON {
@@ -64,11 +75,18 @@ listed and the command exits 1.`,
 				} else {
 					w := cmd.OutOrStdout()
 					fmt.Fprintf(w, "rewrap %s -> %s: read %d, written %d, failed %d; target grew by %d; verified %t\n", from, to, rep.Read, rep.Written, rep.Failed, rep.TargetGrowth, rep.Verified)
+					if rep.Failed > 0 {
+						fmt.Fprintf(w, "  dead-lettered %d of the %d failed records to %q\n", rep.DeadLettered, rep.Failed, o.DLQ)
+					}
 					for v, n := range rep.Versions {
 						fmt.Fprintf(w, "  %s: %d records\n", v, n)
 					}
 					for _, f := range rep.Failures {
-						fmt.Fprintf(w, "  not rewrapped: %s/%d@%d: %s\n", from, f.Partition, f.Offset, f.Error)
+						where := "not dead-lettered"
+						if f.DeadLettered {
+							where = "dead-lettered to " + o.DLQ
+						}
+						fmt.Fprintf(w, "  not rewrapped: %s/%d@%d: %s: %s (%s)\n", from, f.Partition, f.Offset, f.Code, f.Error, where)
 					}
 				}
 			}
@@ -85,6 +103,7 @@ listed and the command exits 1.`,
 	cmd.Flags().StringVar(&to, "to", "", "target topic (required; should receive no other writes during the run)")
 	cmd.Flags().StringVar(&statePath, "state", "", "save progress here after each batch and resume from it")
 	cmd.Flags().IntVar(&batch, "batch", 500, "records per Vault round trip")
+	cmd.Flags().StringVar(&dlq, "dlq", "", `topic for the records that cannot be rewrapped (default <to>.dlq when it exists; "none": report only)`)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
