@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -341,9 +342,8 @@ func (p *provisioner) role(ctx context.Context, name string) error {
 	d, err := p.vc.Read(ctx, base)
 	switch {
 	case err == nil:
-		pols := fmt.Sprint(d["token_policies"])
-		if pols != "["+name+"]" {
-			p.add(KindRole, name, StatusDrift, "token_policies "+pols+", want ["+name+"]")
+		if diffs := p.roleDrift(name, d); len(diffs) > 0 {
+			p.add(KindRole, name, StatusDrift, strings.Join(diffs, "; "))
 		} else {
 			p.add(KindRole, name, StatusOK, "")
 		}
@@ -363,6 +363,48 @@ func (p *provisioner) role(ctx context.Context, name string) error {
 		return fmt.Errorf("provision role %s: %w", name, err)
 	}
 	return p.credentials(ctx, base, name)
+}
+
+// roleDrift compares an existing AppRole role with what provision would
+// write: its token policies, token TTLs and type, and that logging in
+// needs a secret id (Vault's default, which provision relies on).
+func (p *provisioner) roleDrift(name string, d map[string]any) []string {
+	var diffs []string
+	if pols := fmt.Sprint(d["token_policies"]); pols != "["+name+"]" {
+		diffs = append(diffs, "token_policies "+pols+", want ["+name+"]")
+	}
+	for _, c := range []struct {
+		field string
+		want  time.Duration
+	}{{"token_ttl", p.o.TokenTTL}, {"token_max_ttl", p.o.TokenMaxTTL}} {
+		got, ok := seconds(d[c.field])
+		if !ok || got != int64(c.want/time.Second) {
+			diffs = append(diffs, fmt.Sprintf("%s %v, want %d", c.field, d[c.field], int64(c.want/time.Second)))
+		}
+	}
+	if tt := fmt.Sprint(d["token_type"]); tt != "service" {
+		diffs = append(diffs, "token_type "+tt+", want service")
+	}
+	if b, ok := d["bind_secret_id"].(bool); !ok || !b {
+		diffs = append(diffs, fmt.Sprintf("bind_secret_id %v, want true", d["bind_secret_id"]))
+	}
+	return diffs
+}
+
+// seconds reads a duration in seconds from a Vault response field.
+func seconds(v any) (int64, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		n, err := x.Int64()
+		return n, err == nil
+	case float64:
+		return int64(x), x == float64(int64(x))
+	case int64:
+		return x, true
+	case int:
+		return int64(x), true
+	}
+	return 0, false
 }
 
 // credentials writes <dir>/<name>.role-id and <name>.secret-id (0600)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -224,6 +225,11 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	if err := admin.AlterConfig(sarama.TopicResource, "docs.dlq", map[string]*string{lifecycle.TopicMaxMessageBytes: &small}, false); err != nil {
 		t.Fatal(err)
 	}
+	// And a role whose token TTL was changed by hand.
+	consumerRole := "auth/approle/role/" + lifecycle.RoleName("orders", lifecycle.RoleConsumer)
+	if _, err := env.VC.Write(ctx, consumerRole, map[string]any{"token_ttl": 1200}); err != nil {
+		t.Fatal(err)
+	}
 	third, err := lifecycle.Provision(ctx, env.VC, o)
 	if err != nil {
 		t.Fatal(err)
@@ -235,9 +241,10 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 		}
 	}
 	slices.Sort(drifted)
-	if len(drifted) != 2 || third.Count(lifecycle.StatusCreated) != 0 ||
-		!strings.HasPrefix(drifted[0], "kafka_topic docs.dlq: max.message.bytes 1048576, want at least 8388608") ||
-		!strings.HasPrefix(drifted[1], "vault_policy "+lifecycle.RoleName("orders", lifecycle.RoleProducer)+":") {
+	if len(drifted) != 3 || third.Count(lifecycle.StatusCreated) != 0 ||
+		drifted[0] != "approle_role "+lifecycle.RoleName("orders", lifecycle.RoleConsumer)+": token_ttl 1200, want 600" ||
+		!strings.HasPrefix(drifted[1], "kafka_topic docs.dlq: max.message.bytes 1048576, want at least 8388608") ||
+		!strings.HasPrefix(drifted[2], "vault_policy "+lifecycle.RoleName("orders", lifecycle.RoleProducer)+":") {
 		t.Fatalf("after the edits: %d created, drift %q", third.Count(lifecycle.StatusCreated), drifted)
 	}
 	t.Logf("third run drift: %q", drifted)
@@ -246,6 +253,9 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	}
 	if v, _ := topicConfig(t, admin, "docs.dlq", lifecycle.TopicMaxMessageBytes); v != small {
 		t.Fatalf("provision changed a drifted topic: max.message.bytes %q", v)
+	}
+	if r, err := env.VC.Read(ctx, consumerRole); err != nil || fmt.Sprint(r["token_ttl"]) != "1200" {
+		t.Fatalf("provision changed a drifted role: token_ttl %v (%v)", r["token_ttl"], err)
 	}
 	if err := env.VC.API().Sys().PutPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer), lifecycle.PolicyHCL(mustPolicy(t, cfg, "orders"), lifecycle.RoleProducer, o)); err != nil {
 		t.Fatal(err)
