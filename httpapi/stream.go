@@ -3,7 +3,10 @@ package httpapi
 // Streaming decrypting read: GET .../topics/{topic}/records:stream follows
 // a topic and sends each record, decrypted, as a server-sent event (Accept:
 // text/event-stream) or as one line of NDJSON. The events have the shape
-// of the stateless GET's records, plus the topic.
+// of the stateless GET's records, plus the topic. The blind index filter
+// of the stateless GET (header Kafkagate-Index-Filter, indexfilter.go)
+// applies too: only matching records are decrypted and sent; the others
+// are still marked read for a group, and do not count towards max.
 
 import (
 	"context"
@@ -83,6 +86,12 @@ func (s *Server) streamHandler() http.HandlerFunc {
 			return
 		}
 		o.MaxBatch, o.SessionTimeout, o.HeartbeatInterval = sc.MaxBatch, sc.SessionTimeout, sc.HeartbeatInterval
+		// Check the index filter before opening the stream: a bad one is
+		// 400 (a field without index=hmac), Vault refusing is 503.
+		if _, ferr := s.indexFilter(r, o.Topic, nil); ferr != nil {
+			writeErr(w, ferr)
+			return
+		}
 		select {
 		case slots <- struct{}{}:
 			defer func() { <-slots }()
@@ -240,14 +249,36 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.Re
 			}
 			continue
 		}
-		if max > 0 && len(recs) > max-sent {
-			recs = recs[:max-sent]
-		}
 		in := make([]protect.Record, len(recs))
 		for i, rec := range recs {
 			in[i] = protect.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: toProtect(rec.Headers)}
 		}
-		opened, err := s.cfg.Engine.Decrypt(ctx, in)
+		keep, ferr := s.indexFilter(r, topic, in)
+		if ferr != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("record stream ended: index filter failed", "topic", topic, "error_code", ferr.ErrorCode, "request_id", middleware.GetReqID(ctx))
+				_ = ew.event("error", ferr)
+			}
+			return
+		}
+		// sel: the records to send; recs is cut after the last one sent
+		// when max is reached (the rest is neither sent nor marked).
+		var sel []int
+		for i := range recs {
+			if keep != nil && !keep[i] {
+				continue
+			}
+			if max > 0 && len(sel) == max-sent {
+				recs = recs[:i]
+				break
+			}
+			sel = append(sel, i)
+		}
+		sin := make([]protect.Record, len(sel))
+		for j, i := range sel {
+			sin[j] = in[i]
+		}
+		opened, err := s.cfg.Engine.Decrypt(ctx, sin)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("record stream ended: decryption failed", "topic", topic, "error", err, "request_id", middleware.GetReqID(ctx))
@@ -255,8 +286,9 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.Re
 			}
 			return
 		}
-		for i, rec := range recs {
-			if err := ew.record(StreamRecord{Topic: rec.Topic, ReadRecord: ToReadRecord(rec, opened[i])}); err != nil {
+		for j, i := range sel {
+			rec := recs[i]
+			if err := ew.record(StreamRecord{Topic: rec.Topic, ReadRecord: ToReadRecord(rec, opened[j])}); err != nil {
 				return
 			}
 		}
@@ -264,7 +296,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.Re
 			return
 		}
 		st.Done(recs)
-		sent += len(recs)
+		sent += len(sel)
 	}
 	if ew.sse {
 		_ = ew.event("end", map[string]int{"records": sent})
