@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,9 @@ type Client struct {
 	client   sarama.Client
 	manual   sarama.SyncProducer // explicit partitions
 	hashed   sarama.SyncProducer // partition by key
+	// reader serves Partitions, Watermarks and Read (and consumer): its
+	// metadata requests never create topics, unlike the producers'.
+	reader   sarama.Client
 	consumer sarama.Consumer
 	cluster  atomic.Pointer[string] // cached cluster id
 }
@@ -82,14 +86,27 @@ func Dial(s *Settings) (*Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
-	if c.consumer, err = sarama.NewConsumerFromClient(cl); err != nil {
+	// A reader never creates topics: with auto-creation allowed (Apache
+	// Kafka's default, kfake's in tests) a metadata request for a topic
+	// that does not exist creates it, so a read of a misspelt topic would
+	// create it instead of reporting ErrUnknownTopic. Producing keeps
+	// auto-creation where the broker allows it.
+	rc := *s.Sarama
+	rc.Metadata.AllowAutoTopicCreation = false
+	if c.reader, err = sarama.NewClient(s.Brokers, &rc); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connect to kafka %v: %w: %w", s.Brokers, ErrUnavailable, err)
+	}
+	if c.consumer, err = sarama.NewConsumerFromClient(c.reader); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}
 	return c, nil
 }
 
-// Sarama returns the underlying sarama client.
+// Sarama returns the producers' sarama client. Its metadata requests for
+// a named topic create the topic where the broker allows auto-creation;
+// a full refresh (RefreshMetadata with no topics) does not.
 func (c *Client) Sarama() sarama.Client { return c.client }
 
 // Settings returns the client's settings.
@@ -109,6 +126,9 @@ func (c *Client) Close() error {
 	}
 	if c.client != nil && !c.client.Closed() {
 		errs = append(errs, c.client.Close())
+	}
+	if c.reader != nil && !c.reader.Closed() {
+		errs = append(errs, c.reader.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -258,15 +278,39 @@ func (c *Client) Ping(ctx context.Context) error {
 	return err
 }
 
-// Partitions lists a topic's partitions; ErrUnknownTopic when absent.
+// Partitions lists a topic's partitions; ErrUnknownTopic when absent. It
+// never creates the topic.
 func (c *Client) Partitions(topic string) ([]int32, error) {
-	if err := c.client.RefreshMetadata(topic); err != nil {
-		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-			return nil, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopic)
-		}
-		return nil, fmt.Errorf("topic %q: %w", topic, classify(err))
+	return partitions(c.reader, topic)
+}
+
+// TopicExists reports whether the cluster has topic, from a fresh full
+// metadata request (one that names no topic, so it creates none).
+func (c *Client) TopicExists(topic string) (bool, error) {
+	if err := c.reader.RefreshMetadata(); err != nil {
+		return false, fmt.Errorf("kafka metadata: %w", classify(err))
 	}
-	ps, err := c.client.Partitions(topic)
+	ts, err := c.reader.Topics()
+	if err != nil {
+		return false, fmt.Errorf("kafka metadata: %w", classify(err))
+	}
+	return slices.Contains(ts, topic), nil
+}
+
+// PartitionsForProduce lists a topic's partitions as the producer sees
+// them: where the broker allows auto-creation, a topic that does not exist
+// is created (as producing to it would); elsewhere it is ErrUnknownTopic.
+// For a write target only (e.g. a rewrap's target topic); reads use
+// Partitions.
+func (c *Client) PartitionsForProduce(topic string) ([]int32, error) {
+	return partitions(c.client, topic)
+}
+
+func partitions(cl sarama.Client, topic string) ([]int32, error) {
+	if err := checkTopic(cl, topic); err != nil {
+		return nil, err
+	}
+	ps, err := cl.Partitions(topic)
 	if err != nil {
 		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 			return nil, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopic)
@@ -287,14 +331,14 @@ var ErrOffsetOutOfRange = errors.New("offset out of range")
 
 // Watermarks returns the oldest and next offsets of a partition.
 func (c *Client) Watermarks(topic string, partition int32) (int64, int64, error) {
-	lo, err := c.client.GetOffset(topic, partition, sarama.OffsetOldest)
+	lo, err := c.reader.GetOffset(topic, partition, sarama.OffsetOldest)
 	if err != nil {
 		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 			return 0, 0, fmt.Errorf("%s/%d: %w", topic, partition, ErrUnknownTopic)
 		}
 		return 0, 0, fmt.Errorf("%s/%d: %w", topic, partition, classify(err))
 	}
-	hi, err := c.client.GetOffset(topic, partition, sarama.OffsetNewest)
+	hi, err := c.reader.GetOffset(topic, partition, sarama.OffsetNewest)
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s/%d: %w", topic, partition, classify(err))
 	}
