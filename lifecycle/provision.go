@@ -114,11 +114,20 @@ type ProvisionOptions struct {
 	// value is drift. 0: the Kafka client's producer limit ([default]
 	// message.max.bytes).
 	MaxMessageBytes int
+	// Kubernetes, when set, gets a Kubernetes auth role per Vault policy
+	// (same name and token policy, bound to a service account), for
+	// gateways that log in with VAULT_K8S_ROLE (kubernetes.go).
+	Kubernetes *KubernetesRoles
 	// DryRun checks everything and changes nothing.
 	DryRun bool
 }
 
 func (o *ProvisionOptions) defaults() {
+	if o.Kubernetes != nil {
+		k := *o.Kubernetes
+		k.defaults()
+		o.Kubernetes = &k
+	}
 	if o.TransitMount == "" {
 		o.TransitMount = "transit"
 	}
@@ -229,7 +238,12 @@ func Provision(ctx context.Context, vc *vaultclient.Client, o ProvisionOptions) 
 		}
 	}
 	if o.CredentialsDir != "" {
-		if err := p.approleAuth(ctx); err != nil {
+		if err := p.authMethod(ctx, KindAuth, p.o.AppRoleMount, "approle"); err != nil {
+			return p.rep, err
+		}
+	}
+	if o.Kubernetes != nil {
+		if err := p.authMethod(ctx, KindK8sAuth, o.Kubernetes.Mount, "kubernetes"); err != nil {
 			return p.rep, err
 		}
 	}
@@ -245,6 +259,11 @@ func Provision(ctx context.Context, vc *vaultclient.Client, o ProvisionOptions) 
 			}
 			if o.CredentialsDir != "" {
 				if err := p.role(ctx, name); err != nil {
+					return p.rep, err
+				}
+			}
+			if o.Kubernetes != nil {
+				if err := p.k8sRole(ctx, t, role, name); err != nil {
 					return p.rep, err
 				}
 			}
@@ -300,22 +319,23 @@ func (p *provisioner) key(ctx context.Context, kind, name string, derived bool, 
 	}
 }
 
-func (p *provisioner) approleAuth(ctx context.Context) error {
+// authMethod enables the auth method typ at mount unless it is there.
+func (p *provisioner) authMethod(ctx context.Context, kind, mount, typ string) error {
 	auths, err := p.vc.API().Sys().ListAuthWithContext(ctx)
 	if err != nil {
 		return fmt.Errorf("provision: list auth methods: %w", vaultclient.Classify("list auth", err))
 	}
-	path := strings.TrimSuffix(p.o.AppRoleMount, "/") + "/"
+	path := strings.TrimSuffix(mount, "/") + "/"
 	if a, ok := auths[path]; ok {
-		if a.Type != "approle" {
-			p.add(KindAuth, p.o.AppRoleMount, StatusDrift, "auth method "+a.Type+", want approle")
+		if a.Type != typ {
+			p.add(kind, mount, StatusDrift, "auth method "+a.Type+", want "+typ)
 		} else {
-			p.add(KindAuth, p.o.AppRoleMount, StatusOK, "")
+			p.add(kind, mount, StatusOK, "")
 		}
 		return nil
 	}
-	return p.missing(KindAuth, p.o.AppRoleMount, "approle", func() error {
-		return vaultclient.Classify("enable approle", p.vc.API().Sys().EnableAuthWithOptionsWithContext(ctx, p.o.AppRoleMount, &api.EnableAuthOptions{Type: "approle", Description: "kafkagate"}))
+	return p.missing(kind, mount, typ, func() error {
+		return vaultclient.Classify("enable "+typ, p.vc.API().Sys().EnableAuthWithOptionsWithContext(ctx, mount, &api.EnableAuthOptions{Type: typ, Description: "kafkagate"}))
 	})
 }
 
@@ -349,12 +369,7 @@ func (p *provisioner) role(ctx context.Context, name string) error {
 		}
 	case errors.Is(err, vaultclient.ErrNotFound):
 		if err := p.missing(KindRole, name, "token policy "+name, func() error {
-			_, err := p.vc.Write(ctx, base, map[string]any{
-				"token_policies": []string{name},
-				"token_ttl":      int64(p.o.TokenTTL / time.Second),
-				"token_max_ttl":  int64(p.o.TokenMaxTTL / time.Second),
-				"token_type":     "service",
-			})
+			_, err := p.vc.Write(ctx, base, p.tokenSettings(name))
 			return err
 		}); err != nil {
 			return err
@@ -366,9 +381,19 @@ func (p *provisioner) role(ctx context.Context, name string) error {
 }
 
 // roleDrift compares an existing AppRole role with what provision would
-// write: its token policies, token TTLs and type, and that logging in
-// needs a secret id (Vault's default, which provision relies on).
+// write: its token settings (tokenDrift), and that logging in needs a
+// secret id (Vault's default, which provision relies on).
 func (p *provisioner) roleDrift(name string, d map[string]any) []string {
+	diffs := p.tokenDrift(name, d)
+	if b, ok := d["bind_secret_id"].(bool); !ok || !b {
+		diffs = append(diffs, fmt.Sprintf("bind_secret_id %v, want true", d["bind_secret_id"]))
+	}
+	return diffs
+}
+
+// tokenDrift compares the token settings of an existing auth role with
+// what provision would write: token policies, TTLs and type.
+func (p *provisioner) tokenDrift(name string, d map[string]any) []string {
 	var diffs []string
 	if pols := fmt.Sprint(d["token_policies"]); pols != "["+name+"]" {
 		diffs = append(diffs, "token_policies "+pols+", want ["+name+"]")
@@ -385,10 +410,17 @@ func (p *provisioner) roleDrift(name string, d map[string]any) []string {
 	if tt := fmt.Sprint(d["token_type"]); tt != "service" {
 		diffs = append(diffs, "token_type "+tt+", want service")
 	}
-	if b, ok := d["bind_secret_id"].(bool); !ok || !b {
-		diffs = append(diffs, fmt.Sprintf("bind_secret_id %v, want true", d["bind_secret_id"]))
-	}
 	return diffs
+}
+
+// tokenSettings are the token fields provision writes on an auth role.
+func (p *provisioner) tokenSettings(name string) map[string]any {
+	return map[string]any{
+		"token_policies": []string{name},
+		"token_ttl":      int64(p.o.TokenTTL / time.Second),
+		"token_max_ttl":  int64(p.o.TokenMaxTTL / time.Second),
+		"token_type":     "service",
+	}
 }
 
 // seconds reads a duration in seconds from a Vault response field.

@@ -30,6 +30,8 @@ KEK and version 1 of each FPE domain, per topic three Vault policies and AppRole
 (kafkagate-<topic>-producer: encrypt, never decrypt; -consumer: decrypt; -admin: both plus
 key read, rotate, config and rewrap) with their role id and secret id written to
 --credentials-dir (files mode 0600), and the Kafka topics with their dead-letter topics.
+With a [kubernetes] section (namespace, service_account, mount) it also creates one
+Kubernetes auth role per Vault policy, bound to that service account (VAULT_K8S_ROLE).
 
 Anything that exists is left alone: when it differs from what the policies want it is
 reported as drift. --dry-run prints the plan and changes nothing. Needs an administrative
@@ -54,6 +56,9 @@ Vault token (VAULT_TOKEN or another VAULT_* login).`,
 				FPE: gateway.KeyringOptions(cfg), CredentialsDir: credDir, DLQSuffix: dlqSuffix,
 				Partitions: partitions, ReplicationFactor: replication,
 				TokenTTL: tokenTTL, TokenMaxTTL: tokenMaxTTL, DryRun: dryRun,
+			}
+			if o.Kubernetes, err = lifecycle.KubernetesFromConfig(cfg); err != nil {
+				return err
 			}
 			if !noKafka {
 				props := map[string]string{}
