@@ -97,6 +97,9 @@ func Rewrap(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Rewrap
 	if o.From == "" || o.To == "" || o.From == o.To {
 		return nil, fmt.Errorf("rewrap: want distinct source and target topics (got %q -> %q)", o.From, o.To)
 	}
+	if o.DLQ != "" && (o.DLQ == o.From || o.DLQ == o.To) {
+		return nil, fmt.Errorf("rewrap: the dead-letter topic %q must differ from the source and the target", o.DLQ)
+	}
 	rw, err := eng.NewRewrapper(protect.RewrapOptions{To: o.To, Target: o.Target})
 	if err != nil {
 		return nil, err
