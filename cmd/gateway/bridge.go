@@ -1,18 +1,26 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/bridge"
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/metrics"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -22,6 +30,7 @@ func newBridge(g *globals) *cobra.Command {
 		exactlyOnce                bool
 		batch                      int
 		statsEvery                 time.Duration
+		metricsAddr                string
 	)
 	cmd := &cobra.Command{
 		Use:   "bridge",
@@ -46,6 +55,13 @@ commit and exit 0.
 The consumer group defaults to [encryptor] group.id, else kafkagate-bridge-<target>.
 It is deliberately not [consumer] group.id: the original demo shared that one group
 between all its programs, which then stole each other's partitions.
+
+--metrics-listen ADDR serves Prometheus metrics at http://ADDR/metrics: the bridge's
+records consumed, produced and dead-lettered (kafkagate_bridge_records_total), its
+retries, suspected duplicates (kafkagate_bridge_duplicates_suspected_total), the
+consumer group's lag over the source partitions (kafkagate_bridge_consumer_lag,
+refreshed every few seconds, absent until known), and the Vault calls and records
+encrypted. Labels carry topic names only, never record content.
 
 Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT. Group timing
 can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
@@ -77,6 +93,15 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 			}
 			if dlq == "" {
 				dlq = cfg.Get("encryptor", "dlqtopic", "")
+			}
+			// Bind before anything starts, so a taken address is a
+			// one-line error and not a bridge without its metrics.
+			var metricsLn net.Listener
+			if metricsAddr != "" {
+				if metricsLn, err = net.Listen("tcp", metricsAddr); err != nil {
+					return fmt.Errorf("--metrics-listen %s: %w", metricsAddr, err)
+				}
+				defer metricsLn.Close()
 			}
 			sessionTimeout, err := millis(cfg, "session.timeout.ms")
 			if err != nil {
@@ -121,6 +146,13 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 			if err != nil {
 				return err
 			}
+			if metricsLn != nil {
+				stop, err := serveBridgeMetrics(metricsLn, gw, b, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return b.Run(cmd.Context())
 		},
 	}
@@ -131,7 +163,117 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", false, "write each batch and its source offsets in one Kafka transaction")
 	cmd.Flags().IntVar(&batch, "batch", 500, "records per batch (one Vault call and one produce each)")
 	cmd.Flags().DurationVar(&statsEvery, "stats-interval", 30*time.Second, "how often counts are logged (they are also logged at exit)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; default: none)")
 	return cmd
+}
+
+// bridgeLagEvery is how often --metrics-listen refreshes the consumer lag.
+const bridgeLagEvery = 2 * time.Second
+
+// serveBridgeMetrics serves gw's metrics registry, with b's counters and
+// its consumer lag, on ln until the returned stop is called. stop shuts
+// the server and the lag refresher down and unregisters b.
+func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, log *slog.Logger) (stop func(), err error) {
+	bc := b.Config()
+	var lag atomic.Int64
+	lag.Store(-1) // unknown until measured
+	unwatch, err := gw.Metrics.WatchBridge(bc.Target, func() metrics.BridgeStats {
+		s := b.Stats().Snapshot()
+		return metrics.BridgeStats{Consumed: s.Consumed, Produced: s.Produced, DeadLettered: s.DeadLettered, Retries: s.Retries, Lag: lag.Load()}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bridge metrics: %w", err)
+	}
+	dups := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "kafkagate", Subsystem: "bridge", Name: "duplicates_suspected_total",
+		Help:        "Records the bridge processed again that a previous owner of their partition may already have written (an upper bound on at-least-once duplicates), by target topic.",
+		ConstLabels: prometheus.Labels{"target": bc.Target},
+	}, func() float64 { return float64(b.Stats().DuplicatesSuspected.Load()) })
+	if err := gw.Metrics.Registry().Register(dups); err != nil {
+		unwatch()
+		return nil, fmt.Errorf("bridge metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", gw.Metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan struct{})
+	go func() { // ends when stop shuts the server down
+		defer close(served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("bridge metrics server stopped", "error", err)
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	measured := make(chan struct{})
+	go func() { // ends when stop cancels ctx
+		defer close(measured)
+		t := time.NewTicker(bridgeLagEvery)
+		defer t.Stop()
+		for {
+			n, err := consumerLag(gw.Kafka, bc.Group, bc.Source)
+			if err != nil {
+				n = -1
+				log.Debug("bridge consumer lag unknown", "error", err)
+			}
+			lag.Store(n)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	log.Info("bridge metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() {
+		cancel()
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+		<-served
+		<-measured
+		gw.Metrics.Registry().Unregister(dups)
+		unwatch()
+	}, nil
+}
+
+// consumerLag sums, over the source topic's partitions, the records after
+// group's committed offset (all of a partition's records when it has
+// none). It never creates the topic.
+func consumerLag(kc *kafka.Client, group, topic string) (int64, error) {
+	parts, err := kc.Partitions(topic)
+	if err != nil {
+		return 0, err
+	}
+	broker, err := kc.Sarama().Coordinator(group)
+	if err != nil {
+		return 0, fmt.Errorf("group %s coordinator: %w", group, err)
+	}
+	req := &sarama.OffsetFetchRequest{ConsumerGroup: group, Version: 1}
+	for _, p := range parts {
+		req.AddPartition(topic, p)
+	}
+	resp, err := broker.FetchOffset(req)
+	if err != nil {
+		return 0, fmt.Errorf("group %s offsets: %w", group, err)
+	}
+	var total int64
+	for _, p := range parts {
+		lo, hi, err := kc.Watermarks(topic, p)
+		if err != nil {
+			return 0, err
+		}
+		next := lo
+		if blk := resp.GetBlock(topic, p); blk != nil {
+			if blk.Err != sarama.ErrNoError {
+				return 0, fmt.Errorf("group %s offset of %s/%d: %w", group, topic, p, blk.Err)
+			}
+			if blk.Offset >= 0 {
+				next = max(blk.Offset, lo)
+			}
+		}
+		total += max(hi-next, 0)
+	}
+	return total, nil
 }
 
 // millis reads an [encryptor] duration given in milliseconds (0 if unset).

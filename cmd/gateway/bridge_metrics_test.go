@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/kafka"
+)
+
+const bridgeMetricsConfig = `
+[policy:enc]
+fields = Name transit, Address transit
+`
+
+// metricValue finds the sample name{labels} in a Prometheus text
+// exposition (labels as the exposition writes them, sorted by name).
+func metricValue(body, sample string) (float64, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// TestCLIBridgeMetrics runs `gateway bridge --metrics-listen` in-process
+// against real Vault and kfake: after plaintext records (one of them not
+// JSON, so dead-lettered) pass through, /metrics shows the bridge's
+// consumed, produced and dead-lettered counts, zero suspected duplicates
+// and a consumer lag of 0 (with Vault frozen first, the lag is every
+// record and nothing is produced); after the bridge stops the endpoint is
+// gone.
+func TestCLIBridgeMetrics(t *testing.T) {
+	env := devenv.Start(t)
+	t.Setenv("VAULT_ADDR", env.Vault.Addr)
+	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+	cfgPath := filepath.Join(t.TempDir(), "kafkagate.ini")
+	if err := os.WriteFile(cfgPath, []byte(bridgeMetricsConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kafka.Dial(ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kc.Close() })
+	const n = 20
+	var msgs []kafka.Message
+	for i := range n {
+		v := fmt.Sprintf(`{"Name":"pt-name-%d","Address":"pt-addr-%d","n":%d}`, i, i, i)
+		if i == 7 {
+			v = "not json"
+		}
+		msgs = append(msgs, kafka.Message{Topic: "plain", Partition: -1, Key: []byte(strconv.Itoa(i)), Value: []byte(v)})
+	}
+	ds, err := kc.Produce(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Err != nil {
+			t.Fatal(d.Err)
+		}
+	}
+
+	// Vault frozen: the bridge can encrypt nothing, so the lag is every
+	// record; after SIGCONT it drains to 0.
+	if err := env.Vault.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = env.Vault.Resume()
+		}
+	}()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, &out, "--config", cfgPath, "--brokers="+env.Brokers[0], "--log-level", "warn",
+			"bridge", "--source", "plain", "--target", "enc", "--metrics-listen", addr)
+	}()
+	url := "http://" + addr + "/metrics"
+	frozen := map[string]float64{
+		`kafkagate_bridge_records_total{event="produced",target="enc"}`: 0,
+		`kafkagate_bridge_consumer_lag{target="enc"}`:                   n,
+	}
+	waitMetrics(t, url, frozen, done, &out)
+	if err := env.Vault.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	want := map[string]float64{
+		`kafkagate_bridge_records_total{event="consumed",target="enc"}`:      n,
+		`kafkagate_bridge_records_total{event="produced",target="enc"}`:      n - 1,
+		`kafkagate_bridge_records_total{event="dead_lettered",target="enc"}`: 1,
+		`kafkagate_bridge_duplicates_suspected_total{target="enc"}`:          0,
+		`kafkagate_bridge_consumer_lag{target="enc"}`:                        0,
+	}
+	body := waitMetrics(t, url, want, done, &out)
+	// The engine's own counters are served too; no record content is.
+	if v, ok := metricValue(body, `kafkagate_records_total{mode="fields",op="encrypt",outcome="ok",topic="enc"}`); !ok || v != n-1 {
+		t.Errorf("records encrypted: %v %v\n%s", v, ok, grepBridge(body))
+	}
+	if strings.Contains(body, "pt-") {
+		t.Fatal("/metrics carries record content")
+	}
+	t.Logf("bridge /metrics after %d records:\n%s", n, grepBridge(body))
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("bridge: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("bridge did not stop")
+	}
+	if resp, err := http.Get(url); err == nil {
+		resp.Body.Close()
+		t.Fatal("/metrics still served after the bridge stopped")
+	}
+
+	// An address that is taken is refused before the bridge starts.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var errOut syncBuffer
+	err = run(context.Background(), &errOut, "--config", cfgPath, "--brokers="+env.Brokers[0], "bridge", "--source", "plain", "--target", "enc", "--metrics-listen", ln.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "--metrics-listen "+ln.Addr().String()) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("taken --metrics-listen address: %v", err)
+	}
+}
+
+// waitMetrics polls url until every sample in want has its value, and
+// returns the exposition.
+func waitMetrics(t *testing.T, url string, want map[string]float64, done <-chan error, out *syncBuffer) string {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var body string
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("bridge ended early: %v\n%s", err, out.String())
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)
+			}
+			body = string(b)
+			ok := true
+			for sample, v := range want {
+				got, found := metricValue(body, sample)
+				ok = ok && found && got == v
+			}
+			if ok {
+				return body
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 90 s /metrics does not show %v:\n%s\nlog:\n%s", want, grepBridge(body), out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func grepBridge(body string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "kafkagate_bridge_") || strings.HasPrefix(line, "kafkagate_records_total") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
