@@ -436,6 +436,10 @@ func (a *authenticator) reloginGapLocked() time.Duration {
 // close stops the loop and, for tokens this client logged in for, revokes
 // the token.
 func (a *authenticator) close() {
+	// Cancel first: the renewal loop may hold a.mu through a Vault call
+	// (a login or lookup-self against an unreachable Vault), which the
+	// cancellation ends.
+	a.stop()
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -443,7 +447,6 @@ func (a *authenticator) close() {
 	}
 	a.closed = true
 	a.mu.Unlock()
-	a.stop()
 	<-a.done
 	if a.method != AuthToken && a.api.Token() != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
