@@ -106,8 +106,8 @@ Vault token (VAULT_TOKEN or another VAULT_* login).`,
 	cmd.Flags().StringVar(&dlqSuffix, "dlq-suffix", ".dlq", "dead-letter topic of <topic>: <topic><suffix>")
 	cmd.Flags().Int32Var(&partitions, "partitions", 3, "partitions of new topics")
 	cmd.Flags().Int16Var(&replication, "replication-factor", 1, "replication factor of new topics")
-	cmd.Flags().DurationVar(&tokenTTL, "token-ttl", time.Hour, "TTL of the AppRole roles' tokens")
-	cmd.Flags().DurationVar(&tokenMaxTTL, "token-max-ttl", 24*time.Hour, "maximum TTL of the AppRole roles' tokens")
+	cmd.Flags().DurationVar(&tokenTTL, "token-ttl", time.Hour, "TTL of the tokens of the AppRole (and Kubernetes) roles")
+	cmd.Flags().DurationVar(&tokenMaxTTL, "token-max-ttl", 24*time.Hour, "maximum TTL of the tokens of the AppRole (and Kubernetes) roles")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&failOnDrift, "fail-on-drift", false, "exit 1 when anything drifted")
 	return cmd
