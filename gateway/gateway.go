@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
@@ -82,7 +83,7 @@ func New(o Options) (*Gateway, error) {
 		props = map[string]string{}
 	}
 	if len(o.Brokers) > 0 {
-		props["bootstrap.servers"] = joinComma(o.Brokers)
+		props["bootstrap.servers"] = strings.Join(o.Brokers, ",")
 	}
 	ks, err := kafka.Configure(props, o.Logger)
 	if err != nil {
@@ -124,17 +125,6 @@ func (g *Gateway) dekStats() metrics.DEKCacheStats {
 	seal, open := g.Engine.DEKCacheStats()
 	return metrics.DEKCacheStats{SealHits: seal.Hits, SealFetches: seal.Fetches, OpenHits: open.Hits,
 		OpenMisses: open.Misses, UnwrapCalls: open.UnwrapCalls, Cached: open.Size}
-}
-
-func joinComma(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
 }
 
 // Close stops the FPE refresher and releases the Kafka client.

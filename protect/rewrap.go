@@ -604,8 +604,9 @@ func (w *Rewrapper) rewrapDEKs(ctx context.Context, jobs []rewrapJob) (map[strin
 	return fails, nil
 }
 
-// rewrapFields sends AAD-free transit fields through transit/rewrap.
-func (w *Rewrapper) rewrapFields(ctx context.Context, jobs []fieldJob, st []recState, out []Rewrapped) error {
+// jobsByKey groups the jobs of records not failed yet by transit key, keys
+// in order of first use.
+func jobsByKey(jobs []fieldJob, out []Rewrapped) ([]string, map[string][]int) {
 	byKey := map[string][]int{}
 	var keys []string
 	for i, j := range jobs {
@@ -617,6 +618,12 @@ func (w *Rewrapper) rewrapFields(ctx context.Context, jobs []fieldJob, st []recS
 		}
 		byKey[j.key] = append(byKey[j.key], i)
 	}
+	return keys, byKey
+}
+
+// rewrapFields sends AAD-free transit fields through transit/rewrap.
+func (w *Rewrapper) rewrapFields(ctx context.Context, jobs []fieldJob, st []recState, out []Rewrapped) error {
+	keys, byKey := jobsByKey(jobs, out)
 	for _, key := range keys {
 		ids := byKey[key]
 		items := make([]transit.Ciphertext, len(ids))
@@ -645,17 +652,7 @@ func (w *Rewrapper) rewrapFields(ctx context.Context, jobs []fieldJob, st []recS
 // reencrypt decrypts topic-bound values and encrypts them for the target
 // topic, batched per key. Plaintexts are cleared once encrypted.
 func (w *Rewrapper) reencrypt(ctx context.Context, recs []Record, jobs []fieldJob, st []recState, out []Rewrapped) error {
-	byKey := map[string][]int{}
-	var keys []string
-	for i, j := range jobs {
-		if out[j.rec].Err != nil {
-			continue
-		}
-		if _, ok := byKey[j.key]; !ok {
-			keys = append(keys, j.key)
-		}
-		byKey[j.key] = append(byKey[j.key], i)
-	}
+	keys, byKey := jobsByKey(jobs, out)
 	defer func() {
 		for i := range jobs {
 			clear(jobs[i].pt)

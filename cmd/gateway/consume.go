@@ -14,7 +14,6 @@ import (
 
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 func newConsume(g *globals) *cobra.Command {
@@ -77,9 +76,7 @@ error (fail closed).`,
 			if err != nil {
 				return err
 			}
-			vcfg := vaultclient.FromEnv()
-			vcfg.Logger = log
-			gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vcfg, Logger: log, Brokers: g.brokerList()})
+			gw, err := g.gatewayWith(log, cfg)
 			if err != nil {
 				return err
 			}

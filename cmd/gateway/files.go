@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,12 +35,16 @@ type fileEnv struct {
 	cfg      *config.File
 	settings *kafka.Settings
 	kafka    *kafka.Client
+	vault    *vaultclient.Client
 	keys     *envelope.TransitKeys
 }
 
 func (e *fileEnv) Close() {
 	if e.kafka != nil {
 		_ = e.kafka.Close()
+	}
+	if e.vault != nil {
+		_ = e.vault.Close() // stops token renewal; revokes a login token
 	}
 }
 
@@ -60,7 +65,7 @@ func openFileEnv(g *globals, cmd *cobra.Command) (*fileEnv, error) {
 		props = map[string]string{}
 	}
 	if bl := g.brokerList(); len(bl) > 0 {
-		props["bootstrap.servers"] = joinBrokers(bl)
+		props["bootstrap.servers"] = strings.Join(bl, ",")
 	}
 	settings, err := kafka.Configure(props, log)
 	if err != nil {
@@ -74,21 +79,11 @@ func openFileEnv(g *globals, cmd *cobra.Command) (*fileEnv, error) {
 	}
 	kc, err := kafka.Dial(settings)
 	if err != nil {
+		_ = vc.Close()
 		return nil, err
 	}
 	tc := transit.New(vc, transit.Options{Mount: cfg.Get("kafkagate", "transit_mount", "transit")})
-	return &fileEnv{log: log, cfg: cfg, settings: settings, kafka: kc, keys: envelope.NewTransitKeys(tc)}, nil
-}
-
-func joinBrokers(bl []string) string {
-	out := ""
-	for i, b := range bl {
-		if i > 0 {
-			out += ","
-		}
-		out += b
-	}
-	return out
+	return &fileEnv{log: log, cfg: cfg, settings: settings, kafka: kc, vault: vc, keys: envelope.NewTransitKeys(tc)}, nil
 }
 
 // fileKEK returns the KEK for files sent to topic: its policy must exist

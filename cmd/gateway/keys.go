@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/transit"
@@ -53,6 +55,11 @@ func (g *globals) gateway() (*gateway.Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	return g.gatewayWith(log, cfg)
+}
+
+// gatewayWith assembles a gateway from cfg, Vault from VAULT_*.
+func (g *globals) gatewayWith(log *slog.Logger, cfg *config.File) (*gateway.Gateway, error) {
 	vcfg := vaultclient.FromEnv()
 	vcfg.Logger = log
 	return gateway.New(gateway.Options{Config: cfg, Vault: vcfg, Logger: log, Brokers: g.brokerList()})

@@ -11,7 +11,6 @@ import (
 	"github.com/kafkagate/kafkagate"
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 type globals struct {
@@ -84,9 +83,7 @@ func newServe(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vcfg := vaultclient.FromEnv()
-			vcfg.Logger = log
-			gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vcfg, Logger: log, Brokers: g.brokerList()})
+			gw, err := g.gatewayWith(log, cfg)
 			if err != nil {
 				return err
 			}
@@ -102,7 +99,7 @@ func newServe(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log.Info("kafkagate serving", "listen", l.Addr().String(), "tls", tlsCfg != nil, "vault", vcfg.Addr, "topics_with_policy", strings.Join(cfg.Policies.Topics(), ","))
+			log.Info("kafkagate serving", "listen", l.Addr().String(), "tls", tlsCfg != nil, "vault", gw.Vault.Addr(), "topics_with_policy", strings.Join(cfg.Policies.Topics(), ","))
 			return gw.Serve(cmd.Context(), l)
 		},
 	}

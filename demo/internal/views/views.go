@@ -105,7 +105,7 @@ func Abbrev(v []byte, limit int) string {
 	return fmt.Sprintf("(%d bytes of ciphertext: %s…)", len(v), hex.EncodeToString(v[:n]))
 }
 
-// abbrevObject shortens the long string members of a JSON object,
+// abbrevObject shortens the transit ciphertext members of a JSON object,
 // keeping their order.
 func abbrevObject(v []byte) (string, bool) {
 	d := json.NewDecoder(bytes.NewReader(v))
@@ -131,13 +131,11 @@ func abbrevObject(v []byte) (string, bool) {
 		b.Write(kb)
 		b.WriteByte(':')
 		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			if strings.HasPrefix(s, "vault:v") {
-				s = shorten(s, 24) // a transit ciphertext: its prefix says enough
-			} else {
-				s = shorten(s, 64)
-			}
-			sb, _ := json.Marshal(s)
+		if json.Unmarshal(raw, &s) == nil && strings.HasPrefix(s, "vault:v") {
+			// A transit ciphertext: its prefix says enough. Other values are
+			// shown whole: what the admin sees in clear must be visible as
+			// such (and compare equal to the consumer's view in demo 1).
+			sb, _ := json.Marshal(shorten(s, 24))
 			b.Write(sb)
 		} else {
 			b.Write(raw)
