@@ -99,6 +99,30 @@ func fileKEK(cfg *config.File, topic string) (string, error) {
 	return p.Envelope.Key, nil
 }
 
+// openSendEnv is what send-file and watch-dir share: --topic required, the
+// file environment, the topic's KEK (an envelope policy) and a sender. The
+// caller closes the environment.
+func openSendEnv(g *globals, cmd *cobra.Command, topic string, chunkSize int) (*fileEnv, string, *filetransfer.Sender, error) {
+	if topic == "" {
+		return nil, "", nil, errors.New("--topic is required")
+	}
+	e, err := openFileEnv(g, cmd)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	kek, err := fileKEK(e.cfg, topic)
+	if err != nil {
+		e.Close()
+		return nil, "", nil, err
+	}
+	s, err := e.sender(chunkSize)
+	if err != nil {
+		e.Close()
+		return nil, "", nil, err
+	}
+	return e, kek, s, nil
+}
+
 func (e *fileEnv) sender(chunkSize int) (*filetransfer.Sender, error) {
 	return filetransfer.NewSender(filetransfer.SenderOptions{
 		Keys: e.keys, Producer: e.kafka, MaxMessageBytes: e.settings.Sarama.Producer.MaxMessageBytes,
@@ -146,22 +170,11 @@ acks=all in bounded batches. Prints the file id, size, SHA-256 and chunk count.
 produced.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if topic == "" {
-				return errors.New("--topic is required")
-			}
-			e, err := openFileEnv(g, cmd)
+			e, kek, s, err := openSendEnv(g, cmd, topic, chunkSize)
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			kek, err := fileKEK(e.cfg, topic)
-			if err != nil {
-				return err
-			}
-			s, err := e.sender(chunkSize)
-			if err != nil {
-				return err
-			}
 			for _, path := range args {
 				if err := sendOne(cmd, s, topic, kek, path, legacy); err != nil {
 					return fmt.Errorf("send-file %s: %w", path, err)
@@ -223,22 +236,11 @@ atomically), so a restart does not send a file again. Hidden, editor and
 partial-download files are ignored. --move-sent moves sent files aside.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if topic == "" {
-				return errors.New("--topic is required")
-			}
-			e, err := openFileEnv(g, cmd)
+			e, kek, s, err := openSendEnv(g, cmd, topic, chunkSize)
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			kek, err := fileKEK(e.cfg, topic)
-			if err != nil {
-				return err
-			}
-			s, err := e.sender(chunkSize)
-			if err != nil {
-				return err
-			}
 			var mu sync.Mutex
 			e.log.Info("watching", "dir", args[0], "topic", topic)
 			return filetransfer.Watch(cmd.Context(), filetransfer.WatchOptions{
