@@ -6,9 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +18,6 @@ import (
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const envelopeConfig = `
@@ -47,23 +43,7 @@ func setupEnvelope(t *testing.T) *fixture {
 	if err := env.Transit.EnsureKey(context.Background(), envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 3 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	cid, err := gw.Kafka.ClusterID(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{env: env, gw: gw, srv: srv, cid: cid}
+	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, 3*time.Second)})
 }
 
 func TestEnvelopeRecordsOverHTTP(t *testing.T) {

@@ -1,13 +1,11 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -20,7 +18,6 @@ import (
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const faultConfig = `
@@ -108,23 +105,8 @@ func newLoadGateway(t *testing.T, env *devenv.Env) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: time.Second},
-		Logger:  slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	cid, err := gw.Kafka.ClusterID(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{env: env, gw: gw, srv: srv, cid: cid}
+	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, time.Second),
+		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
 // verifyTopic checks every 2xx outcome is in the topic with its id, that

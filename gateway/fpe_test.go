@@ -3,9 +3,6 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,7 +15,6 @@ import (
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const fpeConfig = `
@@ -55,23 +51,7 @@ func setupFPE(t *testing.T, provision bool) (*fixture, *fpe.Keyring) {
 			t.Fatal(err)
 		}
 	}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 3 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{env: env, gw: gw, srv: srv, cid: cid}, kr
+	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, 3*time.Second)}), kr
 }
 
 func luhn(s string) bool {

@@ -65,12 +65,25 @@ func setup(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 3 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Brokers: env.Brokers,
-	})
+	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, 3*time.Second)})
+}
+
+// rootVault is the dev server's address and root token.
+func rootVault(env *devenv.Env, timeout time.Duration) vaultclient.Config {
+	return vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: timeout}
+}
+
+// serve assembles a gateway on env's broker (o.Brokers, o.Logger default
+// to env's and a silent logger) and serves its API; both stop with t.
+func serve(t *testing.T, env *devenv.Env, o gateway.Options) *fixture {
+	t.Helper()
+	if o.Brokers == nil {
+		o.Brokers = env.Brokers
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	gw, err := gateway.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,26 +68,12 @@ func appRoleGateway(t *testing.T, env *devenv.Env, roleIDFile, secretIDFile stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
+	f := serve(t, env, gateway.Options{Config: cfg,
+		Vault:  vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if f.gw.Vault.AuthMethod() != vaultclient.AuthAppRole {
+		t.Fatalf("auth method %s", f.gw.Vault.AuthMethod())
 	}
-	t.Cleanup(func() { _ = gw.Close() })
-	if gw.Vault.AuthMethod() != vaultclient.AuthAppRole {
-		t.Fatalf("auth method %s", gw.Vault.AuthMethod())
-	}
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	cid, err := gw.Kafka.ClusterID(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{env: env, gw: gw, srv: srv, cid: cid}
 	// The first request creates the key with the AppRole token.
 	if resp, b := f.post(t, f.url("purchases"), "application/json", produceBody(purchase)); resp.StatusCode != 200 {
 		t.Fatalf("first produce: %d %s", resp.StatusCode, b)
