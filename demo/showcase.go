@@ -332,7 +332,7 @@ func (r *runner) demo3(ctx context.Context, res *Result) error {
 	rctx, cancel := context.WithTimeout(ctx, r.o.Wait)
 	defer cancel()
 	got, err := files.Receive(rctx, files.ReceiveOptions{
-		Dir: dst, Topic: r.d.FileTopic, Group: r.d.ConsumerGroup("consumer-file-transfer"), KEKs: []string{p.Envelope.Key},
+		Dir: dst, Topic: r.d.FileTopic, Group: r.d.ConsumerGroup("consumer-file-transfer"), KEKs: []string{p.Envelope.Key}, AcceptLegacy: p.AcceptLegacy,
 		Kafka: r.kc, Transit: r.gw.Transit, QuarantineDir: filepath.Join(r.o.WorkDir, "quarantine"), Once: true, Out: r.w, Logger: r.o.Logger,
 	})
 	if err != nil {

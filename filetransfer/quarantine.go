@@ -33,6 +33,7 @@ const (
 	ReasonBadHeader     = "bad-header"     // malformed or missing envelope headers
 	ReasonUnknownFormat = "unknown-format" // kafkagate.format names a format this reader does not know
 	ReasonNotAFile      = "not-a-file"     // neither chunk/1 nor a legacy file message
+	ReasonNotAllowed    = "not-allowed"    // a format the topic's policy does not accept (legacy without legacy = accept)
 )
 
 // Note headers added to DLQ and redriven copies. They start with

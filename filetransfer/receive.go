@@ -50,6 +50,10 @@ type ReceiverOptions struct {
 	// Kafka re-reads records for quarantine and gives watermarks for Once.
 	Kafka  Fetcher
 	Opener *envelope.Opener
+	// AcceptLegacy lets the original demo's file messages (X-encryptionkey)
+	// open: set it from the topic's policy (legacy = accept). Otherwise
+	// they are quarantined as not-allowed, never unwrapped.
+	AcceptLegacy bool
 	// Quarantine keeps undecryptable records, default
 	// &DirQuarantine{Dir: DefaultQuarantineDir}.
 	Quarantine Quarantine
@@ -420,6 +424,9 @@ func (ps *partition) handle(ctx context.Context, rec kafka.Record) error {
 		return ps.chunk(ctx, rec, er)
 	case envelope.FormatRecord:
 		return ps.quarantine(ctx, []kafka.Record{rec}, Why{Reason: ReasonNotAFile, Err: errors.New("a record/1 message, not a file chunk")})
+	}
+	if format == envelope.FormatLegacy && !ps.r.o.AcceptLegacy {
+		return ps.quarantine(ctx, []kafka.Record{rec}, Why{Reason: ReasonNotAllowed, Err: errors.New("a legacy file message, and the topic's policy does not set legacy = accept")})
 	}
 	return ps.legacy(ctx, rec, er, format)
 }

@@ -13,7 +13,7 @@ const bench16 = "4111111111111111"
 // tweak the wrapper's digits mode uses for that value: the baseline.
 func BenchmarkFF1Raw(b *testing.B) {
 	c := mustCipher(b, testKey(1), "payments.card_number", 1)
-	tweak := c.tweak(ModeDigits, len(bench16), nil)
+	tweak := c.tweak(Format{}, ModeDigits, len(bench16), nil)
 	raw, err := ff1.NewCipher(10, maxTweak, testKey(1), nil)
 	if err != nil {
 		b.Fatal(err)

@@ -2,6 +2,7 @@ package fpe
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"strconv"
 	"sync"
 
@@ -162,7 +163,7 @@ func (c *Cipher) apply(op string, f Format, value string, encrypt bool) (string,
 	}
 	switch m {
 	case ModeDigits:
-		out, err := c.ff.crypt(op, string(d), c.tweak(m, n, nil), encrypt)
+		out, err := c.ff.crypt(op, string(d), c.tweak(f, m, n, nil), encrypt)
 		if err != nil {
 			return "", err
 		}
@@ -172,7 +173,7 @@ func (c *Cipher) apply(op string, f Format, value string, encrypt bool) (string,
 		if !luhnValid(d) {
 			return "", newErr(op, CodeNotLuhn, "%s fails the Luhn check (mode full keeps Luhn validity and needs a valid input)", what)
 		}
-		out, err := c.ff.crypt(op, string(d[:n-1]), c.tweak(m, n, nil), encrypt)
+		out, err := c.ff.crypt(op, string(d[:n-1]), c.tweak(f, m, n, nil), encrypt)
 		if err != nil {
 			return "", err
 		}
@@ -188,7 +189,7 @@ func (c *Cipher) apply(op string, f Format, value string, encrypt bool) (string,
 		if walk && !luhnValid(d) {
 			return "", newErr(op, CodeNotLuhn, "%s fails the Luhn check (mode %s keeps Luhn validity and needs a valid input)", what, m)
 		}
-		tw := c.tweak(m, n, d)
+		tw := c.tweak(f, m, n, d)
 		x := string(d[binDigits : n-last4Digits])
 		for i := 0; ; i++ {
 			if i == maxWalk {
@@ -218,9 +219,9 @@ func (c *Cipher) apply(op string, f Format, value string, encrypt bool) (string,
 
 // tweak binds domain, version, mode and length, plus BIN and last 4 in the
 // keep modes (d is then the whole number):
-// kafkagate-fpe|<domain>|v<version>|<mode>|<n>[|<bin>|<last4>].
-func (c *Cipher) tweak(m Mode, n int, d []byte) []byte {
-	t := make([]byte, 0, len(c.prefix)+len(m)+24)
+// kafkagate-fpe|<domain>|v<version>|<mode>|<n>[|<bin>|<last4>][|b<sha256(bind)[:16]>].
+func (c *Cipher) tweak(f Format, m Mode, n int, d []byte) []byte {
+	t := make([]byte, 0, len(c.prefix)+len(m)+48)
 	t = append(t, c.prefix...)
 	t = append(t, m...)
 	t = append(t, '|')
@@ -230,6 +231,11 @@ func (c *Cipher) tweak(m Mode, n int, d []byte) []byte {
 		t = append(t, d[:binDigits]...)
 		t = append(t, '|')
 		t = append(t, d[n-last4Digits:]...)
+	}
+	if f.Bind != "" {
+		sum := sha256.Sum256([]byte(f.Bind))
+		t = append(t, "|b"...)
+		t = append(t, sum[:16]...)
 	}
 	return t
 }

@@ -43,6 +43,11 @@ type Format struct {
 	// fpe_domain_too_small. Lengths are preserved, so Decrypt makes the
 	// same choice from the token's length.
 	FallbackFull bool
+	// Bind, when not empty, binds tokens to a context (kafkagate binds
+	// them to the topic): its SHA-256 is part of the FF1 tweak, so a token
+	// decrypts to its plaintext only under the same Bind. Empty for tokens
+	// written before binding existed.
+	Bind string
 }
 
 // ParseFormat parses the policy options format=<mode> and fallback=<mode>.

@@ -242,3 +242,21 @@ func decryptWithin(ctx context.Context, eng *protect.Engine, recs []protect.Reco
 func expired(ctx context.Context, err error, d time.Duration) bool {
 	return d > 0 && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
 }
+
+// RequireEncryptedRefuses reports whether consume --require-encrypted
+// refuses r: a record not written by kafkagate (unencrypted), one holding a
+// policy field in clear (not_encrypted), or one outside its topic's policy
+// (not_allowed). Records that failed to decrypt are still ciphertext and
+// pass, with their status.
+func RequireEncryptedRefuses(r ConsumedRecord) bool {
+	d := r.Decryption
+	if d.Status == string(protect.StatusUnencrypted) || d.Code == protect.CodeNotAllowed {
+		return true
+	}
+	for _, f := range d.Fields {
+		if f.Status == protect.CodeNotEncrypted {
+			return true
+		}
+	}
+	return false
+}

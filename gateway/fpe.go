@@ -26,11 +26,12 @@ func parseFormat(spec, fallback string) (fpe.Format, error) {
 	return fpe.ParseFormat(mode, fallback)
 }
 
-func (a fpeAdapter) Encrypt(domain, format, fallback, value string) (string, int, string, error) {
+func (a fpeAdapter) Encrypt(domain, format, fallback, bind, value string) (string, int, string, error) {
 	f, err := parseFormat(format, fallback)
 	if err != nil {
 		return "", 0, "", err
 	}
+	f.Bind = bind
 	out, v, err := a.s.Encrypt(domain, f, value)
 	if err != nil {
 		return "", 0, "", keyErr(err)
@@ -38,11 +39,12 @@ func (a fpeAdapter) Encrypt(domain, format, fallback, value string) (string, int
 	return out, v, string(f.EffectiveMode(value)), nil
 }
 
-func (a fpeAdapter) Decrypt(domain, format string, version int, value string) (string, error) {
+func (a fpeAdapter) Decrypt(domain, format, bind string, version int, value string) (string, error) {
 	f, err := parseFormat(format, "")
 	if err != nil {
 		return "", err
 	}
+	f.Bind = bind
 	out, err := a.s.Decrypt(domain, f, version, value)
 	return out, keyErr(err)
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -29,7 +30,10 @@ type OutHeader struct {
 
 // Decryption is a record's decryption status.
 type Decryption struct {
-	Status string                `json:"status"`
+	Status string `json:"status"`
+	// Code is the record-level failure code (docs/errors.md), when the
+	// record failed as a whole: too_deep, not_allowed, bad_header, ...
+	Code   string                `json:"code,omitempty"`
 	Error  string                `json:"error,omitempty"`
 	Fields []protect.FieldStatus `json:"fields"`
 }
@@ -137,6 +141,10 @@ func ToReadRecord(rec kafka.Record, o protect.Opened) ReadRecord {
 	}
 	if o.Err != nil {
 		rr.Decryption.Error = o.Err.Error()
+		var pe *protect.Error
+		if errors.As(o.Err, &pe) {
+			rr.Decryption.Code = pe.Code
+		}
 	}
 	return rr
 }

@@ -73,6 +73,20 @@ type Policy struct {
 	// RewrappedFrom lists topics whose envelope records this topic may hold
 	// (copied here by gateway rewrap with a kafkagate.origin header).
 	RewrappedFrom []string
+	// AcceptLegacy lets readers open the original demo's file records
+	// (X-encryptionkey headers) on this topic: legacy = accept. Off by
+	// default, so a legacy record copied into any other topic stays shut.
+	AcceptLegacy bool
+}
+
+// Field returns the policy field with the dotted path.
+func (p *Policy) Field(path string) (Field, bool) {
+	for _, f := range p.Fields {
+		if f.PathString() == path {
+			return f, true
+		}
+	}
+	return Field{}, false
 }
 
 // Defaults.
@@ -85,7 +99,7 @@ const (
 	IndexSuffix = "_bidx"
 )
 
-var knownKeys = []string{"mode", "transit_key", "aad", "fields", "envelope_key", "dek", "dek_max_records", "dek_max_bytes", "dek_max_age", "index_key", "rewrapped_from"}
+var knownKeys = []string{"mode", "transit_key", "aad", "fields", "envelope_key", "dek", "dek_max_records", "dek_max_bytes", "dek_max_age", "index_key", "rewrapped_from", "legacy"}
 
 // Parse builds a policy for topic from its section's key/value pairs
 // (keys lower-case). Unknown keys are errors: a typo must not silently
@@ -122,6 +136,13 @@ func Parse(topic string, kv map[string]string) (*Policy, error) {
 			return nil, fmt.Errorf("%w: [policy:%s]: aad: %v", ErrInvalid, topic, err)
 		}
 		p.AAD = b
+	}
+	switch v := strings.ToLower(strings.TrimSpace(kv["legacy"])); v {
+	case "", "refuse":
+	case "accept":
+		p.AcceptLegacy = true
+	default:
+		return nil, fmt.Errorf("%w: [policy:%s]: legacy %q is not accept or refuse", ErrInvalid, topic, v)
 	}
 	if err := p.parseEnvelope(kv); err != nil {
 		return nil, err
@@ -271,7 +292,7 @@ func checkField(f Field) error {
 	allowed := map[FieldMode][]string{
 		Transit: {"index"},
 		Plain:   nil,
-		FPE:     {"format", "domain", "fallback", "default_version"},
+		FPE:     {"format", "domain", "fallback", "default_version", "untweaked"},
 	}
 	opts, ok := allowed[f.Mode]
 	if !ok {
@@ -293,6 +314,10 @@ func checkField(f Field) error {
 		case "default_version":
 			if n, err := strconv.Atoi(v); err != nil || n < 1 {
 				return fmt.Errorf("default_version %q is not a positive integer", v)
+			}
+		case "untweaked":
+			if v != "accept" && v != "refuse" {
+				return fmt.Errorf("untweaked %q is not accept or refuse", v)
 			}
 		case "index":
 			if v != "hmac" {

@@ -70,7 +70,7 @@ type Opened struct {
 // statuses.
 func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 	out := make([]Opened, len(recs))
-	type ref struct{ rec, field int }
+	type ref struct{ rec, field, status int }
 	byKey := map[string][]transit.Ciphertext{}
 	refs := map[string][]ref{}
 	var keyOrder []string
@@ -79,65 +79,79 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 	byPolicy := make([]bool, len(recs))
 	var envIdx []int
 	for ri, r := range recs {
-		switch envelopeFormat(r.Headers) {
-		case envelope.FormatRecord, envelope.FormatLegacy:
+		c := e.Classify(r)
+		if c.Err != nil {
+			out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: c.Err}
+			continue
+		}
+		switch c.Format {
+		case FormatEnvelope, FormatLegacy:
 			envIdx = append(envIdx, ri)
 			continue
-		case envelope.FormatChunk:
+		case FormatChunk:
 			out[ri] = Opened{Value: r.Value, Status: StatusFileChunk}
 			continue
-		}
-		if sv, ok := header(r.Headers, HeaderSealed); ok {
-			sh, err := decodeSealedHeader(sv)
-			if err != nil {
-				out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: &Error{Code: CodeBadHeader, Msg: "kafkagate.sealed header: " + err.Error(), Err: err}}
-				continue
-			}
-			out[ri].Fields = []FieldStatus{{FieldInfo: FieldInfo{Path: "", Mode: "sealed", Key: sh.K}}}
-			out[ri].Fields[0].KeyVersion, _ = transit.Version(string(r.Value))
-			if _, seen := byKey[sh.K]; !seen {
-				keyOrder = append(keyOrder, sh.K)
-			}
-			byKey[sh.K] = append(byKey[sh.K], transit.Ciphertext{Ciphertext: string(r.Value), AAD: AAD(r.Topic, sealedPath)})
-			refs[sh.K] = append(refs[sh.K], ref{ri, -1})
-			continue
-		}
-		var h fieldsHeader
-		if hv, ok := header(r.Headers, HeaderFields); ok {
-			var err error
-			if h, err = decodeFieldsHeader(hv); err != nil {
-				out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: &Error{Code: CodeBadHeader, Msg: "kafkagate.fields header: " + err.Error(), Err: err}}
-				continue
-			}
-		} else if h, ok = e.headerFromPolicy(r); !ok {
+		case FormatPlain:
 			out[ri] = Opened{Value: r.Value, Status: StatusUnencrypted}
 			continue
-		} else {
-			byPolicy[ri] = true
+		case FormatSealed:
+			ct := string(r.Value)
+			out[ri].Fields = []FieldStatus{{FieldInfo: FieldInfo{Path: "", Mode: "sealed", Key: c.sealedK}}}
+			v, err := transit.Version(ct)
+			if err != nil {
+				out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: &Error{Code: CodeMalformed, Msg: "sealed value is not a transit ciphertext", Err: transit.ErrMalformed}}
+				continue
+			}
+			out[ri].Fields[0].KeyVersion = v
+			if _, seen := byKey[c.sealedK]; !seen {
+				keyOrder = append(keyOrder, c.sealedK)
+			}
+			byKey[c.sealedK] = append(byKey[c.sealedK], transit.Ciphertext{Ciphertext: ct, AAD: AAD(r.Topic, sealedPath)})
+			refs[c.sealedK] = append(refs[c.sealedK], ref{ri, -1, 0})
+			continue
 		}
-		paths := make([][]string, len(h.F))
-		for i, f := range h.F {
-			paths[i], _ = policy.SplitPath(f.P) // checked by decodeFieldsHeader
-		}
-		sp, lerr := locate(r.Value, paths, e.maxDepth)
+		// FormatFields: the policy's fields, each listed in the header or
+		// held in clear.
+		p, h := c.Policy, c.fields
+		byPolicy[ri] = c.byPolicy
+		sp, lerr := locate(r.Value, policyPaths(p), e.maxDepth)
 		if lerr != nil {
 			out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: lerr}
 			continue
 		}
+		listed := make(map[string]headerField, len(h.F))
+		for _, f := range h.F {
+			listed[f.P] = f
+		}
 		spans[ri] = sp
-		repl[ri] = make([][]byte, len(h.F))
-		out[ri].Fields = make([]FieldStatus, len(h.F))
-		for fi, f := range h.F {
-			fs := &out[ri].Fields[fi]
-			fs.FieldInfo = FieldInfo{Path: f.P, Mode: f.M, Key: f.K, Domain: f.D, Format: f.Fmt, KeyVersion: f.N}
+		repl[ri] = make([][]byte, len(p.Fields))
+		for fi, pf := range p.Fields {
+			if pf.Mode == policy.Plain {
+				continue
+			}
 			s := sp[fi]
+			f, ok := listed[pf.PathString()]
+			if !ok {
+				if s.start >= 0 && s.res.Type != gjson.Null {
+					out[ri].Fields = append(out[ri].Fields, FieldStatus{FieldInfo: FieldInfo{Path: pf.PathString(), Mode: string(pf.Mode)},
+						Status: CodeNotEncrypted, Error: "the policy encrypts this field, but the record holds it in clear"})
+				}
+				continue
+			}
+			out[ri].Fields = append(out[ri].Fields, FieldStatus{FieldInfo: FieldInfo{Path: f.P, Mode: f.M, Key: f.K, Domain: f.D, Format: f.Fmt, KeyVersion: f.N, Bound: f.B == 1}})
+			fs := &out[ri].Fields[len(out[ri].Fields)-1]
 			if s.start < 0 || s.res.Type != gjson.String {
 				fs.Status, fs.Error = CodeMissing, "the value has no string at this path"
 				continue
 			}
 			switch f.M {
 			case string(policy.Transit):
-				fs.KeyVersion, _ = transit.Version(s.res.Str)
+				v, err := transit.Version(s.res.Str)
+				if err != nil {
+					fs.Status, fs.Error, fs.Err = CodeMalformed, "not a transit ciphertext", transit.ErrMalformed
+					continue
+				}
+				fs.KeyVersion = v
 				ct := transit.Ciphertext{Ciphertext: s.res.Str}
 				if f.A == 1 {
 					ct.AAD = AAD(r.Topic, f.P)
@@ -146,13 +160,13 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 					keyOrder = append(keyOrder, f.K)
 				}
 				byKey[f.K] = append(byKey[f.K], ct)
-				refs[f.K] = append(refs[f.K], ref{ri, fi})
+				refs[f.K] = append(refs[f.K], ref{ri, fi, len(out[ri].Fields) - 1})
 			case string(policy.FPE):
 				if e.fpe == nil {
 					fs.Status, fs.Error = CodeUnsupported, "fpe is not configured on this gateway"
 					continue
 				}
-				pt, err := e.fpe.Decrypt(f.D, f.Fmt, f.N, s.res.Str)
+				pt, err := e.fpe.Decrypt(f.D, f.Fmt, fpeBind(f, r.Topic), f.N, s.res.Str)
 				if err != nil {
 					fs.Status, fs.Error, fs.Err = CodeDecryptFailed, err.Error(), err
 					if errors.Is(err, ErrKeyUnavailable) {
@@ -166,6 +180,11 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 					fs.Status = FieldOKDefaultVersion
 				}
 			}
+		}
+		if len(out[ri].Fields) == 0 {
+			// Nothing encrypted and nothing in clear: the record holds no
+			// protected data, which is never passed off as decrypted.
+			out[ri] = Opened{Value: r.Value, Status: StatusUnencrypted}
 		}
 	}
 	if err := e.openEnvelopes(ctx, recs, envIdx, out); err != nil {
@@ -198,7 +217,7 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 				out[rf.rec].Status, out[rf.rec].Value = StatusDecrypted, r.Plaintext
 				continue
 			}
-			fs := &out[rf.rec].Fields[rf.field]
+			fs := &out[rf.rec].Fields[rf.status]
 			if r.Err != nil {
 				fs.Status, fs.Error, fs.Err = itemCode(r.Err), r.Err.Error(), r.Err
 				continue
@@ -208,7 +227,7 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 		}
 	}
 	for ri, r := range recs {
-		if out[ri].Status != "" {
+		if out[ri].Status != "" || spans[ri] == nil {
 			continue
 		}
 		ok, bad := 0, 0
@@ -292,18 +311,19 @@ func header(hs []Header, key string) ([]byte, bool) {
 // headerFromPolicy builds the fields list of a record that lacks the
 // kafkagate.fields header from its topic's policy: transit fields whose
 // value is a vault:vN: ciphertext, and fpe fields with a default_version.
-func (e *Engine) headerFromPolicy(r Record) (fieldsHeader, bool) {
-	p, ok := e.policies.For(r.Topic)
-	if !ok || p.Mode != policy.Fields {
-		return fieldsHeader{}, false
+// A value nested deeper than the limit is an error (too_deep): it is
+// refused before any parser sees it; other values that are not JSON
+// objects simply carry nothing encrypted.
+func (e *Engine) headerFromPolicy(r Record, p *policy.Policy) (fieldsHeader, bool, error) {
+	if p == nil || p.Mode != policy.Fields {
+		return fieldsHeader{}, false, nil
 	}
-	paths := make([][]string, len(p.Fields))
-	for i, f := range p.Fields {
-		paths[i] = f.Path
-	}
-	sp, err := locate(r.Value, paths, e.maxDepth)
+	sp, err := locate(r.Value, policyPaths(p), e.maxDepth)
 	if err != nil {
-		return fieldsHeader{}, false
+		if err.Code == CodeTooDeep {
+			return fieldsHeader{}, false, err
+		}
+		return fieldsHeader{}, false, nil
 	}
 	h := fieldsHeader{V: 1}
 	for i, f := range p.Fields {
@@ -329,7 +349,7 @@ func (e *Engine) headerFromPolicy(r Record) (fieldsHeader, bool) {
 			}
 		}
 	}
-	return h, len(h.F) > 0
+	return h, len(h.F) > 0, nil
 }
 
 // envelopeFormat is the envelope format of a record, FormatNone for others
@@ -344,4 +364,22 @@ func envelopeFormat(hs []Header) envelope.Format {
 		return envelope.FormatRecord // let the opener report the damage
 	}
 	return f
+}
+
+// policyPaths are the paths of p's fields, in policy order.
+func policyPaths(p *policy.Policy) [][]string {
+	paths := make([][]string, len(p.Fields))
+	for i, f := range p.Fields {
+		paths[i] = f.Path
+	}
+	return paths
+}
+
+// fpeBind is the bind of an fpe field listed in a header: its topic when
+// the token was bound to it, "" for tokens written before binding.
+func fpeBind(f headerField, topic string) string {
+	if f.B == 1 {
+		return topic
+	}
+	return ""
 }

@@ -25,6 +25,11 @@ func locate(doc []byte, paths [][]string, maxDepth int) ([]span, *Error) {
 	if !utf8.Valid(doc) {
 		return nil, &Error{Code: CodeInvalidJSON, Msg: "value is not valid UTF-8"}
 	}
+	// gjson validates by recursion, one frame per nesting level: bound the
+	// depth first, without recursing, so no value can exhaust the stack.
+	if !depthWithin(doc, maxDepth) {
+		return nil, &Error{Code: CodeTooDeep, Msg: "value nests deeper than the limit"}
+	}
 	if !gjson.ValidBytes(doc) {
 		return nil, &Error{Code: CodeInvalidJSON, Msg: "value is not well-formed JSON"}
 	}
@@ -173,4 +178,37 @@ func splice(doc []byte, spans []span, repl [][]byte) []byte {
 		pos = e.end
 	}
 	return append(out, doc[pos:]...)
+}
+
+// depthWithin reports whether the JSON text doc nests objects and arrays at
+// most max levels deep. It scans once, iteratively, skipping strings; it
+// does not validate (malformed text is for the parser to refuse, once it
+// is known to be shallow enough to parse safely).
+func depthWithin(doc []byte, max int) bool {
+	depth := 0
+	inString := false
+	for i := 0; i < len(doc); i++ {
+		c := doc[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				return false
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return true
 }

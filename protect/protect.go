@@ -79,9 +79,12 @@ type FPE interface {
 	// Encrypt encrypts value in domain with format (and fallback, "" or
 	// "full") using the domain's current key version. It returns the key
 	// version and the format actually applied, which decryption needs.
-	Encrypt(domain, format, fallback, value string) (out string, version int, applied string, err error)
-	// Decrypt decrypts value with the given key version and applied format.
-	Decrypt(domain, format string, version int, value string) (string, error)
+	// A non-empty bind is part of the cipher's tweak (kafkagate passes the
+	// topic), so the token decrypts only with the same bind.
+	Encrypt(domain, format, fallback, bind, value string) (out string, version int, applied string, err error)
+	// Decrypt decrypts value with the given key version, applied format
+	// and bind ("" for tokens written before binding).
+	Decrypt(domain, format, bind string, version int, value string) (string, error)
 }
 
 // ErrKeyUnavailable marks an FPE error that is not the record's fault: the
@@ -210,6 +213,8 @@ type FieldInfo struct {
 	KeyVersion int    `json:"key_version,omitempty"`
 	Domain     string `json:"domain,omitempty"`
 	Format     string `json:"format,omitempty"`
+	// Bound: an fpe token bound to its topic (the topic is in its tweak).
+	Bound bool `json:"bound,omitempty"`
 }
 
 // Sealed is the outcome of encrypting one value.
@@ -290,7 +295,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 				if fb == "none" {
 					fb = ""
 				}
-				ct, ver, applied, err := e.fpe.Encrypt(f.Options["domain"], f.Options["format"], fb, s.res.Str)
+				ct, ver, applied, err := e.fpe.Encrypt(f.Options["domain"], f.Options["format"], fb, p.Topic, s.res.Str)
 				if errors.Is(err, ErrKeyUnavailable) {
 					return nil, fmt.Errorf("fpe field %s: %w", path, err)
 				}
@@ -299,7 +304,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 					break
 				}
 				repl[ri][fi] = jsonString(ct)
-				out[ri].Fields = append(out[ri].Fields, FieldInfo{Path: path, Mode: string(policy.FPE), Domain: f.Options["domain"], Format: applied, KeyVersion: ver})
+				out[ri].Fields = append(out[ri].Fields, FieldInfo{Path: path, Mode: string(policy.FPE), Domain: f.Options["domain"], Format: applied, KeyVersion: ver, Bound: true})
 			}
 			if out[ri].Err != nil {
 				break
@@ -325,7 +330,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 			out[ref.rec].Fields = append(out[ref.rec].Fields, FieldInfo{Path: f.PathString(), Mode: string(policy.Transit), Key: p.TransitKey, KeyVersion: r.KeyVersion})
 		}
 	}
-	// Issue 6: blind indexes of index=hmac fields (blindindex.go).
+	// Blind indexes of index=hmac fields (blindindex.go).
 	if err := e.addBlindIndexes(ctx, p, values, spans, repl, out); err != nil {
 		return nil, err
 	}
@@ -379,6 +384,7 @@ type headerField struct {
 	D   string `json:"d,omitempty"`   // fpe domain
 	N   int    `json:"n,omitempty"`   // fpe key version
 	Fmt string `json:"fmt,omitempty"` // fpe format
+	B   int    `json:"b,omitempty"`   // 1: fpe token bound to its topic (tweak)
 }
 
 func encodeFieldsHeader(fs []FieldInfo, aad bool) ([]byte, error) {
@@ -393,6 +399,9 @@ func encodeFieldsHeader(fs []FieldInfo, aad bool) ([]byte, error) {
 			}
 		case string(policy.FPE):
 			hf.D, hf.N, hf.Fmt = f.Domain, f.KeyVersion, f.Format
+			if f.Bound {
+				hf.B = 1
+			}
 		}
 		h.F = append(h.F, hf)
 	}
@@ -422,6 +431,9 @@ func decodeFieldsHeader(b []byte) (fieldsHeader, error) {
 	for _, f := range h.F {
 		if _, err := policy.SplitPath(f.P); err != nil {
 			return h, err
+		}
+		if f.A < 0 || f.A > 1 || f.B < 0 || f.B > 1 {
+			return h, errors.New("field flags a and b must be 0 or 1")
 		}
 		switch f.M {
 		case string(policy.Transit):

@@ -1,7 +1,6 @@
 package protect
 
-// Rewrap and key inventory (kafkagate issue 6): what each record refers
-// to, and moving records to the latest key versions for another topic.
+// Rewrap and key inventory: what each record refers to, and moving records to the latest key versions for another topic.
 // The lifecycle package scans topics and produces; this file knows the
 // record formats.
 
@@ -51,38 +50,35 @@ const (
 // KeyUses lists the key versions record r refers to. An error means the
 // record's kafkagate headers are damaged; a record without any is nil, nil.
 func (e *Engine) KeyUses(r Record) ([]KeyUse, error) {
-	switch envelopeFormat(r.Headers) {
-	case envelope.FormatRecord, envelope.FormatChunk:
-		kek, _ := header(r.Headers, envelope.HeaderKEK)
+	c := e.Classify(r)
+	if c.Err != nil {
+		return nil, c.Err
+	}
+	switch c.Format {
+	case FormatEnvelope, FormatChunk:
 		w, _ := header(r.Headers, envelope.HeaderEDEK)
 		v, err := transit.Version(string(w))
-		if err != nil || len(kek) == 0 {
+		if err != nil || c.kek == "" {
 			return nil, &Error{Code: CodeBadHeader, Msg: "envelope record without a valid kafkagate.kek or kafkagate.edek"}
 		}
-		return []KeyUse{{UseEnvelope, string(kek), v}}, nil
-	case envelope.FormatLegacy:
+		return []KeyUse{{UseEnvelope, c.kek, v}}, nil
+	case FormatLegacy:
 		w, _ := header(r.Headers, envelope.LegacyKeyHeader)
 		v, err := transit.Version(string(w))
 		if err != nil {
 			return nil, &Error{Code: CodeBadHeader, Msg: "legacy record with a malformed " + envelope.LegacyKeyHeader}
 		}
 		return []KeyUse{{UseLegacy, e.transit.Mount() + "/" + envelope.DefaultLegacyKEK, v}}, nil
-	}
-	if sv, ok := header(r.Headers, HeaderSealed); ok {
-		sh, err := decodeSealedHeader(sv)
-		if err != nil {
-			return nil, &Error{Code: CodeBadHeader, Msg: "kafkagate.sealed header: " + err.Error()}
-		}
+	case FormatSealed:
 		v, err := transit.Version(string(r.Value))
 		if err != nil {
 			return nil, &Error{Code: CodeMalformed, Msg: "sealed value is not a transit ciphertext"}
 		}
-		return []KeyUse{{UseSealed, sh.K, v}}, nil
+		return []KeyUse{{UseSealed, c.sealedK, v}}, nil
+	case FormatPlain:
+		return nil, nil
 	}
-	h, ok, err := e.fieldsHeader(r)
-	if err != nil || !ok {
-		return nil, err
-	}
+	h := c.fields
 	paths := headerPaths(h)
 	sp, lerr := locate(r.Value, paths, e.maxDepth)
 	if lerr != nil {
@@ -122,21 +118,6 @@ func (e *Engine) KeyUses(r Record) ([]KeyUse, error) {
 		}
 	}
 	return out, nil
-}
-
-// fieldsHeader returns r's kafkagate.fields header, or the one its topic's
-// policy implies for a headerless record. ok is false for a record with
-// neither.
-func (e *Engine) fieldsHeader(r Record) (fieldsHeader, bool, error) {
-	if hv, ok := header(r.Headers, HeaderFields); ok {
-		h, err := decodeFieldsHeader(hv)
-		if err != nil {
-			return h, false, &Error{Code: CodeBadHeader, Msg: "kafkagate.fields header: " + err.Error(), Err: err}
-		}
-		return h, true, nil
-	}
-	h, ok := e.headerFromPolicy(r)
-	return h, ok, nil
 }
 
 func headerPaths(h fieldsHeader) [][]string {
@@ -306,8 +287,13 @@ func (w *Rewrapper) Rewrap(ctx context.Context, recs []Record) ([]Rewrapped, err
 		}
 	}
 	for i, r := range recs {
-		switch envelopeFormat(r.Headers) {
-		case envelope.FormatRecord, envelope.FormatChunk, envelope.FormatLegacy:
+		c := e.Classify(r)
+		if c.Err != nil {
+			out[i].Err = c.Err
+			continue
+		}
+		switch c.Format {
+		case FormatEnvelope, FormatChunk, FormatLegacy:
 			if err := w.planEnvelope(r, &st[i]); err != nil {
 				out[i].Err = err
 				continue
@@ -328,27 +314,16 @@ func (w *Rewrapper) Rewrap(ctx context.Context, recs []Record) ([]Rewrapped, err
 				dekJobs = append(dekJobs, rewrapJob{key: st[i].kek, ctxt: ctxt, wrapped: st[i].wrapped, noContext: st[i].kind == "legacy"})
 			}
 			continue
-		}
-		if sv, ok := header(r.Headers, HeaderSealed); ok {
-			sh, err := decodeSealedHeader(sv)
-			if err != nil {
-				fail(i, CodeBadHeader, "kafkagate.sealed header: "+err.Error(), err)
-				continue
-			}
-			st[i].kind, st[i].sealedK = "sealed", sh.K
-			fieldJobs = append(fieldJobs, fieldJob{rec: i, field: -1, key: sh.K, ct: string(r.Value),
+		case FormatSealed:
+			st[i].kind, st[i].sealedK = "sealed", c.sealedK
+			fieldJobs = append(fieldJobs, fieldJob{rec: i, field: -1, key: c.sealedK, ct: string(r.Value),
 				oldAAD: AAD(r.Topic, sealedPath), newAAD: AAD(w.o.To, sealedPath)})
 			continue
-		}
-		h, ok, err := e.fieldsHeader(r)
-		if err != nil {
-			out[i].Err = err
-			continue
-		}
-		if !ok {
+		case FormatPlain:
 			fail(i, CodeUnencrypted, "the record carries no kafkagate encryption", nil)
 			continue
 		}
+		h := c.fields
 		sp, lerr := locate(r.Value, headerPaths(h), e.maxDepth)
 		if lerr != nil {
 			out[i].Err = lerr
@@ -384,7 +359,7 @@ func (w *Rewrapper) Rewrap(ctx context.Context, recs []Record) ([]Rewrapped, err
 					fail(i, CodeUnsupported, "fpe is not configured on this gateway", nil)
 					break
 				}
-				pt, err := e.fpe.Decrypt(f.D, f.Fmt, f.N, sp[fi].res.Str)
+				pt, err := e.fpe.Decrypt(f.D, f.Fmt, fpeBind(f, r.Topic), f.N, sp[fi].res.Str)
 				if err != nil {
 					code := CodeDecryptFailed
 					if errors.Is(err, ErrKeyUnavailable) {
@@ -393,7 +368,7 @@ func (w *Rewrapper) Rewrap(ctx context.Context, recs []Record) ([]Rewrapped, err
 					fail(i, code, "field "+f.P+": "+err.Error(), err)
 					break
 				}
-				tok, ver, applied, err := e.fpe.Encrypt(f.D, f.Fmt, "", pt)
+				tok, ver, applied, err := e.fpe.Encrypt(f.D, f.Fmt, "", w.o.To, pt)
 				if errors.Is(err, ErrKeyUnavailable) {
 					return nil, fmt.Errorf("fpe field %s: %w", f.P, err)
 				}
@@ -819,7 +794,7 @@ func (w *Rewrapper) fieldsOut(s *recState) ([]byte, []KeyUse, error) {
 	var uses []KeyUse
 	for fi, f := range s.h.F {
 		if n, ok := s.newN[fi]; ok {
-			f.N, f.Fmt = n, s.newFmt[fi]
+			f.N, f.Fmt, f.B = n, s.newFmt[fi], 1
 			uses = append(uses, KeyUse{UseFPE, f.D, n})
 		} else if f.M == string(policy.Transit) {
 			if k, ok := s.newK[fi]; ok {

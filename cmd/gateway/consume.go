@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/protect"
 )
 
 func newConsume(g *globals) *cobra.Command {
@@ -90,9 +89,9 @@ error (fail closed).`,
 			}
 			refused := 0
 			n, err := gw.Consume(cmd.Context(), o, func(r gateway.ConsumedRecord) error {
-				if requireEn && r.Decryption.Status == string(protect.StatusUnencrypted) {
+				if requireEn && gateway.RequireEncryptedRefuses(r) {
 					refused++
-					fmt.Fprintf(cmd.ErrOrStderr(), "refused: record %s/%d@%d has status unencrypted (not written by kafkagate)\n", r.Topic, r.PartitionID, r.Offset)
+					fmt.Fprintf(cmd.ErrOrStderr(), "refused: record %s/%d@%d is not encrypted under the topic's policy (status %s%s)\n", r.Topic, r.PartitionID, r.Offset, r.Decryption.Status, codeSuffix(r.Decryption.Code))
 					return nil
 				}
 				if format == "raw" {
@@ -106,7 +105,7 @@ error (fail closed).`,
 			})
 			log.Debug("consume finished", "records", n, "refused", refused)
 			if err == nil && refused > 0 {
-				err = fmt.Errorf("%d unencrypted record(s) refused (--require-encrypted)", refused)
+				err = fmt.Errorf("%d record(s) not encrypted under the topic's policy refused (--require-encrypted)", refused)
 			}
 			return err
 		},
@@ -122,4 +121,11 @@ error (fail closed).`,
 	cmd.Flags().BoolVar(&treatRaw, "treat-undecryptable-as-plaintext", false, "print undecryptable records with status raw and their stored bytes verbatim, instead of status failed")
 	cmd.Flags().DurationVar(&maxWait, "max-wait-per-decrypt", 0, "longest wait for one record's decryption; a record that overruns it is printed with status timeout (0: no limit)")
 	return cmd
+}
+
+func codeSuffix(code string) string {
+	if code == "" {
+		return ""
+	}
+	return ", " + code
 }

@@ -314,7 +314,7 @@ written or quarantined. --once stops when caught up.`,
 			)
 			out := cmd.OutOrStdout()
 			r, err := filetransfer.NewReceiver(filetransfer.ReceiverOptions{
-				Dir: args[0], Topic: topic, Group: group, Settings: e.settings, Kafka: e.kafka, Opener: op, Quarantine: q,
+				Dir: args[0], Topic: topic, Group: group, Settings: e.settings, Kafka: e.kafka, Opener: op, Quarantine: q, AcceptLegacy: acceptsLegacy(e.cfg, topic),
 				IncompleteTimeout: timeout, MaxOpenFiles: maxOpen, Once: once, Logger: e.log,
 				OnFile: func(got filetransfer.Received) {
 					mu.Lock()
@@ -389,4 +389,11 @@ marked entries are skipped unless --again.`,
 	cmd.Flags().StringVar(&topic, "topic", "", "redrive the records quarantined from this topic, back to it (required)")
 	cmd.Flags().BoolVar(&again, "again", false, "also redrive entries already marked redriven")
 	return cmd
+}
+
+// acceptsLegacy reports whether topic's policy opens the original demo's
+// file messages (legacy = accept).
+func acceptsLegacy(cfg *config.File, topic string) bool {
+	p, ok := cfg.Policies.For(topic)
+	return ok && p.AcceptLegacy
 }

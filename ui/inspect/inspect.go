@@ -10,21 +10,25 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/transit"
 )
 
-// Formats of a stored record.
+// Formats of a stored record: protect's record formats, plus one for
+// records whose kafkagate headers contradict each other.
 const (
-	FormatFields    = "fields"    // kafkagate.fields: listed JSON fields encrypted in place
-	FormatSealed    = "sealed"    // kafkagate.sealed: the whole value is a transit ciphertext
-	FormatLegacy    = "legacy"    // the original demo's file message (X-encryptionkey)
-	FormatPlaintext = "plaintext" // no kafkagate header: stored in clear
+	FormatFields    = string(protect.FormatFields)
+	FormatSealed    = string(protect.FormatSealed)
+	FormatLegacy    = string(protect.FormatLegacy)
+	FormatPlaintext = string(protect.FormatPlain)
+	FormatDamaged   = "damaged" // more than one kafkagate format, or a damaged kafkagate.format
 )
 
 // Header is one record header; Value is text, or base64 when Binary.
@@ -94,29 +98,33 @@ func Describe(r kafka.Record, limit int) Stored {
 			hs[h.Key] = h.Value
 		}
 	}
-	switch {
-	case hs["kafkagate.format"] != nil:
-		s.Format = string(hs["kafkagate.format"])
-		key := string(hs["kafkagate.kek"])
+	ph := make([]protect.Header, len(r.Headers))
+	for i, h := range r.Headers {
+		ph[i] = protect.Header{Key: h.Key, Value: h.Value}
+	}
+	f, err := protect.DetectFormat(ph)
+	s.Format = string(f)
+	if err != nil {
+		s.Format = FormatDamaged
+		return s
+	}
+	switch f {
+	case protect.FormatEnvelope, protect.FormatChunk:
+		key := string(hs[envelope.HeaderKEK])
 		if i := strings.LastIndexByte(key, '/'); i >= 0 {
 			key = key[i+1:]
 		}
-		s.Keys = append(s.Keys, KeyUse{Mode: "envelope", Key: key, Version: Version(string(hs["kafkagate.edek"]))})
-	case hs["kafkagate.sealed"] != nil:
-		s.Format = FormatSealed
+		s.Keys = append(s.Keys, KeyUse{Mode: "envelope", Key: key, Version: Version(string(hs[envelope.HeaderEDEK]))})
+	case protect.FormatSealed:
 		var h struct {
 			K string `json:"k"`
 		}
-		_ = json.Unmarshal(hs["kafkagate.sealed"], &h)
+		_ = json.Unmarshal(hs[protect.HeaderSealed], &h)
 		s.Keys = append(s.Keys, KeyUse{Mode: "sealed", Key: h.K, Version: Version(string(r.Value))})
-	case hs["kafkagate.fields"] != nil:
-		s.Format = FormatFields
-		s.Keys = append(s.Keys, fieldKeys(hs["kafkagate.fields"], r.Value)...)
-	case hs["X-encryptionkey"] != nil:
-		s.Format = FormatLegacy
-		s.Keys = append(s.Keys, KeyUse{Mode: "legacy", Key: "transit", Version: Version(string(hs["X-encryptionkey"]))})
-	default:
-		s.Format = FormatPlaintext
+	case protect.FormatFields:
+		s.Keys = append(s.Keys, fieldKeys(hs[protect.HeaderFields], r.Value)...)
+	case protect.FormatLegacy:
+		s.Keys = append(s.Keys, KeyUse{Mode: "legacy", Key: envelope.DefaultLegacyKEK, Version: Version(string(hs[envelope.LegacyKeyHeader]))})
 	}
 	return s
 }
@@ -169,18 +177,11 @@ func lookup(doc map[string]any, path string) any {
 	return cur
 }
 
-// Version is N of a "vault:vN:..." ciphertext, or 0.
+// Version is N of a "vault:vN:..." ciphertext, or 0 where transit's
+// parser refuses it.
 func Version(ct string) int {
-	rest, ok := strings.CutPrefix(ct, "vault:v")
-	if !ok {
-		return 0
-	}
-	n, _, ok := strings.Cut(rest, ":")
-	if !ok {
-		return 0
-	}
-	v, err := strconv.Atoi(n)
-	if err != nil || v < 1 {
+	v, err := transit.Version(ct)
+	if err != nil {
 		return 0
 	}
 	return v

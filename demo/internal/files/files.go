@@ -112,9 +112,12 @@ type ReceiveOptions struct {
 	Group string
 	// KEKs are the transit keys whose data keys are accepted
 	// ([policy:<topic>] envelope_key).
-	KEKs    []string
-	Kafka   *kafka.Client
-	Transit *transit.Client
+	KEKs []string
+	// AcceptLegacy opens the original demo's file messages too
+	// ([policy:<topic>] legacy = accept).
+	AcceptLegacy bool
+	Kafka        *kafka.Client
+	Transit      *transit.Client
 	// QuarantineDir keeps records that cannot be decrypted, default
 	// filetransfer.DefaultQuarantineDir.
 	QuarantineDir string
@@ -145,7 +148,7 @@ func Receive(ctx context.Context, o ReceiveOptions) ([]filetransfer.Received, er
 		got []filetransfer.Received
 	)
 	r, err := filetransfer.NewReceiver(filetransfer.ReceiverOptions{
-		Dir: o.Dir, Topic: o.Topic, Group: o.Group, Settings: o.Kafka.Settings(), Kafka: o.Kafka, Opener: opener,
+		Dir: o.Dir, Topic: o.Topic, Group: o.Group, Settings: o.Kafka.Settings(), Kafka: o.Kafka, Opener: opener, AcceptLegacy: o.AcceptLegacy,
 		Quarantine: &filetransfer.DirQuarantine{Dir: q}, Once: o.Once, Logger: o.Logger,
 		OnFile: func(rc filetransfer.Received) {
 			mu.Lock()

@@ -247,7 +247,7 @@ var ConsumerFileTransfer = Program{
 			}
 		}
 		_, err = files.Receive(ctx, files.ReceiveOptions{
-			Dir: e.demo.DestinationDir, Topic: e.demo.FileTopic, Group: group, KEKs: []string{p.Envelope.Key},
+			Dir: e.demo.DestinationDir, Topic: e.demo.FileTopic, Group: group, KEKs: []string{p.Envelope.Key}, AcceptLegacy: p.AcceptLegacy,
 			Kafka: e.kc, Transit: e.gw.Transit, Once: e.once, Out: e.out, Logger: e.log,
 		})
 		if err != nil && ctx.Err() != nil {
