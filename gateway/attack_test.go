@@ -374,3 +374,32 @@ func TestAttackLegacyRecordOnOtherTopic(t *testing.T) {
 		t.Fatalf("legacy record where the policy accepts it: %+v", r.Decryption)
 	}
 }
+
+// TestRecordsWrittenBeforeBindingStillRead: an fpe token written before
+// tokens were bound to their topic (no "b" in the header, no topic in the
+// tweak) still decrypts on its own topic; with untweaked=refuse it is
+// refused before any key is used.
+func TestRecordsWrittenBeforeBindingStillRead(t *testing.T) {
+	f := setupAttack(t)
+	const card = "4111-1111-1111-1111"
+	format, err := fpe.ParseFormat("full", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ver, err := f.gw.FPEKeys.Service().Encrypt("payments.card_number", format, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := fmt.Sprintf(`{"v":1,"f":[{"p":"card","m":"fpe","d":"payments.card_number","n":%d,"fmt":"full"}]}`, ver)
+	f.write(t, kafka.Message{Topic: "cards", Partition: 0, Value: []byte(`{"card":"` + tok + `"}`), Headers: fieldsHeader(hdr)})
+	r := decryptionOf(t, f, "cards")[0]
+	if r.Decryption.Status != "decrypted" || !strings.Contains(string(r.Value.Data), card) {
+		t.Fatalf("unbound token on its own topic: %+v %s", r.Decryption, r.Value.Data)
+	}
+	// The same token read with a bound header is another permutation: no card.
+	f.write(t, kafka.Message{Topic: "cards", Partition: 0, Value: []byte(`{"card":"` + tok + `"}`), Headers: fieldsHeader(strings.Replace(hdr, `"fmt":"full"`, `"fmt":"full","b":1`, 1))})
+	r = decryptionOf(t, f, "cards")[1]
+	if strings.Contains(string(r.Value.Data), card) {
+		t.Fatalf("an unbound token read as bound gave the card: %s", r.Value.Data)
+	}
+}

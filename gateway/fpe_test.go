@@ -28,7 +28,7 @@ fields =
     Name        transit
 
 [policy:legacy_cards]
-fields = credit_card fpe format=full domain=payments.card_number default_version=1
+fields = credit_card fpe format=full domain=payments.card_number default_version=2
 
 [policy:unprovisioned]
 fields = credit_card fpe domain=nobody.home
@@ -139,14 +139,32 @@ func TestFPEFieldsRoundTripAndRotation(t *testing.T) {
 		t.Fatalf("versions %d, %d", first.Decryption.Fields[0].KeyVersion, last.Decryption.Fields[0].KeyVersion)
 	}
 
-	// A record without the header (another producer) is decrypted with the
-	// policy's default_version, and its field status says so.
-	if _, err := f.gw.Kafka.Produce(context.Background(), []kafka.Message{{Topic: "legacy_cards", Partition: 0, Value: []byte(`{"credit_card":"` + firstToken(t, f) + `"}`)}}); err != nil {
+	// A record without the header (another producer, which tokenises
+	// with the domain's key and no topic binding) is decrypted with the
+	// policy's default_version (2, current since the rotation above), and
+	// its field status says so. A token of
+	// topic cards copied there is bound to cards and does not give the card.
+	format, err := fpe.ParseFormat("full", "")
+	if err != nil {
 		t.Fatal(err)
 	}
-	lr := f.read(t, "legacy_cards", 0, 0).Records[0]
+	tok, _, err := f.gw.FPEKeys.Service().Encrypt("payments.card_number", format, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.gw.Kafka.Produce(context.Background(), []kafka.Message{
+		{Topic: "legacy_cards", Partition: 0, Value: []byte(`{"credit_card":"` + tok + `"}`)},
+		{Topic: "legacy_cards", Partition: 0, Value: []byte(`{"credit_card":"` + firstToken(t, f) + `"}`)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lrs := f.read(t, "legacy_cards", 0, 0).Records
+	lr := lrs[0]
 	if lr.Decryption.Status != "decrypted" || lr.Decryption.Fields[0].Status != protect.FieldOKDefaultVersion || !strings.Contains(string(lr.Value.Data), card) {
 		t.Fatalf("headerless record: %s %+v %s", lr.Decryption.Status, lr.Decryption.Fields, lr.Value.Data)
+	}
+	if strings.Contains(string(lrs[1].Value.Data), card) {
+		t.Fatalf("a token of topic cards copied to legacy_cards gave the card: %s", lrs[1].Value.Data)
 	}
 }
 

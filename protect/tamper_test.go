@@ -12,7 +12,6 @@ import (
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/protect"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const tamperConfig = `
@@ -132,17 +131,18 @@ func TestFieldTamperVault(t *testing.T) {
 			want{protect.StatusPartial, "Address", transit.ErrDecrypt, ""}},
 		{"field moved between topics", func(r *protect.Record) { r.Topic = "refunds" },
 			want{protect.StatusFailed, "Name", transit.ErrDecrypt, ""}},
+		// The header differs from the topic's policy: refused before Vault.
 		{"AAD flag dropped from the header", func(r *protect.Record) { setHdr(r, strings.ReplaceAll(hdr(*r), `,"a":1`, "")) },
-			want{protect.StatusFailed, "Name", transit.ErrDecrypt, ""}},
+			want{protect.StatusFailed, "", nil, protect.CodeNotAllowed}},
 		{"header names a key that does not exist", func(r *protect.Record) {
 			setHdr(r, strings.Replace(hdr(*r), `"k":"kafka-shared"`, `"k":"kafka-other"`, 1))
-		}, want{protect.StatusPartial, "Name", vaultclient.ErrInvalid, ""}},
+		}, want{protect.StatusFailed, "", nil, protect.CodeNotAllowed}},
 		{"header names a key path", func(r *protect.Record) {
 			setHdr(r, strings.Replace(hdr(*r), `"k":"kafka-shared"`, `"k":"../../sys/seal"`, 1))
-		}, want{protect.StatusPartial, "Name", nil, ""}},
+		}, want{protect.StatusFailed, "", nil, protect.CodeNotAllowed}},
 		{"header names another field", func(r *protect.Record) {
 			setHdr(r, strings.Replace(hdr(*r), `"p":"Name"`, `"p":"Nickname"`, 1))
-		}, want{protect.StatusPartial, "Nickname", nil, ""}}, // status missing; Name stays ciphertext
+		}, want{protect.StatusFailed, "", nil, protect.CodeNotAllowed}},
 		{"header not JSON", func(r *protect.Record) { setHdr(r, "garbage") }, want{protect.StatusFailed, "", nil, protect.CodeBadHeader}},
 		{"header of an unknown version", func(r *protect.Record) { setHdr(r, strings.Replace(hdr(*r), `"v":1`, `"v":2`, 1)) },
 			want{protect.StatusFailed, "", nil, protect.CodeBadHeader}},
@@ -201,8 +201,8 @@ func TestFieldTamperVault(t *testing.T) {
 		})
 	}
 
-	// A forged key name fails only its own record: the batch's other
-	// records still decrypt.
+	// A forged key name fails only its own record, before Vault: the
+	// batch's other records still decrypt.
 	bad := clone(recs[0])
 	setHdr(&bad, strings.Replace(hdr(bad), `"k":"kafka-shared"`, `"k":"no-such-key"`, -1))
 	out, err := eng.Decrypt(ctx, []protect.Record{bad, recs[1]})
@@ -212,21 +212,20 @@ func TestFieldTamperVault(t *testing.T) {
 	if out[0].Status != protect.StatusFailed || out[1].Status != protect.StatusDecrypted {
 		t.Fatalf("forged key: %s, neighbour: %s", out[0].Status, out[1].Status)
 	}
-	for _, fs := range out[0].Fields {
-		if fs.Status != protect.CodeVaultRefused || fs.Err == nil {
-			t.Fatalf("forged key field %s: %s %v", fs.Path, fs.Status, fs.Err)
-		}
+	if !errors.Is(out[0].Err, protect.ErrNotAllowed) || len(out[0].Fields) != 0 {
+		t.Fatalf("forged key: %v %+v", out[0].Err, out[0].Fields)
 	}
 
-	// Known limit: a field dropped from the header stays ciphertext and
-	// is reported as nothing: the header itself is not authenticated.
+	// A field dropped from the header is a policy field the header does
+	// not list: reported not_encrypted, so the record is never decrypted.
 	r := clone(recs[0])
 	setHdr(&r, strings.Replace(hdr(r), `{"p":"Name","m":"transit","k":"kafka-shared","a":1},`, "", 1))
 	if out, err = eng.Decrypt(ctx, []protect.Record{r}); err != nil {
 		t.Fatal(err)
 	}
-	if out[0].Status != protect.StatusDecrypted || len(out[0].Fields) != 2 || !strings.HasPrefix(field(protect.Record{Value: out[0].Value}, "Name"), "vault:v1:") {
-		t.Fatalf("field dropped from the header: %s %s", out[0].Status, out[0].Value)
+	if out[0].Status != protect.StatusPartial || len(out[0].Fields) != 3 || out[0].Fields[0].Path != "Name" || out[0].Fields[0].Status != protect.CodeNotEncrypted ||
+		!strings.HasPrefix(field(protect.Record{Value: out[0].Value}, "Name"), "vault:v1:") {
+		t.Fatalf("field dropped from the header: %s %+v %s", out[0].Status, out[0].Fields, out[0].Value)
 	}
 
 	// Known limit: a field moved to the same path of another record of
