@@ -100,7 +100,7 @@ func setupCorpus(t *testing.T) *corpusFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewTransitKeys(env.Transit), Producer: gw.Kafka,
+	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewKMSKeys(env.Transit), Producer: gw.Kafka,
 		MaxMessageBytes: gw.Kafka.Settings().Sarama.Producer.MaxMessageBytes, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

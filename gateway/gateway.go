@@ -109,7 +109,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, err
 	}
 	// The streaming file upload (POST .../topics/{topic}/files, docs/files.md).
-	files, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewTransitKeys(g.Transit), Producer: kc,
+	files, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewKMSKeys(g.Transit), Producer: kc,
 		MaxMessageBytes: ks.Sarama.Producer.MaxMessageBytes, Logger: o.Logger})
 	if err != nil {
 		kc.Close()
