@@ -145,5 +145,14 @@ func Version(ct string) (int, error) {
 	return v, nil
 }
 
+// CheckKeyName refuses a key name that is not one path segment (empty, ".",
+// "..", or containing '/', '?', '#', '%' or a space), before any call.
+func CheckKeyName(key string) error {
+	if key == "" || strings.ContainsAny(key, "/?#% ") || key == "." || key == ".." {
+		return fmt.Errorf("invalid transit key name %q", key)
+	}
+	return nil
+}
+
 // IsCiphertext reports whether s looks like a KMS ciphertext.
 func IsCiphertext(s string) bool { _, err := Version(s); return err == nil }

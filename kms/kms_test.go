@@ -33,3 +33,16 @@ func TestErrorLayers(t *testing.T) {
 		t.Error("an unrelated error is a call error")
 	}
 }
+
+func TestCheckKeyName(t *testing.T) {
+	for _, ok := range []string{"k", "kafkagate-fpe-kek", "a.b_c"} {
+		if err := CheckKeyName(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "../sys", "a/b", "a?b", "a#b", "a%2f", "a b"} {
+		if CheckKeyName(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -334,12 +334,7 @@ func Version(ct string) (int, error) { return kms.Version(ct) }
 // IsCiphertext reports whether s looks like a transit ciphertext.
 func IsCiphertext(s string) bool { return kms.IsCiphertext(s) }
 
-func checkKeyName(key string) error {
-	if key == "" || strings.ContainsAny(key, "/?#% ") || key == "." || key == ".." {
-		return fmt.Errorf("invalid transit key name %q", key)
-	}
-	return nil
-}
+func checkKeyName(key string) error { return kms.CheckKeyName(key) }
 
 // ReadKey reads a key's metadata.
 func (c *Client) ReadKey(ctx context.Context, key string) (KeyInfo, error) {

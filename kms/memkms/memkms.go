@@ -610,9 +610,4 @@ func toInt(v any) (int64, bool) {
 
 // checkKeyName refuses names that are not one path segment, as transit
 // does before any call.
-func checkKeyName(key string) error {
-	if key == "" || strings.ContainsAny(key, "/?#% ") || key == "." || key == ".." {
-		return fmt.Errorf("invalid transit key name %q", key)
-	}
-	return nil
-}
+func checkKeyName(key string) error { return kms.CheckKeyName(key) }
