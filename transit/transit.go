@@ -4,6 +4,11 @@
 // batches are split and sent a few at a time, the items of concurrent calls
 // are merged into shared calls (batcher.go), and every item's result or error
 // is routed back to its caller. It knows nothing of HTTP or Kafka.
+//
+// It is the Vault implementation of package kms: its item types and errors
+// are kms's (aliased here), Vault's per-item messages map onto the kms
+// per-item errors (itemErr) and whole-call failures onto the kms call
+// errors (through vaultclient).
 package transit
 
 import (
