@@ -3,6 +3,7 @@ package transit_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -160,13 +161,15 @@ var conformCases = []conformCase{
 				{Ciphertext: "vault:v1:!!!not base64"},
 				{Ciphertext: "vault:v9:" + body},
 				{Ciphertext: "vault:v1:" + body[:len(body)-8] + "AAAAAAAA"},
+				{Ciphertext: "vault:v1:" + base64.StdEncoding.EncodeToString(make([]byte, 8))},
+				{Ciphertext: "vault:v1:" + base64.StdEncoding.EncodeToString(make([]byte, 20))},
 				{Ciphertext: s[0].Ciphertext},
 			})
-			r.opened("decrypt", o, err, "", "", "", "", "a")
+			r.opened("decrypt", o, err, "", "", "", "", "", "", "a")
 			rw, err := k.Rewrap(ctx, key, []kms.Ciphertext{{Ciphertext: "vault:v1:!!!not base64"}, {Ciphertext: s[0].Ciphertext}})
 			r.sealed("rewrap", rw, err)
 		},
-		want: []string{"decrypt: ok malformed@v0 malformed@v1 malformed@v9 decrypt@v1 =@v1", "rewrap: ok malformed v1/1/ok"},
+		want: []string{"decrypt: ok malformed@v0 malformed@v1 malformed@v9 decrypt@v1 malformed@v1 decrypt@v1 =@v1", "rewrap: ok malformed v1/1/ok"},
 	},
 	{
 		name: "rotate, rewrap, retire",
@@ -233,6 +236,19 @@ var conformCases = []conformCase{
 			"rewrap: ok v1/1/ok decrypt",
 			"key: ok derived=true",
 		},
+	},
+	{
+		name: "a non-derived key ignores the context",
+		run: func(ctx context.Context, r *recorder, k conformKMS, key string) {
+			r.must(k.EnsureKey(ctx, key, kms.KeySpec{}))
+			s, err := k.Encrypt(ctx, key, []kms.Item{{Plaintext: []byte("a"), Context: []byte("t1")}})
+			r.sealed("encrypt", s, err)
+			o, err := k.Decrypt(ctx, key, []kms.Ciphertext{{Ciphertext: s[0].Ciphertext}})
+			r.opened("decrypt without", o, err, "a")
+			o, err = k.Decrypt(ctx, key, []kms.Ciphertext{{Ciphertext: s[0].Ciphertext, Context: []byte("t2")}})
+			r.opened("decrypt with another", o, err, "a")
+		},
+		want: []string{"encrypt: ok v1/1/ok", "decrypt without: ok =@v1", "decrypt with another: ok =@v1"},
 	},
 	{
 		name: "data keys",

@@ -46,7 +46,7 @@ const (
 	msgTooOld   = "ciphertext or signature version is disallowed by policy (too old)"
 	msgNoPrefix = "invalid ciphertext: no prefix"
 	msgDecode   = "invalid ciphertext: could not decode base64"
-	msgLength   = "invalid ciphertext: length"
+	msgLength   = "invalid ciphertext length"
 	msgTooNew   = "invalid ciphertext: version is too new"
 	msgContext  = "missing 'context' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key"
 	msgMixed    = "context should be set either in all the request blocks or in none"
@@ -368,32 +368,39 @@ func (s snapshot) seal(idx int, pt, aad, ctxt []byte) kms.Sealed {
 	}
 }
 
-// open decrypts ct as item idx and returns Vault's per-item error for it.
+// open decrypts ct as item idx and returns Vault's per-item error for it,
+// checked in Vault's order: form, version, encoding, key, authentication.
 func (s snapshot) open(idx int, ct string, aad, ctxt []byte) ([]byte, error) {
 	rest, ok := strings.CutPrefix(ct, "vault:v")
 	if !ok {
 		return nil, itemErr(idx, msgNoPrefix, kms.ErrMalformed)
 	}
 	num, b64, ok := strings.Cut(rest, ":")
+	if !ok {
+		return nil, itemErr(idx, "invalid ciphertext: wrong number of fields", kms.ErrMalformed)
+	}
 	v, err := strconv.Atoi(num)
-	if !ok || err != nil || v < 1 {
-		return nil, itemErr(idx, "invalid ciphertext: bad version", kms.ErrMalformed)
+	if err != nil {
+		return nil, itemErr(idx, "invalid ciphertext: version number could not be decoded", kms.ErrMalformed)
+	}
+	if v == 0 {
+		v = 1 // as Vault reads it
+	}
+	if v < s.minDecrypt {
+		return nil, itemErr(idx, msgTooOld, kms.ErrVersionRetired)
+	}
+	if v > s.latest {
+		return nil, itemErr(idx, msgTooNew, kms.ErrMalformed)
 	}
 	body, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		return nil, itemErr(idx, msgDecode, kms.ErrMalformed)
 	}
-	if v > s.latest {
-		return nil, itemErr(idx, msgTooNew, kms.ErrMalformed)
-	}
-	if v < s.minDecrypt {
-		return nil, itemErr(idx, msgTooOld, kms.ErrVersionRetired)
-	}
 	aead, err := s.aead(v, ctxt)
 	if err != nil {
 		return nil, itemErr(idx, err.Error(), kms.ErrItem)
 	}
-	if len(body) < aead.NonceSize()+aead.Overhead() {
+	if len(body) < aead.NonceSize() {
 		return nil, itemErr(idx, msgLength, kms.ErrMalformed)
 	}
 	pt, err := aead.Open(nil, body[:aead.NonceSize()], body[aead.NonceSize():], aad)
