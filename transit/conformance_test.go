@@ -9,13 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/kms"
 	"github.com/kafkagate/kafkagate/kms/memkms"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // conformKMS is the method set that transit and memkms share.
@@ -380,17 +377,7 @@ func TestMemKMSDeniesLikeAGatewayToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := vc.API().Sys().PutPolicyWithContext(ctx, "enc-update", `path "transit/encrypt/*" { capabilities = ["update"] }`); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := vc.API().Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{Policies: []string{"enc-update"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim, err := vaultclient.New(vaultclient.Config{Addr: v.Addr, Token: tok.Auth.ClientToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lim, _ := limitedClient(t, v, vc, "enc-update", `path "transit/encrypt/*" { capabilities = ["update"] }`)
 	for name, k := range map[string]conformKMS{"vault": transit.New(lim, transit.Options{}), "memkms": memkms.New(memkms.Options{})} {
 		_, err := k.Encrypt(ctx, "never-created", []kms.Item{{Plaintext: []byte("x")}})
 		if kind(err) != "denied" {
