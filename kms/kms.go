@@ -1,9 +1,10 @@
 // Package kms is the neutral vocabulary of key management in kafkagate: the
 // errors a key management service (KMS) reports and the values that field
 // ciphers, data keys and key administration exchange with it. It holds no
-// implementation and imports nothing of Vault; the packages that use a KMS
-// (protect, envelope, fpe, the HTTP error mapping) declare the few methods
-// they call as small interfaces of their own, in these types.
+// implementation and imports nothing of Vault. The packages that call a KMS
+// declare the few methods they call as small interfaces of their own, in
+// these types (envelope.KMS, for one); those that only classify failures
+// (the HTTP error mapping) match the errors below.
 //
 // Vault (packages vaultclient and transit) is one implementation: it maps
 // Vault's HTTP and per-item failures onto the errors below. kms/memkms is an
