@@ -214,7 +214,7 @@ func (s childSpec) run(ctx context.Context) (childOut, error) {
 		return childOut{}, err
 	}
 	defer vc.Close()
-	keys := envelope.NewTransitKeys(transit.New(vc, transit.Options{}))
+	keys := envelope.NewKMSKeys(transit.New(vc, transit.Options{}))
 	start := time.Now()
 	var out childOut
 	switch s.Role {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/envelope"
-	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
@@ -48,7 +48,7 @@ func (e *env) gateway(ctx context.Context) (*gateway.Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench config: %w", err)
 	}
-	kr := fpe.NewKeyring(e.vc, gateway.KeyringOptions(cfg))
+	kr := vaultkeyring.New(e.vc, gateway.KeyringOptions(cfg))
 	if err := kr.EnsureKEK(ctx); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,7 @@
 // Package envelope encrypts Kafka record values and files with data keys
-// (DEKs) that HashiCorp Vault's transit engine generates and wraps.
+// (DEKs) that a KMS generates and wraps: HashiCorp Vault's transit engine in
+// production. It reaches the KMS only through KeyService (KMSKeys adapts a
+// KMS to it) and imports no Vault package.
 //
 // Three wire formats are implemented, all specified in docs/wire-format.md:
 //
@@ -19,9 +21,10 @@
 // kafkagate.edek, kafkagate.origin), so swapped headers, keys or topics are
 // detected; the wrapped DEK is bound by the KEK's derivation context and by
 // GCM itself, which lets a wrapped DEK be rewrapped to a newer KEK version
-// without touching the value (docs/wire-format.md §3). Every failure is fail-closed and typed (see the Err* sentinels);
-// failures caused by Vault also match the vaultclient sentinels. No error
-// message carries plaintext or key material.
+// without touching the value (docs/wire-format.md §3). Every failure is
+// fail-closed and typed (see the Err* sentinels); failures caused by the KMS
+// also match the kms sentinels (Vault's vaultclient sentinels are the same
+// values). No error message carries plaintext or key material.
 //
 // The package knows nothing of HTTP or Kafka client libraries: records are
 // the package's own Record and Header types, which the Kafka layer converts.

@@ -68,14 +68,14 @@ func setupKeys(ctx context.Context, v *devenv.Vault) error {
 	return tc.EnsureKey(ctx, DefaultLegacyKEK, transit.KeySpec{Derived: false})
 }
 
-// vaultKeys returns a TransitKeys on v, wrapped in a pass-through counter.
+// vaultKeys returns a KMSKeys on v, wrapped in a pass-through counter.
 func vaultKeys(t testing.TB, v *devenv.Vault) *countingKeys {
 	t.Helper()
 	c, err := v.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &countingKeys{KeyService: NewTransitKeys(transit.New(c, transit.Options{}))}
+	return &countingKeys{KeyService: NewKMSKeys(transit.New(c, transit.Options{}))}
 }
 
 // countingKeys passes every call through to a real KeyService and counts

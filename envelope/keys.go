@@ -7,15 +7,15 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/kms"
 )
 
 // dekBytes is the DEK size: 256 bits.
 const dekBytes = 32
 
-// KeyService generates and unwraps DEKs. TransitKeys is the Vault
-// implementation; tests of pure crypto may use a local one.
+// KeyService generates and unwraps DEKs. KMSKeys implements it over a KMS
+// (Vault transit, or kms/memkms in tests); tests of pure crypto may use a
+// local one.
 type KeyService interface {
 	// Mount names the service's transit mount, written into kafkagate.kek.
 	Mount() string
@@ -46,34 +46,60 @@ type UnwrappedKey struct {
 	Err       error
 }
 
-// TransitKeys is a KeyService over Vault transit.
-type TransitKeys struct {
-	c *transit.Client
+// KMS is what KMSKeys needs of a key management service: *transit.Client
+// provides it over Vault, kms/memkms in memory.
+type KMS interface {
+	// Mount names the KMS's key namespace (the transit mount).
+	Mount() string
+	// NewDataKey returns a fresh key of bits under key; see
+	// transit.Client.NewDataKey.
+	NewDataKey(ctx context.Context, key string, bits int, wrappedOnly bool, ctxt []byte) (kms.DataKey, error)
+	// Decrypt decrypts items with key: one result per item, in order; the
+	// error is non-nil only when the whole call failed.
+	Decrypt(ctx context.Context, key string, items []kms.Ciphertext) ([]kms.Opened, error)
 }
 
-// NewTransitKeys returns a KeyService using c.
-func NewTransitKeys(c *transit.Client) *TransitKeys { return &TransitKeys{c: c} }
+// KMSKeys is a KeyService over a KMS: DEKs are KMS data keys, wrapped by
+// the KEK.
+type KMSKeys struct {
+	k KMS
+}
+
+// NewKMSKeys returns a KeyService using k.
+func NewKMSKeys(k KMS) *KMSKeys { return &KMSKeys{k: k} }
+
+// TransitKeys is the former name of KMSKeys.
+//
+// Deprecated: use KMSKeys.
+type TransitKeys = KMSKeys
+
+// NewTransitKeys is the former name of NewKMSKeys.
+//
+// Deprecated: use NewKMSKeys.
+func NewTransitKeys(k KMS) *KMSKeys { return NewKMSKeys(k) }
 
 // Mount implements KeyService.
-func (t *TransitKeys) Mount() string { return t.c.Mount() }
+func (t *KMSKeys) Mount() string { return t.k.Mount() }
 
-// NewDataKey implements KeyService with transit/datakey/plaintext/<kek>.
-func (t *TransitKeys) NewDataKey(ctx context.Context, kek string, derivation []byte) (DataKey, error) {
-	dk, err := t.c.NewDataKey(ctx, kek, dekBytes*8, false, derivation)
+// NewDataKey implements KeyService with the KMS's data keys (Vault:
+// transit/datakey/plaintext/<kek>).
+func (t *KMSKeys) NewDataKey(ctx context.Context, kek string, derivation []byte) (DataKey, error) {
+	dk, err := t.k.NewDataKey(ctx, kek, dekBytes*8, false, derivation)
 	if err != nil {
 		return DataKey{}, err
 	}
 	return DataKey{Plaintext: dk.Plaintext, Wrapped: dk.Ciphertext}, nil
 }
 
-// Unwrap implements KeyService with one batched transit/decrypt/<kek> call
-// (split by the transit client only above its batch size).
-func (t *TransitKeys) Unwrap(ctx context.Context, kek string, keys []WrappedKey) ([]UnwrappedKey, error) {
-	items := make([]transit.Ciphertext, len(keys))
+// Unwrap implements KeyService with one batched decrypt call (Vault:
+// transit/decrypt/<kek>, split by the transit client only above its batch
+// size).
+func (t *KMSKeys) Unwrap(ctx context.Context, kek string, keys []WrappedKey) ([]UnwrappedKey, error) {
+	items := make([]kms.Ciphertext, len(keys))
 	for i, k := range keys {
-		items[i] = transit.Ciphertext{Ciphertext: k.Wrapped, Context: k.Context}
+		items[i] = kms.Ciphertext{Ciphertext: k.Wrapped, Context: k.Context}
 	}
-	res, err := t.c.Decrypt(ctx, kek, items)
+	res, err := t.k.Decrypt(ctx, kek, items)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +114,7 @@ func (t *TransitKeys) Unwrap(ctx context.Context, kek string, keys []WrappedKey)
 // refusal of every item: Vault answers HTTP 400 without per-item results
 // when all items of a batch fail (bad ciphertext, wrong context, ...).
 func wholeCallRefusal(err error) bool {
-	return errors.Is(err, vaultclient.ErrInvalid)
+	return errors.Is(err, kms.ErrInvalid)
 }
 
 // dekCipher is a DEK turned into AES: the raw key bytes are gone.

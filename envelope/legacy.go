@@ -11,7 +11,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/kms"
 )
 
 // The legacy demo format (docs/wire-format.md §4.5): a whole file in one
@@ -131,7 +131,7 @@ func parseLegacy(hs []Header, value []byte) (legacyMessage, error) {
 	if nk != 1 || nn != 1 {
 		return m, errorf(ErrBadHeader, "legacy message needs exactly one %s and one %s header", LegacyKeyHeader, LegacyNameHeader)
 	}
-	if !transit.IsCiphertext(m.wrapped) {
+	if !kms.IsCiphertext(m.wrapped) {
 		return m, errorf(ErrBadHeader, "%s is not a vault:vN: ciphertext", LegacyKeyHeader)
 	}
 	var v struct {

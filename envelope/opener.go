@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/kms"
 )
 
 // OpenerOptions configure an Opener. Zero values take the defaults.
@@ -190,7 +190,7 @@ func (o *Opener) keyHeaders(f fields) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	if !transit.IsCiphertext(string(ev)) {
+	if !kms.IsCiphertext(string(ev)) {
 		return "", "", errorf(ErrBadHeader, "%s is not a vault:vN: ciphertext", HeaderEDEK)
 	}
 	return ref.key, string(ev), nil

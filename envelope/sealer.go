@@ -144,7 +144,7 @@ func (s *Sealer) Close() {
 // nonce ‖ ciphertext ‖ tag. Existing kafkagate.* headers (except
 // kafkagate.note.*) are authenticated with the value; envelope header names
 // are refused (ErrBadHeader). If Vault gives no DEK the error wraps
-// ErrDataKey and the vaultclient error, and nothing is produced.
+// ErrDataKey and the KMS error, and nothing is produced.
 func (s *Sealer) Seal(ctx context.Context, rec Record) (Record, error) {
 	if rec.Topic == "" {
 		return Record{}, errorf(ErrBadHeader, "empty topic")

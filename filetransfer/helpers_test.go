@@ -30,7 +30,7 @@ type testEnv struct {
 	*devenv.Env
 	settings *kafka.Settings
 	kc       *kafka.Client
-	keys     *envelope.TransitKeys
+	keys     *envelope.KMSKeys
 	log      *slog.Logger
 }
 
@@ -46,7 +46,7 @@ func newTestEnv(t testing.TB) *testEnv {
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultLegacyKEK, transit.KeySpec{}); err != nil {
 		t.Fatal(err)
 	}
-	te := &testEnv{Env: env, keys: envelope.NewTransitKeys(env.Transit), log: testLogger(t)}
+	te := &testEnv{Env: env, keys: envelope.NewKMSKeys(env.Transit), log: testLogger(t)}
 	te.settings = te.kafkaSettings(t)
 	kc, err := kafka.Dial(te.settings)
 	if err != nil {

@@ -39,7 +39,7 @@ func TestVaultRefusalQuarantineAndRedrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op, err := envelope.NewOpener(envelope.NewTransitKeys(transit.New(vc, transit.Options{})), envelope.OpenerOptions{})
+	op, err := envelope.NewOpener(envelope.NewKMSKeys(transit.New(vc, transit.Options{})), envelope.OpenerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

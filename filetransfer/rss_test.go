@@ -137,7 +137,7 @@ func rssChildRun(role string) error {
 	if err != nil {
 		return err
 	}
-	keys := envelope.NewTransitKeys(transit.New(vc, transit.Options{}))
+	keys := envelope.NewKMSKeys(transit.New(vc, transit.Options{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var sum, path string

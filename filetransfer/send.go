@@ -45,7 +45,7 @@ const (
 
 // SenderOptions configure a Sender.
 type SenderOptions struct {
-	// Keys gives data keys (envelope.NewTransitKeys over Vault). Required.
+	// Keys gives data keys (envelope.NewKMSKeys over Vault transit). Required.
 	Keys envelope.KeyService
 	// Producer sends the records. Required.
 	Producer Producer

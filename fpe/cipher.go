@@ -105,7 +105,7 @@ type Cipher struct {
 // (e.g. "payments.card_number") and the key version (>= 1). Domain and
 // version are bound into every tweak. The key is copied.
 func NewCipher(key []byte, domain string, version int) (*Cipher, error) {
-	if err := checkDomain("init", domain); err != nil {
+	if err := CheckDomain("init", domain); err != nil {
 		return nil, err
 	}
 	if version < 1 {
@@ -240,10 +240,11 @@ func (c *Cipher) tweak(f Format, m Mode, n int, d []byte) []byte {
 	return t
 }
 
-// checkDomain allows 1-128 characters from [A-Za-z0-9._-], starting with a
-// letter or digit: the name is part of the tweak (which uses '|') and of a
-// Vault path.
-func checkDomain(op, domain string) error {
+// CheckDomain refuses a domain name that is not 1-128 characters from
+// [A-Za-z0-9._-] starting with a letter or digit (the name is part of the
+// tweak, which uses '|', and of a KMS storage path), with an *Error of code
+// CodeInvalidDomain for operation op.
+func CheckDomain(op, domain string) error {
 	if domain == "" || len(domain) > maxDomainLen {
 		return newErr(op, CodeInvalidDomain, "domain name must have 1 to %d characters", maxDomainLen)
 	}

@@ -1,7 +1,8 @@
 // Package fpe is kafkagate's format-preserving encryption of card numbers
 // and other numeric identifiers: FF1 (NIST SP 800-38G) in radix 10 over
-// AES-256, through github.com/capitalone/fpe's ff1 package, with keys
-// wrapped by a HashiCorp Vault transit KEK.
+// AES-256, through github.com/capitalone/fpe's ff1 package. The keys are
+// kept by a KMS; package fpe imports none (fpe/vaultkeyring keeps them in
+// HashiCorp Vault, wrapped by a transit KEK).
 //
 // Layers, bottom up:
 //
@@ -13,9 +14,9 @@
 //     numeric values. Separators (space, hyphen) stay in place.
 //   - Service: the keys of several domains and versions; Encrypt uses a
 //     domain's current version and returns it, Decrypt takes it back.
-//   - Keyring: keeps a Service's keys in step with Vault. Keys are made by
-//     transit/datakey/wrapped on a derived KEK (context "<domain>|v<n>"),
-//     stored wrapped in KV v2, and unwrapped only into process memory.
+//   - Service.SetDomains installs the keys of whole domains at once; a
+//     keyring (fpe/vaultkeyring.Keyring) calls it to keep a Service's keys
+//     in step with its KMS.
 //
 // The FF1 tweak binds the domain, key version, mode and digit count, plus
 // the BIN and last 4 in the keep modes, so the same number gives unrelated
@@ -25,6 +26,6 @@
 //
 // Refusals are *Error values with a stable Code (fpe_too_short, ...) that
 // also match sentinel errors such as ErrTooShort with errors.Is. Their
-// messages never contain the value. Vault failures wrap vaultclient's typed
-// errors (ErrDenied, ErrUnavailable, ...).
+// messages never contain the value. Key-storage failures come from the
+// keyring and wrap the kms errors (ErrDenied, ErrUnavailable, ...).
 package fpe

@@ -12,8 +12,8 @@ import (
 
 // Service encrypts and decrypts with the keys of several domains, each with
 // one or more versions of which one is current. It is safe for concurrent
-// use; key changes (Keyring.Refresh, Rotate, AddKey) swap an immutable
-// snapshot, so Encrypt and Decrypt never block on them.
+// use; key changes (SetDomains, AddKey) swap an immutable snapshot, so
+// Encrypt and Decrypt never block on them.
 type Service struct {
 	mu   sync.Mutex // serialises writers
 	snap atomic.Pointer[snapshot]
@@ -28,8 +28,9 @@ type domainKeys struct {
 	ciphers map[int]*Cipher
 }
 
-// NewService returns a Service with no keys. Keys come from a Keyring (see
-// Keyring.Service) or from AddKey.
+// NewService returns a Service with no keys. Keys come from a keyring that
+// loads them from a KMS (fpe/vaultkeyring) through SetDomains, or from
+// AddKey.
 func NewService() *Service {
 	s := &Service{}
 	s.snap.Store(&snapshot{domains: map[string]*domainKeys{}})
@@ -60,6 +61,36 @@ func (s *Service) AddKey(domain string, version int, key []byte, makeCurrent boo
 	}
 	dk.ciphers[version] = c
 	s.setDomainsLocked(map[string]*domainKeys{domain: dk})
+	return nil
+}
+
+// DomainKeys are the loaded key versions of one domain.
+type DomainKeys struct {
+	Current int             // the version Encrypt uses; must be in Ciphers
+	Ciphers map[int]*Cipher // version -> cipher of that domain and version
+}
+
+// SetDomains replaces the keys of the domains in ds in one step; other
+// domains keep theirs. Encrypt and Decrypt see either all of the old keys
+// or all of the new ones. A domain whose current version has no cipher, or
+// whose cipher belongs to another domain or version, is refused and nothing
+// changes.
+func (s *Service) SetDomains(ds map[string]DomainKeys) error {
+	next := make(map[string]*domainKeys, len(ds))
+	for d, k := range ds {
+		if k.Ciphers[k.Current] == nil {
+			return newErr("load", CodeUnknownVersion, "current version %d of domain %q has no key", k.Current, d)
+		}
+		for v, c := range k.Ciphers {
+			if c == nil || c.domain != d || c.version != v {
+				return newErr("load", CodeInvalidKey, "version %d of domain %q has no key or another domain's", v, d)
+			}
+		}
+		next[d] = &domainKeys{current: k.Current, ciphers: maps.Clone(k.Ciphers)}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setDomainsLocked(next)
 	return nil
 }
 

@@ -22,7 +22,7 @@ import (
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/filetransfer"
-	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
@@ -73,7 +73,7 @@ func setupCorpus(t *testing.T) *corpusFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
+	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
 	if err := kr.EnsureKEK(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func setupCorpus(t *testing.T) *corpusFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewTransitKeys(env.Transit), Producer: gw.Kafka,
+	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewKMSKeys(env.Transit), Producer: gw.Kafka,
 		MaxMessageBytes: gw.Kafka.Settings().Sarama.Producer.MaxMessageBytes, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

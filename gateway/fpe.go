@@ -10,6 +10,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/protect"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -60,8 +61,8 @@ func keyErr(err error) error {
 
 // KeyringOptions reads the FPE key storage settings of [kafkagate]:
 // fpe_kek, fpe_kv_mount, fpe_kv_prefix.
-func KeyringOptions(cfg *config.File) fpe.KeyringOptions {
-	return fpe.KeyringOptions{
+func KeyringOptions(cfg *config.File) vaultkeyring.Options {
+	return vaultkeyring.Options{
 		TransitMount: cfg.Get("kafkagate", "transit_mount", "transit"),
 		KEK:          cfg.Get("kafkagate", "fpe_kek", ""),
 		KVMount:      cfg.Get("kafkagate", "fpe_kv_mount", ""),
@@ -72,7 +73,7 @@ func KeyringOptions(cfg *config.File) fpe.KeyringOptions {
 // fpeRefresher keeps a keyring loaded: a first load at start, then a
 // refresh every interval, so new key versions are used without a restart.
 type fpeRefresher struct {
-	kr      *fpe.Keyring
+	kr      *vaultkeyring.Keyring
 	domains []string
 	every   time.Duration
 	log     *slog.Logger
@@ -80,8 +81,8 @@ type fpeRefresher struct {
 	done    chan struct{}
 }
 
-func startFPE(vc *vaultclient.Client, cfg *config.File, domains []string, log *slog.Logger) (*fpe.Keyring, *fpeRefresher, error) {
-	kr := fpe.NewKeyring(vc, KeyringOptions(cfg))
+func startFPE(vc *vaultclient.Client, cfg *config.File, domains []string, log *slog.Logger) (*vaultkeyring.Keyring, *fpeRefresher, error) {
+	kr := vaultkeyring.New(vc, KeyringOptions(cfg))
 	every, err := time.ParseDuration(cfg.Get("kafkagate", "fpe_refresh", "60s"))
 	if err != nil || every <= 0 {
 		return nil, nil, fmt.Errorf("[kafkagate] fpe_refresh %q is not a positive duration", cfg.Get("kafkagate", "fpe_refresh", ""))

@@ -10,7 +10,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
@@ -34,14 +34,14 @@ fields = credit_card fpe format=full domain=payments.card_number default_version
 fields = credit_card fpe domain=nobody.home
 `
 
-func setupFPE(t *testing.T, provision bool) (*fixture, *fpe.Keyring) {
+func setupFPE(t *testing.T, provision bool) (*fixture, *vaultkeyring.Keyring) {
 	t.Helper()
 	env := devenv.Start(t)
 	cfg, err := config.Parse([]byte(fpeConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
+	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
 	ctx := context.Background()
 	if err := kr.EnsureKEK(ctx); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/filetransfer"
-	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/metrics"
@@ -46,7 +46,7 @@ type Gateway struct {
 	Kafka   *kafka.Client
 	API     *httpapi.Server
 	// FPEKeys is the FPE keyring (nil when no policy uses fpe).
-	FPEKeys *fpe.Keyring
+	FPEKeys *vaultkeyring.Keyring
 	fpeRef  *fpeRefresher
 	// Settings are the [kafkagate] serving keys; Access is the parsed
 	// access_file (nil: authentication off).
@@ -109,7 +109,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, err
 	}
 	// The streaming file upload (POST .../topics/{topic}/files, docs/files.md).
-	files, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewTransitKeys(g.Transit), Producer: kc,
+	files, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewKMSKeys(g.Transit), Producer: kc,
 		MaxMessageBytes: ks.Sarama.Producer.MaxMessageBytes, Logger: o.Logger})
 	if err != nil {
 		kc.Close()

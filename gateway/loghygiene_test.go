@@ -17,7 +17,7 @@ import (
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
-	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
@@ -62,7 +62,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
+	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
 	if err := kr.EnsureKEK(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrapped := rec["data"].(map[string]any)["v1"].(string)
-	un, err := env.Transit.Decrypt(ctx, fpe.DefaultKEK, []transit.Ciphertext{{Ciphertext: wrapped, Context: []byte("payments.card_number|v1")}})
+	un, err := env.Transit.Decrypt(ctx, vaultkeyring.DefaultKEK, []transit.Ciphertext{{Ciphertext: wrapped, Context: []byte("payments.card_number|v1")}})
 	if err != nil || un[0].Err != nil {
 		t.Fatalf("unwrap fpe key: %v %v", err, un[0].Err)
 	}

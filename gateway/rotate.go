@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/policy"
 )
@@ -60,7 +60,7 @@ func (g *Gateway) RotateTopicKeys(ctx context.Context, topic string) ([]Rotated,
 	}
 	kr := g.FPEKeys
 	if kr == nil && len(domains) > 0 {
-		kr = fpe.NewKeyring(g.Vault, KeyringOptions(g.Config))
+		kr = vaultkeyring.New(g.Vault, KeyringOptions(g.Config))
 	}
 	for _, d := range domains {
 		v, err := kr.Rotate(ctx, d)

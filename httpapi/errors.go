@@ -6,8 +6,8 @@ import (
 	"net/http"
 
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/kms"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // Error codes: HTTP status × 100 + n, in the style of Confluent REST Proxy.
@@ -89,13 +89,13 @@ func fromError(err error) *apiError {
 	switch {
 	case errors.As(err, &re):
 		return fromRecordError(re)
-	case errors.Is(err, vaultclient.ErrDenied):
+	case errors.Is(err, kms.ErrDenied):
 		return newErr(CodeVaultDenied, "vault refused the gateway's credentials for this operation; nothing was produced")
 	case errors.Is(err, protect.ErrKeyUnavailable):
 		return newErr(CodeVaultKeyMissing, "an encryption key the topic's policy needs is not loaded (not provisioned, or Vault unreachable at load); nothing was produced")
-	case errors.Is(err, vaultclient.ErrNotFound):
+	case errors.Is(err, kms.ErrNotFound):
 		return newErr(CodeVaultKeyMissing, "the vault key named by the topic's policy does not exist; nothing was produced")
-	case errors.Is(err, vaultclient.ErrUnavailable), errors.Is(err, vaultclient.ErrInvalid):
+	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, kms.ErrInvalid):
 		return newErr(CodeVaultDown, "vault is unavailable; nothing was produced")
 	case errors.Is(err, kafka.ErrUnavailable):
 		return newErr(CodeKafkaDown, "kafka did not acknowledge the record")

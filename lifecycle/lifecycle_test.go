@@ -14,7 +14,7 @@ import (
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
-	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
@@ -85,7 +85,7 @@ func setupLifecycle(t *testing.T) *lcFixture {
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
 		t.Fatal(err)
 	}
-	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
+	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
 	if err := kr.EnsureKEK(ctx); err != nil {
 		t.Fatal(err)
 	}

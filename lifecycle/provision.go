@@ -17,7 +17,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/hashicorp/vault/api"
 
-	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/transit"
@@ -92,8 +92,8 @@ func (r *ProvisionReport) WriteTable(w io.Writer) error {
 // ProvisionOptions say what to provision.
 type ProvisionOptions struct {
 	Policies     *policy.Set
-	TransitMount string             // default "transit"
-	FPE          fpe.KeyringOptions // FPE key storage (zero fields: the defaults)
+	TransitMount string               // default "transit"
+	FPE          vaultkeyring.Options // FPE key storage (zero fields: the defaults)
 	// AppRoleMount is the AppRole auth mount; default "approle".
 	AppRoleMount string
 	// CredentialsDir receives <role>.role-id and <role>.secret-id (mode
@@ -135,13 +135,13 @@ func (o *ProvisionOptions) defaults() {
 		o.FPE.TransitMount = o.TransitMount
 	}
 	if o.FPE.KEK == "" {
-		o.FPE.KEK = fpe.DefaultKEK
+		o.FPE.KEK = vaultkeyring.DefaultKEK
 	}
 	if o.FPE.KVMount == "" {
-		o.FPE.KVMount = fpe.DefaultKVMount
+		o.FPE.KVMount = vaultkeyring.DefaultKVMount
 	}
 	if o.FPE.KVPrefix == "" {
-		o.FPE.KVPrefix = fpe.DefaultKVPrefix
+		o.FPE.KVPrefix = vaultkeyring.DefaultKVPrefix
 	}
 	if o.AppRoleMount == "" {
 		o.AppRoleMount = "approle"
@@ -222,7 +222,7 @@ func Provision(ctx context.Context, vc *vaultclient.Client, o ProvisionOptions) 
 		if err := p.key(ctx, KindFPEKEK, o.FPE.KEK, true, "wraps the FPE keys"); err != nil {
 			return p.rep, err
 		}
-		kr := fpe.NewKeyring(vc, o.FPE)
+		kr := vaultkeyring.New(vc, o.FPE)
 		for _, d := range domains {
 			_, err := vc.Read(ctx, o.FPE.KVMount+"/data/"+o.FPE.KVPrefix+"/"+d)
 			switch {

@@ -38,7 +38,7 @@ func (f *lcFixture) writeRaw(t *testing.T, topic string, hs [][]protect.Header, 
 // "transit", DEK wrapped without context, header X-encryptionkey).
 func (f *lcFixture) writeLegacy(t *testing.T, topic string, from, n int) [][]byte {
 	t.Helper()
-	ks := envelope.NewTransitKeys(f.env.Transit)
+	ks := envelope.NewKMSKeys(f.env.Transit)
 	var hs [][]protect.Header
 	var vals, plain [][]byte
 	for i := from; i < from+n; i++ {
@@ -225,7 +225,7 @@ func TestRewrapFailuresReportedAndDeadLettered(t *testing.T) {
 	if err := f.env.Transit.EnsureKey(ctx, "kafka-mixed_v2", transit.KeySpec{}); err != nil {
 		t.Fatal(err)
 	}
-	ks := envelope.NewTransitKeys(f.env.Transit)
+	ks := envelope.NewKMSKeys(f.env.Transit)
 	legacy := func(data string) ([]protect.Header, []byte) {
 		h, v, err := envelope.EncodeLegacy(ctx, ks, "", "a.bin", []byte(data))
 		if err != nil {

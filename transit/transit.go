@@ -4,6 +4,11 @@
 // batches are split and sent a few at a time, the items of concurrent calls
 // are merged into shared calls (batcher.go), and every item's result or error
 // is routed back to its caller. It knows nothing of HTTP or Kafka.
+//
+// It is the Vault implementation of package kms: its item types and errors
+// are kms's (aliased here), Vault's per-item messages map onto the kms
+// per-item errors (itemErr) and whole-call failures onto the kms call
+// errors (through vaultclient).
 package transit
 
 import (
@@ -18,34 +23,38 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafkagate/kafkagate/kms"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
-// Per-item errors. An *ItemError wraps one of these.
+// Per-item errors: the neutral ones of package kms, onto which itemErr
+// maps Vault's per-item messages. An *ItemError wraps one of these.
 var (
-	// ErrDecrypt: the ciphertext did not authenticate (wrong key, wrong
-	// associated data or context, or tampering).
-	ErrDecrypt = errors.New("ciphertext failed authentication")
-	// ErrVersionRetired: the ciphertext's key version is below the key's
-	// min_decryption_version.
-	ErrVersionRetired = errors.New("key version retired")
-	// ErrMalformed: the ciphertext is not of the form vault:vN:<base64>.
-	ErrMalformed = errors.New("malformed ciphertext")
-	// ErrItem: Vault refused the item for another reason.
-	ErrItem = errors.New("item refused by vault")
+	ErrDecrypt        = kms.ErrDecrypt
+	ErrVersionRetired = kms.ErrVersionRetired
+	ErrMalformed      = kms.ErrMalformed
+	ErrItem           = kms.ErrItem
 )
 
-// ItemError is the failure of one item in a batch.
-type ItemError struct {
-	Index int
-	Msg   string // Vault's message, which never contains the plaintext
-	Kind  error
-}
-
-func (e *ItemError) Error() string { return fmt.Sprintf("item %d: %v: %s", e.Index, e.Kind, e.Msg) }
-
-// Is matches the error's kind.
-func (e *ItemError) Is(target error) bool { return target == e.Kind }
+// The values transit exchanges are kms's.
+type (
+	// ItemError is the failure of one item in a batch.
+	ItemError = kms.ItemError
+	// Item is one value to encrypt.
+	Item = kms.Item
+	// Sealed is one encrypted value.
+	Sealed = kms.Sealed
+	// Ciphertext is one value to decrypt.
+	Ciphertext = kms.Ciphertext
+	// Opened is one decrypted value.
+	Opened = kms.Opened
+	// DataKey is a fresh data-encryption key from transit/datakey.
+	DataKey = kms.DataKey
+	// KeyInfo describes a transit key.
+	KeyInfo = kms.KeyInfo
+	// KeySpec says how to create a key.
+	KeySpec = kms.KeySpec
+)
 
 // Options tune batching.
 type Options struct {
@@ -90,20 +99,6 @@ func New(v vaultclient.Logical, o Options) *Client {
 // Mount is the transit mount path.
 func (c *Client) Mount() string { return c.mount }
 
-// Item is one value to encrypt.
-type Item struct {
-	Plaintext []byte
-	AAD       []byte // associated data; nil for none (AEAD key types only)
-	Context   []byte // key-derivation context; derived keys only
-}
-
-// Sealed is one encrypted value.
-type Sealed struct {
-	Ciphertext string // vault:vN:...
-	KeyVersion int
-	Err        error // *ItemError when this item failed
-}
-
 // Encrypt encrypts items with key. The returned slice has one entry per item,
 // in order; the error is non-nil only when the whole operation failed (Vault
 // unreachable, permission denied, ...), wrapping a vaultclient error.
@@ -132,20 +127,6 @@ func (c *Client) Encrypt(ctx context.Context, key string, items []Item) ([]Seale
 		return nil
 	})
 	return out, err
-}
-
-// Ciphertext is one value to decrypt.
-type Ciphertext struct {
-	Ciphertext string
-	AAD        []byte
-	Context    []byte
-}
-
-// Opened is one decrypted value.
-type Opened struct {
-	Plaintext  []byte
-	KeyVersion int
-	Err        error
 }
 
 // Decrypt decrypts items with key; see Encrypt for the error contract.
@@ -352,45 +333,13 @@ func itemErr(idx int, msg string) error {
 	return &ItemError{Index: idx, Msg: msg, Kind: kind}
 }
 
-// Version returns N from a "vault:vN:..." ciphertext.
-func Version(ct string) (int, error) {
-	rest, ok := strings.CutPrefix(ct, "vault:v")
-	if !ok {
-		return 0, fmt.Errorf("%w: no vault:v prefix", ErrMalformed)
-	}
-	num, body, ok := strings.Cut(rest, ":")
-	if !ok || body == "" {
-		return 0, fmt.Errorf("%w: no version separator", ErrMalformed)
-	}
-	v, err := strconv.Atoi(num)
-	if err != nil || v < 1 {
-		return 0, fmt.Errorf("%w: bad version", ErrMalformed)
-	}
-	return v, nil
-}
+// Version returns N from a "vault:vN:..." ciphertext (kms.Version).
+func Version(ct string) (int, error) { return kms.Version(ct) }
 
 // IsCiphertext reports whether s looks like a transit ciphertext.
-func IsCiphertext(s string) bool { _, err := Version(s); return err == nil }
+func IsCiphertext(s string) bool { return kms.IsCiphertext(s) }
 
-func checkKeyName(key string) error {
-	if key == "" || strings.ContainsAny(key, "/?#% ") || key == "." || key == ".." {
-		return fmt.Errorf("invalid transit key name %q", key)
-	}
-	return nil
-}
-
-// KeyInfo describes a transit key.
-type KeyInfo struct {
-	Name                 string
-	Type                 string
-	LatestVersion        int
-	MinDecryptionVersion int
-	MinEncryptionVersion int
-	Versions             []int
-	Derived              bool
-	DeletionAllowed      bool
-	AutoRotatePeriod     string
-}
+func checkKeyName(key string) error { return kms.CheckKeyName(key) }
 
 // ReadKey reads a key's metadata.
 func (c *Client) ReadKey(ctx context.Context, key string) (KeyInfo, error) {
@@ -420,12 +369,6 @@ func (c *Client) ReadKey(ctx context.Context, key string) (KeyInfo, error) {
 	}
 	slices.Sort(ki.Versions)
 	return ki, nil
-}
-
-// KeySpec says how to create a key.
-type KeySpec struct {
-	Type    string // default aes256-gcm96
-	Derived bool
 }
 
 // EnsureKey creates key if it does not exist; an existing key is left alone.
@@ -473,13 +416,6 @@ func (c *Client) Configure(ctx context.Context, key string, cfg map[string]any) 
 		return fmt.Errorf("configure transit key %q: %w", key, err)
 	}
 	return nil
-}
-
-// DataKey is a fresh data-encryption key from transit/datakey.
-type DataKey struct {
-	Plaintext  []byte // nil for wrapped-only keys
-	Ciphertext string // the key wrapped by the transit key: vault:vN:...
-	KeyVersion int
 }
 
 // NewDataKey asks Vault for a data key of bits (128, 256 or 512) under key.

@@ -147,17 +147,7 @@ func TestRotateRetireRewrapAndErrors(t *testing.T) {
 	}
 
 	// A token that may encrypt but not decrypt gets ErrDenied.
-	if err := vc.API().Sys().PutPolicyWithContext(ctx, "enc-only", `path "transit/encrypt/r" { capabilities = ["update"] }`); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := vc.API().Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{Policies: []string{"enc-only"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim, err := vaultclient.New(vaultclient.Config{Addr: v.Addr, Token: sec.Auth.ClientToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lim, limToken := limitedClient(t, v, vc, "enc-only", `path "transit/encrypt/r" { capabilities = ["update"] }`)
 	ltc := transit.New(lim, transit.Options{})
 	if res, err := ltc.Encrypt(ctx, "r", []transit.Item{{Plaintext: []byte("q")}}); err != nil || res[0].Err != nil {
 		t.Fatalf("encrypt-only token cannot encrypt: %v", err)
@@ -165,7 +155,7 @@ func TestRotateRetireRewrapAndErrors(t *testing.T) {
 	if _, err := ltc.Decrypt(ctx, "r", []transit.Ciphertext{{Ciphertext: rw[0].Ciphertext}}); !errors.Is(err, vaultclient.ErrDenied) {
 		t.Fatalf("decrypt with encrypt-only token: %v, want ErrDenied", err)
 	}
-	if err != nil && (containsToken(err.Error(), sec.Auth.ClientToken) || containsToken(err.Error(), v.Token)) {
+	if err != nil && (containsToken(err.Error(), limToken) || containsToken(err.Error(), v.Token)) {
 		t.Fatal("error message contains a token")
 	}
 
@@ -174,6 +164,25 @@ func TestRotateRetireRewrapAndErrors(t *testing.T) {
 	if _, err := tc.Encrypt(ctx, "r", []transit.Item{{Plaintext: []byte("x")}}); !errors.Is(err, vaultclient.ErrUnavailable) {
 		t.Fatalf("vault stopped: %v, want ErrUnavailable", err)
 	}
+}
+
+// limitedClient returns a client, and its token, whose only policy is the
+// policy text written as name.
+func limitedClient(t *testing.T, v *devenv.Vault, root *vaultclient.Client, name, policy string) (*vaultclient.Client, string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := root.API().Sys().PutPolicyWithContext(ctx, name, policy); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := root.API().Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{Policies: []string{name}, NoDefaultPolicy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := vaultclient.New(vaultclient.Config{Addr: v.Addr, Token: sec.Auth.ClientToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lim, sec.Auth.ClientToken
 }
 
 func containsToken(s, tok string) bool { return tok != "" && strings.Contains(s, tok) }

@@ -246,7 +246,7 @@ func (a *authenticator) post(ctx context.Context, path string, body map[string]a
 	}
 	s, err := api.ParseSecret(resp.Body)
 	if err != nil || s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
-		return "", lease{}, fmt.Errorf("vault login %s: no token in the answer: %w", path, ErrUnavailable)
+		return "", lease{}, fmt.Errorf("vault login %s: no token in the answer: %w", path, vaultWords{ErrUnavailable})
 	}
 	return s.Auth.ClientToken, lease{ttl: time.Duration(s.Auth.LeaseDuration) * time.Second, renewable: s.Auth.Renewable}, nil
 }

@@ -19,20 +19,47 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/kafkagate/kafkagate/kms"
 )
 
-// Typed errors. Every error returned by Client wraps exactly one of these.
+// Typed errors: the KMS-neutral ones of package kms. Every error returned
+// by Client wraps exactly one of these (or context.Canceled); Classify maps
+// Vault's HTTP statuses onto them.
 var (
 	// ErrUnavailable means Vault could not be reached, is sealed, or failed
-	// internally: the caller should refuse and retry later.
-	ErrUnavailable = errors.New("vault unavailable")
-	// ErrDenied means Vault refused the token (HTTP 403).
-	ErrDenied = errors.New("vault permission denied")
+	// internally (HTTP 5xx, 429): the caller should refuse and retry later.
+	ErrUnavailable = kms.ErrUnavailable
+	// ErrDenied means Vault refused the token (HTTP 401, 403).
+	ErrDenied = kms.ErrDenied
 	// ErrNotFound means the path or key does not exist (HTTP 404).
-	ErrNotFound = errors.New("vault path not found")
-	// ErrInvalid means Vault rejected the request as malformed (HTTP 400).
-	ErrInvalid = errors.New("vault rejected the request")
+	ErrNotFound = kms.ErrNotFound
+	// ErrInvalid means Vault rejected the request as malformed (HTTP 400
+	// and other 4xx).
+	ErrInvalid = kms.ErrInvalid
 )
+
+// kindText names an error kind in Vault's words, for messages.
+func kindText(kind error) string {
+	switch kind {
+	case ErrUnavailable:
+		return "vault unavailable"
+	case ErrDenied:
+		return "vault permission denied"
+	case ErrNotFound:
+		return "vault path not found"
+	case ErrInvalid:
+		return "vault rejected the request"
+	}
+	return kind.Error()
+}
+
+// vaultWords is an error kind in Vault's words: it reads "vault
+// unavailable", ... and matches its kind with errors.Is.
+type vaultWords struct{ kind error }
+
+func (w vaultWords) Error() string { return kindText(w.kind) }
+func (w vaultWords) Unwrap() error { return w.kind }
 
 // Logical is the slice of Vault that kafkagate's crypto packages need.
 // Numbers in the returned data are json.Number.
@@ -175,7 +202,7 @@ func (c *Client) write(ctx context.Context, path string, data map[string]any) (m
 	}
 	s, err := api.ParseSecret(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("write %s: decode response: %w", path, ErrUnavailable)
+		return nil, fmt.Errorf("write %s: decode response: %w", path, vaultWords{ErrUnavailable})
 	}
 	if s == nil || s.Data == nil {
 		return map[string]any{}, nil
@@ -206,7 +233,7 @@ func (c *Client) read(ctx context.Context, path string) (map[string]any, error) 
 		return nil, Classify("read "+path, err)
 	}
 	if s == nil {
-		return nil, fmt.Errorf("read %s: %w", path, ErrNotFound)
+		return nil, fmt.Errorf("read %s: %w", path, vaultWords{ErrNotFound})
 	}
 	return s.Data, nil
 }
@@ -218,7 +245,7 @@ func (c *Client) Health(ctx context.Context) error {
 		return Classify("health", err)
 	}
 	if h.Sealed || !h.Initialized {
-		return fmt.Errorf("health: sealed or not initialised: %w", ErrUnavailable)
+		return fmt.Errorf("health: sealed or not initialised: %w", vaultWords{ErrUnavailable})
 	}
 	return nil
 }
@@ -238,7 +265,7 @@ func (e *Error) Error() string {
 	b.WriteString("vault ")
 	b.WriteString(e.Op)
 	b.WriteString(": ")
-	b.WriteString(e.Kind.Error())
+	b.WriteString(kindText(e.Kind))
 	if e.Status != 0 {
 		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
 	}

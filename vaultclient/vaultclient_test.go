@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/kafkagate/kafkagate/kms"
 )
 
 func TestClassify(t *testing.T) {
@@ -39,5 +41,37 @@ func TestClassify(t *testing.T) {
 func TestNewRequiresAddress(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("empty address accepted")
+	}
+}
+
+// TestErrorsAreKMSNeutral checks that Vault's errors match the neutral
+// kms errors (they are the same values) and keep Vault's wording.
+func TestErrorsAreKMSNeutral(t *testing.T) {
+	cases := []struct {
+		status  int
+		neutral error
+		words   string
+	}{
+		{403, kms.ErrDenied, "vault permission denied"},
+		{404, kms.ErrNotFound, "vault path not found"},
+		{400, kms.ErrInvalid, "vault rejected the request"},
+		{503, kms.ErrUnavailable, "vault unavailable"},
+	}
+	for _, c := range cases {
+		err := fmt.Errorf("outer: %w", Classify("op", &api.ResponseError{StatusCode: c.status}))
+		if !errors.Is(err, c.neutral) || !kms.IsCallError(err) {
+			t.Errorf("HTTP %d: %v does not match %v", c.status, err, c.neutral)
+		}
+		var ve *Error
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), c.words) {
+			t.Errorf("HTTP %d: %q lacks %q or is no *Error", c.status, err, c.words)
+		}
+		w := fmt.Errorf("read p: %w", vaultWords{c.neutral})
+		if !errors.Is(w, c.neutral) || w.Error() != "read p: "+c.words {
+			t.Errorf("vaultWords{%v}: %q", c.neutral, w)
+		}
+	}
+	if err := Classify("op", context.Canceled); kms.IsCallError(err) {
+		t.Errorf("a cancelled call is a KMS call error: %v", err)
 	}
 }

@@ -36,7 +36,7 @@ type fileEnv struct {
 	settings *kafka.Settings
 	kafka    *kafka.Client
 	vault    *vaultclient.Client
-	keys     *envelope.TransitKeys
+	keys     *envelope.KMSKeys
 }
 
 func (e *fileEnv) Close() {
@@ -83,7 +83,7 @@ func openFileEnv(g *globals, cmd *cobra.Command) (*fileEnv, error) {
 		return nil, err
 	}
 	tc := transit.New(vc, transit.Options{Mount: cfg.Get("kafkagate", "transit_mount", "transit")})
-	return &fileEnv{log: log, cfg: cfg, settings: settings, kafka: kc, vault: vc, keys: envelope.NewTransitKeys(tc)}, nil
+	return &fileEnv{log: log, cfg: cfg, settings: settings, kafka: kc, vault: vc, keys: envelope.NewKMSKeys(tc)}, nil
 }
 
 // fileKEK returns the KEK for files sent to topic: its policy must exist

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 )
 
@@ -24,7 +24,7 @@ func newRotateFPE(g *globals) *cobra.Command {
 				return err
 			}
 			defer vc.Close()
-			v, err := fpe.NewKeyring(vc, gateway.KeyringOptions(cfg)).Rotate(cmd.Context(), args[0])
+			v, err := vaultkeyring.New(vc, gateway.KeyringOptions(cfg)).Rotate(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -26,7 +26,7 @@ import (
 // Vault transit tc; records are sized for kc's message.max.bytes.
 func NewSender(kc *kafka.Client, tc *transit.Client, log *slog.Logger) (*filetransfer.Sender, error) {
 	return filetransfer.NewSender(filetransfer.SenderOptions{
-		Keys:            envelope.NewTransitKeys(tc),
+		Keys:            envelope.NewKMSKeys(tc),
 		Producer:        kc,
 		MaxMessageBytes: kc.Settings().Sarama.Producer.MaxMessageBytes,
 		Logger:          log,
@@ -131,7 +131,7 @@ type ReceiveOptions struct {
 // Receive writes the files of o.Topic into o.Dir and returns what it
 // wrote (and what it had written before, reported as duplicates).
 func Receive(ctx context.Context, o ReceiveOptions) ([]filetransfer.Received, error) {
-	opener, err := envelope.NewOpener(envelope.NewTransitKeys(o.Transit), envelope.OpenerOptions{KEKs: o.KEKs})
+	opener, err := envelope.NewOpener(envelope.NewKMSKeys(o.Transit), envelope.OpenerOptions{KEKs: o.KEKs})
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package fpe
+package vaultkeyring
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -61,7 +62,7 @@ func rootSetup(t *testing.T) (*vaultclient.Client, *Keyring, context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	kr := NewKeyring(root, KeyringOptions{})
+	kr := New(root, Options{})
 	if err := kr.EnsureKEK(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestVaultRotation(t *testing.T) {
 	root, kr, ctx := rootSetup(t)
 	const d = "payments.rotation_test"
 	const card = "4111 1111 1111 1111"
-	f := Format{Mode: ModeFull}
+	f := fpe.Format{Mode: fpe.ModeFull}
 
 	if created, err := kr.Ensure(ctx, d); err != nil || !created {
 		t.Fatalf("Ensure = %v, %v; want created", created, err)
@@ -90,7 +91,7 @@ func TestVaultRotation(t *testing.T) {
 	}
 
 	// A second gateway process loaded before the rotation.
-	other := NewKeyring(root, KeyringOptions{})
+	other := New(root, Options{})
 	if err := other.Load(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestVaultRotation(t *testing.T) {
 	}
 
 	// A fresh start sees both versions.
-	fresh := NewKeyring(root, KeyringOptions{})
+	fresh := New(root, Options{})
 	if err := fresh.Load(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestVaultConcurrentRotationsLoseNothing(t *testing.T) {
 	if _, err := kr.Ensure(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	krs := []*Keyring{kr, NewKeyring(root, KeyringOptions{}), NewKeyring(root, KeyringOptions{})}
+	krs := []*Keyring{kr, New(root, Options{}), New(root, Options{})}
 	var wg sync.WaitGroup
 	got := make(chan int, 9)
 	for _, k := range krs {
@@ -246,7 +247,7 @@ func TestVaultKVHoldsOnlyWrappedKeys(t *testing.T) {
 			t.Fatalf("root unwrap v%d: %v %v", v, err, opened[0].Err)
 		}
 		key := opened[0].Plaintext
-		if len(key) != KeySize {
+		if len(key) != fpe.KeySize {
 			t.Fatalf("unwrapped key has %d bytes", len(key))
 		}
 		for _, enc := range []string{
@@ -260,11 +261,18 @@ func TestVaultKVHoldsOnlyWrappedKeys(t *testing.T) {
 				t.Fatalf("KV record contains the plaintext key of v%d", v)
 			}
 		}
-		ref := mustCipher(t, key, d, v)
-		want, _ := ref.Encrypt(Format{}, "4111111111111111")
-		tok, err := cipherOf(kr.Service(), d, v).Encrypt(Format{}, "4111111111111111")
+		ref, err := fpe.NewCipher(key, d, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := ref.Encrypt(fpe.Format{}, "4111111111111111")
+		tok, err := kr.loaded[d][v].c.Encrypt(fpe.Format{}, "4111111111111111")
 		if err != nil || tok != want {
 			t.Fatalf("keyring's v%d key is not the stored one", v)
+		}
+		// The Service has that key too.
+		if pt, err := kr.Service().Decrypt(d, fpe.Format{}, v, want); err != nil || pt != "4111111111111111" {
+			t.Fatalf("service's v%d key is not the stored one: %v", v, err)
 		}
 		// The wrapped key is bound to its domain and version by the
 		// derived KEK's context.
@@ -294,7 +302,7 @@ func TestVaultTamperedRecordDoesNotLoad(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	k := NewKeyring(root, KeyringOptions{})
+	k := New(root, Options{})
 	err = k.Load(ctx, d)
 	if !errors.Is(err, transit.ErrDecrypt) {
 		t.Fatalf("Load of a tampered record: %v, want transit.ErrDecrypt", err)
@@ -338,7 +346,7 @@ path "transit/datakey/wrapped/kafkagate-fpe-kek" { capabilities = ["update"] }
 	if err != nil {
 		t.Fatal(err)
 	}
-	lk := NewKeyring(limited, KeyringOptions{})
+	lk := New(limited, Options{})
 	err = lk.Load(ctx, d)
 	if !errors.Is(err, vaultclient.ErrDenied) {
 		t.Fatalf("Load with a token lacking decrypt: %v, want vaultclient.ErrDenied", err)
@@ -365,15 +373,6 @@ path "transit/datakey/wrapped/kafkagate-fpe-kek" { capabilities = ["update"] }
 	if cur, _ := kr.Service().Current(d2); cur != 2 {
 		t.Fatalf("current = %d", cur)
 	}
-}
-
-// cipherOf returns the Service's cipher for domain and version, or nil.
-func cipherOf(s *Service, domain string, version int) *Cipher {
-	dk := s.snap.Load().domains[domain]
-	if dk == nil {
-		return nil
-	}
-	return dk.ciphers[version]
 }
 
 // TestVaultCASMismatchRecognised checks that KV v2's check-and-set

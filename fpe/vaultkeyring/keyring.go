@@ -1,4 +1,13 @@
-package fpe
+// Package vaultkeyring keeps the FPE keys of package fpe in HashiCorp Vault:
+// each key is a data key made by transit/datakey/wrapped under a derived KEK
+// (context "<domain>|v<version>"), stored wrapped in KV v2 with
+// check-and-set, and unwrapped only into the memory of an fpe.Service.
+//
+// It is the Vault side of FPE key storage: package fpe itself (ciphers,
+// formats, Service) imports no Vault package. Vault failures wrap
+// vaultclient's typed errors, which are the kms ones (ErrDenied,
+// ErrUnavailable, ...).
+package vaultkeyring
 
 import (
 	"context"
@@ -13,11 +22,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
-// Defaults for KeyringOptions.
+// Defaults for Options.
 const (
 	DefaultKEK      = "kafkagate-fpe-kek"
 	DefaultKVMount  = "secret"
@@ -29,15 +39,15 @@ const (
 // vaultclient.ErrNotFound that caused it.
 var ErrNotProvisioned = errors.New("fpe domain not provisioned")
 
-// KeyringOptions say where the keys live. Zero fields take the defaults.
-type KeyringOptions struct {
+// Options say where the keys live. Zero fields take the defaults.
+type Options struct {
 	TransitMount string // transit mount of the KEK; default "transit"
 	KEK          string // transit key wrapping the FPE keys (derived=true); default DefaultKEK
 	KVMount      string // KV v2 mount; default "secret"
 	KVPrefix     string // record of domain d at <KVPrefix>/<d>; default "kafkagate/fpe"
 }
 
-// Keyring loads FPE keys from Vault into a Service and manages them.
+// Keyring loads FPE keys from Vault into an fpe.Service and manages them.
 //
 // Each domain has one KV v2 record at <KVMount>/data/<KVPrefix>/<domain>
 // with fields "v1", "v2", ... holding the key of that version wrapped by the
@@ -50,8 +60,8 @@ type KeyringOptions struct {
 type Keyring struct {
 	v   vaultclient.Logical
 	tr  *transit.Client
-	o   KeyringOptions
-	svc *Service
+	o   Options
+	svc *fpe.Service
 
 	mu     sync.Mutex                   // serialises Load, Refresh, Rotate
 	loaded map[string]map[int]loadedKey // domain -> version -> key
@@ -60,11 +70,11 @@ type Keyring struct {
 // loadedKey is an unwrapped key and the wrapped form it came from.
 type loadedKey struct {
 	wrapped string
-	c       *Cipher
+	c       *fpe.Cipher
 }
 
-// NewKeyring returns a keyring over v. It does not contact Vault: call Load.
-func NewKeyring(v vaultclient.Logical, o KeyringOptions) *Keyring {
+// New returns a keyring over v. It does not contact Vault: call Load.
+func New(v vaultclient.Logical, o Options) *Keyring {
 	if o.TransitMount == "" {
 		o.TransitMount = "transit"
 	}
@@ -84,14 +94,14 @@ func NewKeyring(v vaultclient.Logical, o KeyringOptions) *Keyring {
 		v:      v,
 		tr:     transit.New(v, transit.Options{Mount: o.TransitMount}),
 		o:      o,
-		svc:    NewService(),
+		svc:    fpe.NewService(),
 		loaded: map[string]map[int]loadedKey{},
 	}
 }
 
 // Service is the keyring's Service. It is the same value for the keyring's
 // whole life and sees every Load, Refresh and Rotate.
-func (k *Keyring) Service() *Service { return k.svc }
+func (k *Keyring) Service() *fpe.Service { return k.svc }
 
 // EnsureKEK creates the KEK (aes256-gcm96, derived=true) if it does not
 // exist, and refuses an existing KEK that is not derived (its context would
@@ -117,7 +127,7 @@ func (k *Keyring) EnsureKEK(ctx context.Context) error {
 // update on transit/datakey/wrapped/<KEK> and read/create on the KV path.
 // It does not load the key; call Load.
 func (k *Keyring) Ensure(ctx context.Context, domain string) (created bool, err error) {
-	if err := checkDomain("ensure", domain); err != nil {
+	if err := fpe.CheckDomain("ensure", domain); err != nil {
 		return false, err
 	}
 	for attempt := 0; attempt < casAttempts; attempt++ {
@@ -155,7 +165,7 @@ func (k *Keyring) Ensure(ctx context.Context, domain string) (created bool, err 
 // next Refresh. The KV write uses check-and-set, so concurrent rotations
 // cannot lose a version.
 func (k *Keyring) Rotate(ctx context.Context, domain string) (int, error) {
-	if err := checkDomain("rotate", domain); err != nil {
+	if err := fpe.CheckDomain("rotate", domain); err != nil {
 		return 0, err
 	}
 	k.mu.Lock()
@@ -201,7 +211,7 @@ func (k *Keyring) Rotate(ctx context.Context, domain string) (int, error) {
 // wrapping ErrNotProvisioned.
 func (k *Keyring) Load(ctx context.Context, domains ...string) error {
 	for _, d := range domains {
-		if err := checkDomain("load", d); err != nil {
+		if err := fpe.CheckDomain("load", d); err != nil {
 			return err
 		}
 	}
@@ -247,37 +257,37 @@ func (k *Keyring) loadLocked(ctx context.Context, domains []string) error {
 	if err != nil {
 		return fmt.Errorf("fpe: unwrap keys with KEK %q: %w", k.o.KEK, err)
 	}
-	fresh := make(map[job]*Cipher, len(jobs))
+	fresh := make(map[job]*fpe.Cipher, len(jobs))
 	for i, j := range jobs {
 		if opened[i].Err != nil {
 			return fmt.Errorf("fpe: unwrap version %d of domain %q with KEK %q: %w", j.version, j.domain, k.o.KEK, opened[i].Err)
 		}
-		c, err := NewCipher(opened[i].Plaintext, j.domain, j.version)
+		c, err := fpe.NewCipher(opened[i].Plaintext, j.domain, j.version)
 		clear(opened[i].Plaintext)
 		if err != nil {
 			return fmt.Errorf("fpe: version %d of domain %q: %w", j.version, j.domain, err)
 		}
 		fresh[j] = c
 	}
-	ds := make(map[string]*domainKeys, len(domains))
+	ds := make(map[string]fpe.DomainKeys, len(domains))
 	lks := make(map[string]map[int]loadedKey, len(domains))
 	for _, d := range domains {
 		rec := recs[d]
-		dk := &domainKeys{current: rec.current, ciphers: make(map[int]*Cipher, len(rec.wrapped))}
+		dk := fpe.DomainKeys{Current: rec.current, Ciphers: make(map[int]*fpe.Cipher, len(rec.wrapped))}
 		lk := make(map[int]loadedKey, len(rec.wrapped))
 		for v, w := range rec.wrapped {
 			c := fresh[job{d, v}]
 			if c == nil {
 				c = k.loaded[d][v].c // wrapped form unchanged: keep the key
 			}
-			dk.ciphers[v] = c
+			dk.Ciphers[v] = c
 			lk[v] = loadedKey{wrapped: w, c: c}
 		}
 		ds[d], lks[d] = dk, lk
 	}
-	k.svc.mu.Lock()
-	k.svc.setDomainsLocked(ds)
-	k.svc.mu.Unlock()
+	if err := k.svc.SetDomains(ds); err != nil {
+		return err
+	}
 	maps.Copy(k.loaded, lks)
 	return nil
 }
@@ -285,7 +295,7 @@ func (k *Keyring) loadLocked(ctx context.Context, domains []string) error {
 // addVersion asks Vault for a new wrapped key for version v and makes it
 // current in rec.
 func (k *Keyring) addVersion(ctx context.Context, domain string, rec *record, v int) error {
-	dk, err := k.tr.NewDataKey(ctx, k.o.KEK, KeySize*8, true, kekContext(domain, v))
+	dk, err := k.tr.NewDataKey(ctx, k.o.KEK, fpe.KeySize*8, true, kekContext(domain, v))
 	if err != nil {
 		return fmt.Errorf("fpe: new wrapped key for version %d of domain %q (does KEK %q exist? see EnsureKEK): %w", v, domain, k.o.KEK, err)
 	}
@@ -324,11 +334,11 @@ func (k *Keyring) read(ctx context.Context, domain string) (*record, error) {
 		// KV v2 answers a deleted latest version with metadata and no data.
 		// Creating a new v1 over it would orphan every token of the old
 		// keys, so refuse and let an operator undelete or destroy it.
-		return nil, newErr("load", CodeInvalidKey, "key record of domain %q at %s is deleted or has no data: undelete it, or destroy its metadata to start over", domain, path)
+		return nil, invalidKey("key record of domain %q at %s is deleted or has no data: undelete it, or destroy its metadata to start over", domain, path)
 	}
 	rec := &record{wrapped: map[int]string{}, kvVersion: toInt(meta["version"])}
 	bad := func(format string, args ...any) error {
-		return newErr("load", CodeInvalidKey, "key record of domain %q at %s: %s", domain, path, fmt.Sprintf(format, args...))
+		return invalidKey("key record of domain %q at %s: %s", domain, path, fmt.Sprintf(format, args...))
 	}
 	for name, val := range data {
 		switch {
@@ -426,4 +436,9 @@ func toInt(v any) int {
 		return i
 	}
 	return 0
+}
+
+// invalidKey is the fpe refusal of a malformed key record.
+func invalidKey(format string, args ...any) *fpe.Error {
+	return &fpe.Error{Op: "load", Code: fpe.CodeInvalidKey, Detail: fmt.Sprintf(format, args...)}
 }
