@@ -51,7 +51,7 @@ FUZZTIME ?= 30000x
 FUZZ_TARGETS := \
 	envelope:FuzzOpenRecord envelope:FuzzFileDecoder envelope:FuzzLegacy \
 	fpe:FuzzInput config:FuzzParse policy:FuzzFields \
-	protect:FuzzLocate protect:FuzzFieldsHeader httpapi:FuzzProduceBody
+	protect:FuzzLocate protect:FuzzFieldsHeader protect:FuzzReadPath httpapi:FuzzProduceBody
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \

@@ -20,6 +20,7 @@ import (
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/fpe"
+	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
@@ -71,7 +72,7 @@ func setupAttack(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
+	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
 	if err := kr.EnsureKEK(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // allowPolicies is the policy set of the allow-list tests.
-func allowPolicies(t *testing.T) *policy.Set {
+func allowPolicies(t testing.TB) *policy.Set {
 	t.Helper()
 	mk := func(topic string, kv map[string]string) *policy.Policy {
 		p, err := policy.Parse(topic, kv)

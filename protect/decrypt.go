@@ -8,9 +8,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/kafkagate/kafkagate/envelope"
+	"github.com/kafkagate/kafkagate/kms"
 	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // Status of a decrypted record.
@@ -54,7 +53,7 @@ type FieldStatus struct {
 	FieldInfo
 	Status string `json:"status"`          // "ok" or a code
 	Error  string `json:"error,omitempty"` // human-readable reason
-	Err    error  `json:"-"`               // typed cause (transit.ErrDecrypt, ...)
+	Err    error  `json:"-"`               // typed cause (kms.ErrDecrypt, ...)
 }
 
 // Opened is the outcome of decrypting one record.
@@ -71,7 +70,7 @@ type Opened struct {
 func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 	out := make([]Opened, len(recs))
 	type ref struct{ rec, field, status int }
-	byKey := map[string][]transit.Ciphertext{}
+	byKey := map[string][]kms.Ciphertext{}
 	refs := map[string][]ref{}
 	var keyOrder []string
 	spans := make([][]span, len(recs))
@@ -97,16 +96,16 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 		case FormatSealed:
 			ct := string(r.Value)
 			out[ri].Fields = []FieldStatus{{FieldInfo: FieldInfo{Path: "", Mode: "sealed", Key: c.sealedK}}}
-			v, err := transit.Version(ct)
+			v, err := kms.Version(ct)
 			if err != nil {
-				out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: &Error{Code: CodeMalformed, Msg: "sealed value is not a transit ciphertext", Err: transit.ErrMalformed}}
+				out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: &Error{Code: CodeMalformed, Msg: "sealed value is not a transit ciphertext", Err: kms.ErrMalformed}}
 				continue
 			}
 			out[ri].Fields[0].KeyVersion = v
 			if _, seen := byKey[c.sealedK]; !seen {
 				keyOrder = append(keyOrder, c.sealedK)
 			}
-			byKey[c.sealedK] = append(byKey[c.sealedK], transit.Ciphertext{Ciphertext: ct, AAD: AAD(r.Topic, sealedPath)})
+			byKey[c.sealedK] = append(byKey[c.sealedK], kms.Ciphertext{Ciphertext: ct, AAD: AAD(r.Topic, sealedPath)})
 			refs[c.sealedK] = append(refs[c.sealedK], ref{ri, -1, 0})
 			continue
 		}
@@ -146,13 +145,13 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 			}
 			switch f.M {
 			case string(policy.Transit):
-				v, err := transit.Version(s.res.Str)
+				v, err := kms.Version(s.res.Str)
 				if err != nil {
-					fs.Status, fs.Error, fs.Err = CodeMalformed, "not a transit ciphertext", transit.ErrMalformed
+					fs.Status, fs.Error, fs.Err = CodeMalformed, "not a transit ciphertext", kms.ErrMalformed
 					continue
 				}
 				fs.KeyVersion = v
-				ct := transit.Ciphertext{Ciphertext: s.res.Str}
+				ct := kms.Ciphertext{Ciphertext: s.res.Str}
 				if f.A == 1 {
 					ct.AAD = AAD(r.Topic, f.P)
 				}
@@ -199,7 +198,7 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 			// The key named by the records' headers is unusable (no such
 			// key, an invalid name): those records fail, the others of
 			// the batch still decrypt.
-			res = make([]transit.Opened, len(byKey[key]))
+			res = make([]kms.Opened, len(byKey[key]))
 			for i := range res {
 				res[i].Err = err
 			}
@@ -257,7 +256,7 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 // Vault or the gateway's credentials, which fail the whole call closed.
 func keyScoped(ctx context.Context, err error) bool {
 	return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
-		!errors.Is(err, vaultclient.ErrUnavailable) && !errors.Is(err, vaultclient.ErrDenied)
+		!errors.Is(err, kms.ErrUnavailable) && !errors.Is(err, kms.ErrDenied)
 }
 
 // countOpened reports the outcome of decrypting recs to the observer.
@@ -289,11 +288,11 @@ func (e *Engine) countOpened(recs []Record, out []Opened) {
 
 func itemCode(err error) string {
 	switch {
-	case errors.Is(err, transit.ErrDecrypt):
+	case errors.Is(err, kms.ErrDecrypt):
 		return CodeDecryptFailed
-	case errors.Is(err, transit.ErrVersionRetired):
+	case errors.Is(err, kms.ErrVersionRetired):
 		return CodeVersionRetired
-	case errors.Is(err, transit.ErrMalformed):
+	case errors.Is(err, kms.ErrMalformed):
 		return CodeMalformed
 	}
 	return CodeVaultRefused
@@ -332,7 +331,7 @@ func (e *Engine) headerFromPolicy(r Record, p *policy.Policy) (fieldsHeader, boo
 		}
 		switch f.Mode {
 		case policy.Transit:
-			if transit.IsCiphertext(sp[i].res.Str) {
+			if kms.IsCiphertext(sp[i].res.Str) {
 				hf := headerField{P: f.PathString(), M: string(policy.Transit), K: p.TransitKey}
 				if p.AAD {
 					hf.A = 1

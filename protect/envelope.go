@@ -8,9 +8,8 @@ import (
 	"sync"
 
 	"github.com/kafkagate/kafkagate/envelope"
+	"github.com/kafkagate/kafkagate/kms"
 	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // envelopes holds the envelope sealers (one per distinct policy setting)
@@ -93,8 +92,7 @@ func (e *Engine) sealEnvelope(ctx context.Context, p *policy.Policy, recs []Reco
 		r.Topic = p.Topic
 		sealed, err := s.Seal(ctx, toEnvelope(r))
 		if err != nil {
-			var ve *vaultclient.Error
-			if errors.As(err, &ve) || errors.Is(err, envelope.ErrDataKey) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			if kms.IsCallError(err) || errors.Is(err, envelope.ErrDataKey) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return nil, err
 			}
 			out[i].Err = &Error{Code: CodeEncryptFailed, Msg: "envelope: " + err.Error(), Err: err}
@@ -175,7 +173,7 @@ func (e *Engine) openEnvelopes(ctx context.Context, recs []Record, idx []int, ou
 
 // isWholeCall reports a failure that is Vault's, not the record's.
 func isWholeCall(err error) bool {
-	return errors.Is(err, vaultclient.ErrUnavailable) || errors.Is(err, vaultclient.ErrDenied) ||
+	return errors.Is(err, kms.ErrUnavailable) || errors.Is(err, kms.ErrDenied) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
@@ -188,4 +186,4 @@ func failedEnvelope(r Record, info FieldInfo, err error) Opened {
 		Fields: []FieldStatus{{FieldInfo: info, Status: code, Error: err.Error(), Err: err}}}
 }
 
-func versionOf(ct string) (int, error) { return transit.Version(ct) }
+func versionOf(ct string) (int, error) { return kms.Version(ct) }

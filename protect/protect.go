@@ -17,8 +17,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/kafkagate/kafkagate/envelope"
+	"github.com/kafkagate/kafkagate/kms"
 	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/transit"
 )
 
 // HeaderFields is the header listing a record's encrypted fields.
@@ -104,9 +104,20 @@ type Observer interface {
 	Records(op, mode, topic, outcome string, n int)
 }
 
+// FieldCipher is the key service behind transit fields, sealed values and
+// blind indexes: Vault transit in production (*transit.Client), an
+// in-memory KMS in unit tests. Errors are kms's neutral ones.
+type FieldCipher interface {
+	Mount() string
+	Encrypt(ctx context.Context, key string, items []kms.Item) ([]kms.Sealed, error)
+	Decrypt(ctx context.Context, key string, items []kms.Ciphertext) ([]kms.Opened, error)
+	Rewrap(ctx context.Context, key string, items []kms.Ciphertext) ([]kms.Sealed, error)
+	HMAC(ctx context.Context, key string, inputs [][]byte) ([]string, []error, error)
+}
+
 // Engine applies policies. It is safe for concurrent use.
 type Engine struct {
-	transit  *transit.Client
+	transit  FieldCipher
 	fpe      FPE
 	policies *policy.Set
 	maxDepth int
@@ -135,12 +146,12 @@ type Options struct {
 }
 
 // New returns an engine.
-func New(tc *transit.Client, o Options) *Engine {
+func New(tc FieldCipher, o Options) *Engine {
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = DefaultMaxDepth
 	}
-	if o.EnvelopeKeys == nil {
-		o.EnvelopeKeys = envelope.NewTransitKeys(tc)
+	if k, ok := tc.(envelope.KMS); ok && o.EnvelopeKeys == nil {
+		o.EnvelopeKeys = envelope.NewKMSKeys(k)
 	}
 	return &Engine{transit: tc, fpe: o.FPE, policies: o.Policies, maxDepth: o.MaxDepth, envKeys: o.EnvelopeKeys, obs: o.Observer}
 }
@@ -255,7 +266,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 	}
 	type pending struct{ rec, field int }
 	var (
-		items []transit.Item
+		items []kms.Item
 		refs  []pending
 	)
 	spans := make([][]span, len(values))
@@ -280,7 +291,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 			}
 			switch f.Mode {
 			case policy.Transit:
-				it := transit.Item{Plaintext: []byte(s.res.Str)}
+				it := kms.Item{Plaintext: []byte(s.res.Str)}
 				if p.AAD {
 					it.AAD = AAD(p.Topic, path)
 				}

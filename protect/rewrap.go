@@ -19,8 +19,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/kafkagate/kafkagate/envelope"
+	"github.com/kafkagate/kafkagate/kms"
 	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/transit"
 )
 
 // Kinds of key references (KeyUse.Kind).
@@ -57,20 +57,20 @@ func (e *Engine) KeyUses(r Record) ([]KeyUse, error) {
 	switch c.Format {
 	case FormatEnvelope, FormatChunk:
 		w, _ := header(r.Headers, envelope.HeaderEDEK)
-		v, err := transit.Version(string(w))
+		v, err := kms.Version(string(w))
 		if err != nil || c.kek == "" {
 			return nil, &Error{Code: CodeBadHeader, Msg: "envelope record without a valid kafkagate.kek or kafkagate.edek"}
 		}
 		return []KeyUse{{UseEnvelope, c.kek, v}}, nil
 	case FormatLegacy:
 		w, _ := header(r.Headers, envelope.LegacyKeyHeader)
-		v, err := transit.Version(string(w))
+		v, err := kms.Version(string(w))
 		if err != nil {
 			return nil, &Error{Code: CodeBadHeader, Msg: "legacy record with a malformed " + envelope.LegacyKeyHeader}
 		}
 		return []KeyUse{{UseLegacy, e.transit.Mount() + "/" + envelope.DefaultLegacyKEK, v}}, nil
 	case FormatSealed:
-		v, err := transit.Version(string(r.Value))
+		v, err := kms.Version(string(r.Value))
 		if err != nil {
 			return nil, &Error{Code: CodeMalformed, Msg: "sealed value is not a transit ciphertext"}
 		}
@@ -89,7 +89,7 @@ func (e *Engine) KeyUses(r Record) ([]KeyUse, error) {
 		switch f.M {
 		case string(policy.Transit):
 			if sp[i].start >= 0 && sp[i].res.Type == gjson.String {
-				if v, err := transit.Version(sp[i].res.Str); err == nil {
+				if v, err := kms.Version(sp[i].res.Str); err == nil {
 					out = append(out, KeyUse{UseTransit, f.K, v})
 				}
 			}
@@ -109,7 +109,7 @@ func (e *Engine) KeyUses(r Record) ([]KeyUse, error) {
 			if ss, err := locate(r.Value, sibs, e.maxDepth); err == nil {
 				for _, s := range ss {
 					if s.start >= 0 && s.res.Type == gjson.String {
-						if v, err := transit.Version(s.res.Str); err == nil {
+						if v, err := kms.Version(s.res.Str); err == nil {
 							out = append(out, KeyUse{UseIndex, p.IndexKey, v})
 						}
 					}
@@ -429,7 +429,7 @@ func (w *Rewrapper) Rewrap(ctx context.Context, recs []Record) ([]Rewrapped, err
 			}
 			out[i].Value = r.Value
 			out[i].Headers = w.envelopeHeaders(r, s, nw)
-			v, _ := transit.Version(nw)
+			v, _ := kms.Version(nw)
 			if s.kind == "legacy" {
 				out[i].Uses = []KeyUse{{UseLegacy, e.transit.Mount() + "/" + s.kek, v}}
 			} else {
@@ -477,7 +477,7 @@ func (w *Rewrapper) indexes(path string) bool {
 func (w *Rewrapper) planEnvelope(r Record, s *recState) error {
 	if envelopeFormat(r.Headers) == envelope.FormatLegacy {
 		wv, _ := header(r.Headers, envelope.LegacyKeyHeader)
-		if !transit.IsCiphertext(string(wv)) {
+		if !kms.IsCiphertext(string(wv)) {
 			return &Error{Code: CodeBadHeader, Msg: "legacy record with a malformed " + envelope.LegacyKeyHeader}
 		}
 		s.kind, s.kek, s.wrapped = "legacy", envelope.DefaultLegacyKEK, string(wv)
@@ -487,7 +487,7 @@ func (w *Rewrapper) planEnvelope(r Record, s *recState) error {
 	ev, _ := header(r.Headers, envelope.HeaderEDEK)
 	ref := string(kv)
 	cut := strings.LastIndexByte(ref, '/')
-	if cut <= 0 || !transit.IsCiphertext(string(ev)) {
+	if cut <= 0 || !kms.IsCiphertext(string(ev)) {
 		return &Error{Code: CodeBadHeader, Msg: "envelope record without a valid kafkagate.kek or kafkagate.edek"}
 	}
 	mount, kek := ref[:cut], ref[cut+1:]
@@ -554,9 +554,9 @@ func (w *Rewrapper) rewrapDEKs(ctx context.Context, jobs []rewrapJob) (map[strin
 	}
 	for _, g := range order {
 		ids := groups[g]
-		items := make([]transit.Ciphertext, len(ids))
+		items := make([]kms.Ciphertext, len(ids))
 		for n, i := range ids {
-			items[n] = transit.Ciphertext{Ciphertext: jobs[i].wrapped}
+			items[n] = kms.Ciphertext{Ciphertext: jobs[i].wrapped}
 			if !g.noContext {
 				items[n].Context = []byte(jobs[i].ctxt)
 			}
@@ -601,9 +601,9 @@ func (w *Rewrapper) rewrapFields(ctx context.Context, jobs []fieldJob, st []recS
 	keys, byKey := jobsByKey(jobs, out)
 	for _, key := range keys {
 		ids := byKey[key]
-		items := make([]transit.Ciphertext, len(ids))
+		items := make([]kms.Ciphertext, len(ids))
 		for n, i := range ids {
-			items[n] = transit.Ciphertext{Ciphertext: jobs[i].ct}
+			items[n] = kms.Ciphertext{Ciphertext: jobs[i].ct}
 		}
 		res, err := w.e.transit.Rewrap(ctx, key, items)
 		if err != nil {
@@ -641,9 +641,9 @@ func (w *Rewrapper) reencrypt(ctx context.Context, recs []Record, jobs []fieldJo
 	}
 	for _, key := range keys {
 		ids := byKey[key]
-		items := make([]transit.Ciphertext, len(ids))
+		items := make([]kms.Ciphertext, len(ids))
 		for n, i := range ids {
-			items[n] = transit.Ciphertext{Ciphertext: jobs[i].ct, AAD: jobs[i].oldAAD}
+			items[n] = kms.Ciphertext{Ciphertext: jobs[i].ct, AAD: jobs[i].oldAAD}
 		}
 		opened, err := w.e.transit.Decrypt(ctx, key, items)
 		if err != nil {
@@ -691,9 +691,9 @@ func (w *Rewrapper) reencrypt(ctx context.Context, recs []Record, jobs []fieldJo
 // encryptJobs encrypts the plaintexts of jobs ids with key for the
 // target topic and places the results.
 func (w *Rewrapper) encryptJobs(ctx context.Context, recs []Record, jobs []fieldJob, ids []int, key string, st []recState, out []Rewrapped, where func(fieldJob) string) error {
-	enc := make([]transit.Item, len(ids))
+	enc := make([]kms.Item, len(ids))
 	for n, i := range ids {
-		enc[n] = transit.Item{Plaintext: jobs[i].pt, AAD: jobs[i].newAAD}
+		enc[n] = kms.Item{Plaintext: jobs[i].pt, AAD: jobs[i].newAAD}
 	}
 	sealed, err := w.e.transit.Encrypt(ctx, key, enc)
 	if err != nil {
@@ -802,7 +802,7 @@ func (w *Rewrapper) fieldsOut(s *recState) ([]byte, []KeyUse, error) {
 			}
 			var ct string
 			_ = json.Unmarshal(s.repl[fi][:jsonStringEnd(s.repl[fi])], &ct)
-			v, _ := transit.Version(ct)
+			v, _ := kms.Version(ct)
 			uses = append(uses, KeyUse{UseTransit, f.K, v})
 		}
 		h.F[fi] = f

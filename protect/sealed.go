@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/kms"
 )
 
 // HeaderSealed marks a value sealed whole with Vault transit (dead-letter
@@ -26,9 +26,9 @@ const sealedPath = "\x00value"
 // per-item failure is returned as that item's error; the error result
 // means nothing was sealed.
 func (e *Engine) SealValues(ctx context.Context, key, topic string, values [][]byte) ([]Sealed, error) {
-	items := make([]transit.Item, len(values))
+	items := make([]kms.Item, len(values))
 	for i, v := range values {
-		items[i] = transit.Item{Plaintext: v, AAD: AAD(topic, sealedPath)}
+		items[i] = kms.Item{Plaintext: v, AAD: AAD(topic, sealedPath)}
 	}
 	res, err := e.transit.Encrypt(ctx, key, items)
 	if err != nil {

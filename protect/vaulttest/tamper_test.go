@@ -1,4 +1,4 @@
-package protect_test
+package vaulttest
 
 import (
 	"bytes"
