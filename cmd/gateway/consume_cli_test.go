@@ -240,8 +240,8 @@ func TestCLIConsume(t *testing.T) {
 			}
 		}
 		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
-		if len(lines) != 2 || lines[0] != "refused: record mixed/0@1 has status unencrypted (not written by kafkagate)" ||
-			lines[1] != "gateway: 1 unencrypted record(s) refused (--require-encrypted)" {
+		if len(lines) != 2 || lines[0] != "refused: record mixed/0@1 is not encrypted under the topic's policy (status unencrypted)" ||
+			lines[1] != "gateway: 1 record(s) not encrypted under the topic's policy refused (--require-encrypted)" {
 			t.Fatalf("stderr %q", stderr)
 		}
 		if strings.Contains(stderr, "Bob Plain") {

@@ -46,7 +46,7 @@ func newFileCLI(t *testing.T) *fileCLI {
 	t.Setenv("VAULT_ADDR", env.Vault.Addr)
 	t.Setenv("VAULT_TOKEN", env.Vault.Token)
 	conf := filepath.Join(t.TempDir(), "getting_started.ini")
-	ini := fmt.Sprintf("[default]\nbootstrap.servers=%s\nmessage.max.bytes=8388608\n\n[policy:files]\nmode = envelope\ndek = per-message\n\n[policy:purchases]\nfields = Name transit\n", env.Brokers[0])
+	ini := fmt.Sprintf("[default]\nbootstrap.servers=%s\nmessage.max.bytes=8388608\n\n[policy:files]\nmode = envelope\ndek = per-message\nlegacy = accept\n\n[policy:purchases]\nfields = Name transit\n", env.Brokers[0])
 	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
 		t.Fatal(err)
 	}
