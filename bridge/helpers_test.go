@@ -17,10 +17,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kafkagate/kafkagate/bridge"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -53,7 +53,7 @@ func (s *syncBuffer) String() string {
 
 type fixture struct {
 	t     *testing.T
-	env   *devenv.Env
+	env   *testkit.Env
 	ks    *kafka.Settings
 	eng   *protect.Engine
 	pol   *policy.Policy
@@ -66,7 +66,7 @@ type fixture struct {
 // bridge's engine.
 func setup(t *testing.T, vaultTimeout time.Duration, polKV map[string]string) *fixture {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ",")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

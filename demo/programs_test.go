@@ -22,9 +22,9 @@ import (
 	"github.com/kafkagate/kafkagate/demo/internal/encrypted"
 	"github.com/kafkagate/kafkagate/demo/internal/plaintext"
 	"github.com/kafkagate/kafkagate/demo/internal/purchase"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // programs are the original demo's programs, as built by TestMain.
@@ -61,14 +61,14 @@ func buildAndRun(m *testing.M) int {
 // stack is a real Vault dev server and a kfake broker, provisioned for the
 // embedded default configuration's policies.
 type stack struct {
-	env *devenv.Env
+	env *testkit.Env
 	kc  *kafka.Client
 	dir string
 }
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	cfg, err := config.Parse(mustRead(t, "../getting_started.ini.orig"))
 	if err != nil {
 		t.Fatal(err)

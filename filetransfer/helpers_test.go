@@ -38,8 +38,14 @@ var topicSeq atomic.Int64
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
-	env := devenv.Start(t)
 	ctx := context.Background()
+	// testkit assembles gateways, which import this package, so these
+	// internal tests start the stack through devenv directly.
+	env, err := devenv.StartEnv(ctx, devenv.VaultOptions{}, devenv.KafkaOptions{FastGroups: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
 		t.Fatal(err)
 	}

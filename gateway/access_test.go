@@ -24,6 +24,7 @@ import (
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -48,7 +49,7 @@ func (l *logBuffer) String() string {
 // serves the API through httptest unless noServer.
 func setupWith(t *testing.T, kafkagateKeys string, logw io.Writer, noServer bool) *fixture {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	cfg, err := config.Parse([]byte(testConfig + "\n[kafkagate]\n" + kafkagateKeys))
 	if err != nil {
 		t.Fatal(err)

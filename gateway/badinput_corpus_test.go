@@ -19,13 +19,13 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/filetransfer"
 	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -67,7 +67,7 @@ type corpusFixture struct {
 
 func setupCorpus(t *testing.T) *corpusFixture {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	cfg, err := config.Parse([]byte(corpusConfig))
 	if err != nil {

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 )
 
@@ -35,7 +35,7 @@ mode = envelope
 
 func setupEnvelope(t *testing.T) *fixture {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	cfg, err := config.Parse([]byte(envelopeConfig))
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const faultConfig = `
@@ -95,7 +96,7 @@ func loadGen(t *testing.T, url string, n int, stop <-chan struct{}, lastOK *atom
 	return out
 }
 
-func newLoadGateway(t *testing.T, env *devenv.Env) *fixture {
+func newLoadGateway(t *testing.T, env *testkit.Env) *fixture {
 	t.Helper()
 	logw := io.Discard
 	if testing.Verbose() {
@@ -147,7 +148,7 @@ func verifyTopic(t *testing.T, f *fixture, outs []outcome) (ok, refused int) {
 // nothing plaintext reaches Kafka, and the gateway serves again within 2 s
 // of SIGCONT without a restart.
 func TestVaultFrozenUnderLoad(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	f := newLoadGateway(t, env)
 	stop := make(chan struct{})
 	var outs []outcome
@@ -197,7 +198,7 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ko := devenv.KafkaOptions{Port: port, DataDir: dir, Partitions: 2}
-	env := devenv.StartWith(t, ko)
+	env := testkit.StartWith(t, ko)
 	f := newLoadGateway(t, env)
 	stop := make(chan struct{})
 	var outs []outcome

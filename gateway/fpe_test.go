@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const fpeConfig = `
@@ -36,7 +36,7 @@ fields = credit_card fpe domain=nobody.home
 
 func setupFPE(t *testing.T, provision bool) (*fixture, *fpe.Keyring) {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	cfg, err := config.Parse([]byte(fpeConfig))
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -52,7 +53,7 @@ mode = passthrough
 `
 
 type fixture struct {
-	env *devenv.Env
+	env *testkit.Env
 	gw  *gateway.Gateway
 	srv *httptest.Server
 	cid string
@@ -60,7 +61,7 @@ type fixture struct {
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	cfg, err := config.Parse([]byte(testConfig))
 	if err != nil {
 		t.Fatal(err)
@@ -69,13 +70,13 @@ func setup(t *testing.T) *fixture {
 }
 
 // rootVault is the dev server's address and root token.
-func rootVault(env *devenv.Env, timeout time.Duration) vaultclient.Config {
+func rootVault(env *testkit.Env, timeout time.Duration) vaultclient.Config {
 	return vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: timeout}
 }
 
 // serve assembles a gateway on env's broker (o.Brokers, o.Logger default
 // to env's and a silent logger) and serves its API; both stop with t.
-func serve(t *testing.T, env *devenv.Env, o gateway.Options) *fixture {
+func serve(t *testing.T, env *testkit.Env, o gateway.Options) *fixture {
 	t.Helper()
 	if o.Brokers == nil {
 		o.Brokers = env.Brokers

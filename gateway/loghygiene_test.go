@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -56,7 +56,7 @@ dek = per-message
 // checks that no plaintext value, data key, FPE key or Vault token appears
 // in any log line or error response.
 func TestLogsCarryNoSecrets(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	cfg, err := config.Parse([]byte(hygieneConfig))
 	if err != nil {

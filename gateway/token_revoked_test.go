@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -24,7 +24,7 @@ import (
 // policy for the gateway's transit keys, and writes the role and secret
 // ids to files as an operator would. The token TTL is long, so only a
 // revocation ends a token during the test.
-func setupAppRole(t *testing.T, env *devenv.Env) (roleIDFile, secretIDFile string, creds []string) {
+func setupAppRole(t *testing.T, env *testkit.Env) (roleIDFile, secretIDFile string, creds []string) {
 	t.Helper()
 	ctx := context.Background()
 	root := env.VC
@@ -62,7 +62,7 @@ path "transit/decrypt/kafka-*" { capabilities = ["update"] }
 
 // appRoleGateway serves testConfig with a gateway that logs in to env's
 // Vault with AppRole, logging into logs at debug level.
-func appRoleGateway(t *testing.T, env *devenv.Env, roleIDFile, secretIDFile string, logs io.Writer) *fixture {
+func appRoleGateway(t *testing.T, env *testkit.Env, roleIDFile, secretIDFile string, logs io.Writer) *fixture {
 	t.Helper()
 	cfg, err := config.Parse([]byte(testConfig))
 	if err != nil {
@@ -111,7 +111,7 @@ type produceOutcome struct {
 // and nothing else is; no record carries plaintext; no log line carries a
 // token or the AppRole credentials.
 func TestVaultTokenRevokedUnderLoad(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	roleIDFile, secretIDFile, creds := setupAppRole(t, env)
 	logs := &logBuffer{}
 	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
@@ -303,7 +303,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 // (at most about one per second) and the gateway must serve again soon
 // after the fix.
 func TestVaultFailedReloginIsPaced(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	roleIDFile, secretIDFile, _ := setupAppRole(t, env)
 	logs := &logBuffer{}
 	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)

@@ -19,12 +19,12 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/filetransfer"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 )
 
@@ -32,7 +32,7 @@ import (
 // over them, and policies: "files" in envelope mode, "purchases" in
 // transit field mode.
 type uploadEnv struct {
-	env    *devenv.Env
+	env    *testkit.Env
 	kc     *kafka.Client
 	ks     *kafka.Settings
 	cfg    *config.File
@@ -44,7 +44,7 @@ type uploadEnv struct {
 
 func newUploadEnv(t *testing.T) *uploadEnv {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
 		t.Fatal(err)

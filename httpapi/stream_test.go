@@ -22,6 +22,7 @@ import (
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/kgclient"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -56,7 +57,7 @@ type streamFixture struct {
 	// client bounds every request with its body, so that a stream that
 	// should have been refused fails the test instead of hanging it.
 	client *http.Client
-	env    *devenv.Env
+	env    *testkit.Env
 	srv    *httptest.Server
 	base   string
 	prod   *kgclient.Producer
@@ -65,7 +66,7 @@ type streamFixture struct {
 
 func setupStream(t *testing.T, maxStreams int) *streamFixture {
 	t.Helper()
-	env := devenv.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
+	env := testkit.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0]}, quiet)
 	if err != nil {

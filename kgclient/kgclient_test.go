@@ -17,6 +17,7 @@ import (
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/kgclient"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -57,7 +58,7 @@ func consumeAll(t *testing.T, brokers []string, topic string) []*sarama.Consumer
 // TestRoundTrip encrypts with Producer against a real Vault and kfake,
 // checks the stored bytes, and decrypts with Decoder.
 func TestRoundTrip(t *testing.T) {
-	env := devenv.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
+	env := testkit.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
 	ctx := context.Background()
 	cfg, err := config.Parse([]byte(testConfig))
 	if err != nil {

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // TestAdminEndpoints: show, rotate (key and topic), config and inventory
@@ -21,7 +21,7 @@ import (
 // produce and consume rights only gets 403 and changes nothing, keys the
 // policies do not use are 404.
 func TestAdminEndpoints(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	admin, _, err := httpapi.NewToken()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const indexConfig = `
@@ -41,7 +42,7 @@ fields =
 // read endpoint filters by it (header Kafkagate-Index-Filter), and a
 // rewrap after rotating the index key re-indexes under the new version.
 func TestBlindIndex(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	gw, srv := provisionedGateway(t, env, indexConfig)
 	cfg := gw.Config
@@ -152,7 +153,7 @@ func TestBlindIndex(t *testing.T) {
 // counts the records sent, a group resumes after the records it skipped,
 // and a field without index=hmac is refused before the stream opens.
 func TestBlindIndexStream(t *testing.T) {
-	env := devenv.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
+	env := testkit.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
 	ctx := context.Background()
 	gw, srv := provisionedGateway(t, env, indexConfig)
 	cid, err := gw.Kafka.ClusterID(ctx)

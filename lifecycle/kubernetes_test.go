@@ -10,8 +10,8 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const k8sConfig = `
@@ -34,7 +34,7 @@ mount = k8s
 // a second run leaves everything ok; a role edited by hand is drift, left
 // alone.
 func TestProvisionKubernetesRoles(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	cfg, err := config.Parse([]byte(k8sConfig))
 	if err != nil {

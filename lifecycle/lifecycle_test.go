@@ -19,6 +19,7 @@ import (
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -65,13 +66,13 @@ fields = Name transit
 `
 
 type lcFixture struct {
-	env *devenv.Env
+	env *testkit.Env
 	gw  *gateway.Gateway
 }
 
 func setupLifecycle(t *testing.T) *lcFixture {
 	t.Helper()
-	env := devenv.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "events_v3", "docs", "docs_v2", "files", "files_v2", "orders.dlq", "orders_v2.dlq", "mixed", "mixed_v2", "mixed_v2.dlq"}})
+	env := testkit.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "events_v3", "docs", "docs_v2", "files", "files_v2", "orders.dlq", "orders_v2.dlq", "mixed", "mixed_v2", "mixed_v2.dlq"}})
 	cfg, err := config.Parse([]byte(lifecycleConfig))
 	if err != nil {
 		t.Fatal(err)

@@ -20,12 +20,12 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -46,7 +46,7 @@ mode = envelope
 
 // provisionedGateway provisions the keys of configuration text (root
 // token) and serves a gateway for it, for the test.
-func provisionedGateway(t *testing.T, env *devenv.Env, text string) (*gateway.Gateway, *httptest.Server) {
+func provisionedGateway(t *testing.T, env *testkit.Env, text string) (*gateway.Gateway, *httptest.Server) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(text))
 	if err != nil {
@@ -70,7 +70,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 // roleGateway is a gateway logged in to Vault with the AppRole
 // credentials provision wrote for role.
-func roleGateway(t *testing.T, env *devenv.Env, cfg *config.File, dir, role string) (*gateway.Gateway, string, string) {
+func roleGateway(t *testing.T, env *testkit.Env, cfg *config.File, dir, role string) (*gateway.Gateway, string, string) {
 	t.Helper()
 	gw, err := gateway.New(gateway.Options{
 		Config: cfg,
@@ -127,7 +127,7 @@ func errorCode(t *testing.T, b []byte) int {
 // credential encrypts and cannot decrypt (Vault's 403 becomes error 50302),
 // the consumer credential the reverse.
 func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	cfg, err := config.Parse([]byte(provisionConfig))
 	if err != nil {

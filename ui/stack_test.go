@@ -16,8 +16,8 @@ import (
 
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/demo"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -33,7 +33,7 @@ type served struct {
 // ([kafkagate] access_file): authentication on.
 func serve(t *testing.T, accessLines ...string) *served {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	orig, err := os.ReadFile("../getting_started.ini.orig")
 	if err != nil {
 		t.Fatal(err)

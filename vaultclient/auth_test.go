@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -50,7 +50,7 @@ type approleFixture struct {
 
 func newAppRole(t *testing.T, tokenTTL, maxTTL string) *approleFixture {
 	t.Helper()
-	v := devenv.StartTestVault(t)
+	v := testkit.StartVault(t)
 	root, err := v.Client()
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 func writeTemp(t *testing.T, dir, name, text string) string {
@@ -129,7 +130,7 @@ func waitHealthy(t *testing.T, c *http.Client, url string, done <-chan error, ou
 // then without authentication, where it warns that it listens on
 // loopback only.
 func TestServeTLSAndTokens(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	t.Setenv("VAULT_ADDR", env.Vault.Addr)
 	t.Setenv("VAULT_TOKEN", env.Vault.Token)
 	dir := t.TempDir()

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 )
 
@@ -66,7 +66,7 @@ mode = envelope
 // fault; the send-file refusals produce nothing (watermarks unchanged).
 func TestCLIBadInput(t *testing.T) {
 	bin := buildGateway(t)
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
 		t.Fatal(err)

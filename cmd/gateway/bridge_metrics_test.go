@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const bridgeMetricsConfig = `
@@ -43,7 +43,7 @@ func metricValue(body, sample string) (float64, bool) {
 // record and nothing is produced); after the bridge stops the endpoint is
 // gone.
 func TestCLIBridgeMetrics(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	t.Setenv("VAULT_ADDR", env.Vault.Addr)
 	t.Setenv("VAULT_TOKEN", env.Vault.Token)
 	cfgPath := filepath.Join(t.TempDir(), "kafkagate.ini")

@@ -18,9 +18,9 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -38,13 +38,13 @@ const consumePurchase = `{"Name":"Ann Example","Address":"1 Main St, Springfield
 // that writes the records the binary then reads.
 type consumeCLI struct {
 	bin, cfgPath string
-	env          *devenv.Env
+	env          *testkit.Env
 	gw           *gateway.Gateway
 }
 
 func startConsumeCLI(t *testing.T) *consumeCLI {
 	t.Helper()
-	c := &consumeCLI{bin: buildGateway(t), env: devenv.Start(t)}
+	c := &consumeCLI{bin: buildGateway(t), env: testkit.Start(t)}
 	c.cfgPath = filepath.Join(t.TempDir(), "kafkagate.ini")
 	if err := os.WriteFile(c.cfgPath, []byte(consumeCLIConfig), 0o600); err != nil {
 		t.Fatal(err)

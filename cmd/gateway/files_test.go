@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 )
 
@@ -29,13 +29,13 @@ import (
 // need, a configuration file with an envelope policy for topic "files",
 // and the VAULT_* environment the commands read.
 type fileCLI struct {
-	env  *devenv.Env
+	env  *testkit.Env
 	conf string
 	kc   *kafka.Client
 }
 
 func newFileCLI(t *testing.T) *fileCLI {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
 		t.Fatal(err)

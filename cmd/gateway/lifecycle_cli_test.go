@@ -13,11 +13,11 @@ import (
 	"testing"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -33,7 +33,7 @@ fields = Name transit
 // TestLifecycleCLI drives provision, keys rotate/inventory/config/list,
 // rewrap and consume as an operator would.
 func TestLifecycleCLI(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "kafkagate.ini")
 	if err := os.WriteFile(cfgPath, []byte(lifecycleCLIConfig), 0o600); err != nil {

@@ -1,0 +1,62 @@
+package testkit
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/kafkagate/kafkagate/devenv"
+)
+
+// Env is a Vault dev server and a kfake broker for one test.
+type Env = devenv.Env
+
+// Start starts Vault and a broker with short group timeouts for t and
+// stops them when t ends. It fails the test (never skips) when the vault
+// binary is missing: `make test` builds it first.
+func Start(t testing.TB) *Env {
+	t.Helper()
+	return StartWith(t, devenv.KafkaOptions{FastGroups: true})
+}
+
+// StartWith is Start with broker options.
+func StartWith(t testing.TB, ko devenv.KafkaOptions) *Env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	env, err := devenv.StartEnv(ctx, vaultOptions(t), ko)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	return env
+}
+
+// StartVault starts only Vault for t.
+func StartVault(t testing.TB) *devenv.Vault {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	v, err := devenv.StartVault(ctx, vaultOptions(t))
+	if err != nil {
+		t.Fatalf("start vault dev server: %v", err)
+	}
+	t.Cleanup(func() { _ = v.Stop() })
+	return v
+}
+
+// vaultOptions finds the vault binary (failing t without one) and sends
+// the server's log to stderr when KAFKAGATE_VAULT_LOG is set.
+func vaultOptions(t testing.TB) devenv.VaultOptions {
+	t.Helper()
+	bin, err := devenv.FindVault()
+	if err != nil {
+		t.Fatalf("%v (tests need a real Vault; `make test` builds it)", err)
+	}
+	o := devenv.VaultOptions{Binary: bin}
+	if os.Getenv("KAFKAGATE_VAULT_LOG") != "" {
+		o.Log = os.Stderr
+	}
+	return o
+}
