@@ -33,24 +33,6 @@ func TestMain(m *testing.M) {
 // "-", so it cannot occur inside a Vault ciphertext.
 const marker = "pt-"
 
-// syncBuffer collects a bridge's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	t     *testing.T
 	env   *testkit.Env
@@ -59,7 +41,7 @@ type fixture struct {
 	pol   *policy.Policy
 	cl    sarama.Client
 	admin sarama.ClusterAdmin
-	logs  *syncBuffer
+	logs  *testkit.SyncBuffer
 }
 
 // setup starts Vault and kfake; vaultTimeout bounds each Vault call of the
@@ -110,7 +92,7 @@ func setup(t *testing.T, vaultTimeout time.Duration, polKV map[string]string) *f
 	t.Cleanup(func() { _ = admin.Close() }) // closes cl too
 	eng := protect.New(transit.New(vc, transit.Options{}), protect.Options{Policies: set})
 	t.Cleanup(eng.Close)
-	f := &fixture{t: t, env: env, ks: ks, eng: eng, pol: pol, cl: cl, admin: admin, logs: &syncBuffer{}}
+	f := &fixture{t: t, env: env, ks: ks, eng: eng, pol: pol, cl: cl, admin: admin, logs: &testkit.SyncBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			s := f.logs.String()

@@ -19,6 +19,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kafkagate/kafkagate/bridge"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // TestKillNineFiveTimes (issue 9): the `gateway bridge` process is killed
@@ -42,7 +43,7 @@ var suspectedLine = regexp.MustCompile(`resuming after an unclean stop.* suspect
 // child is one `gateway bridge` process.
 type child struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	done chan struct{} // closed when the process has exited
 	err  error
 }
@@ -69,7 +70,7 @@ func killNine(t *testing.T, exactlyOnce bool) {
 	var children []*child
 	start := func() *child {
 		t.Helper()
-		c := &child{cmd: exec.Command(bin, args...), logs: &syncBuffer{}, done: make(chan struct{})}
+		c := &child{cmd: exec.Command(bin, args...), logs: &testkit.SyncBuffer{}, done: make(chan struct{})}
 		c.cmd.Env = append(os.Environ(), "VAULT_ADDR="+f.env.Vault.Addr, "VAULT_TOKEN="+f.env.Vault.Token, "VAULT_NAMESPACE=", "VAULT_CACERT=")
 		c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 		if err := c.cmd.Start(); err != nil {

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,23 +25,6 @@ import (
 	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // setupWith is setup with extra [kafkagate] keys and a log sink; it
 // serves the API through httptest unless noServer.
@@ -126,7 +107,7 @@ func TestTokenAccessMatrix(t *testing.T) {
 		"token " + httpapi.HashToken(bob) + " bob consume:purchases",
 		"token " + httpapi.HashToken(carol) + " carol produce:oth*",
 	}, "\n"))
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	f := setupWith(t, "access_file = "+access, logs, false)
 	body := produceBody(purchase)
 	cases := []struct {

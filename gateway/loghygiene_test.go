@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,23 +21,6 @@ import (
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 const hygieneConfig = `
 [policy:t_fields]
@@ -72,7 +54,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	gw, err := gateway.New(gateway.Options{
 		Config:  cfg,
 		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 2 * time.Second},

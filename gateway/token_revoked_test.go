@@ -113,7 +113,7 @@ type produceOutcome struct {
 func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 	env := testkit.Start(t)
 	roleIDFile, secretIDFile, creds := setupAppRole(t, env)
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
 	gw, ctx := f.gw, context.Background()
 	before := highWatermarks(t, gw.Kafka, "purchases")
@@ -305,7 +305,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 func TestVaultFailedReloginIsPaced(t *testing.T) {
 	env := testkit.Start(t)
 	roleIDFile, secretIDFile, _ := setupAppRole(t, env)
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
 	ctx := context.Background()
 	good, err := os.ReadFile(secretIDFile)

@@ -102,7 +102,7 @@ func TestTokenNew(t *testing.T) {
 }
 
 // waitHealthy polls url until it answers 200 or serve exits.
-func waitHealthy(t *testing.T, c *http.Client, url string, done <-chan error, out *syncBuffer) {
+func waitHealthy(t *testing.T, c *http.Client, url string, done <-chan error, out *testkit.SyncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -157,7 +157,7 @@ func TestServeTLSAndTokens(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, out, "serve", "--config", cfg) }()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
@@ -228,7 +228,7 @@ func TestServeTLSAndTokens(t *testing.T) {
 	cfg = writeTemp(t, dir, "open.ini", base)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
-	out2 := &syncBuffer{}
+	out2 := &testkit.SyncBuffer{}
 	done2 := make(chan error, 1)
 	go func() { done2 <- run(ctx2, out2, "serve", "--config", cfg) }()
 	waitHealthy(t, http.DefaultClient, "http://"+listen+"/healthz", done2, out2)

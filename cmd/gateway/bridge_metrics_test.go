@@ -92,7 +92,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, &out, "--config", cfgPath, "--brokers="+env.Brokers[0], "--log-level", "warn",
@@ -145,7 +145,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var errOut syncBuffer
+	var errOut testkit.SyncBuffer
 	err = run(context.Background(), &errOut, "--config", cfgPath, "--brokers="+env.Brokers[0], "bridge", "--source", "plain", "--target", "enc", "--metrics-listen", ln.Addr().String())
 	if err == nil || !strings.Contains(err.Error(), "--metrics-listen "+ln.Addr().String()) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("taken --metrics-listen address: %v", err)
@@ -154,7 +154,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 
 // waitMetrics polls url until every sample in want has its value, and
 // returns the exposition.
-func waitMetrics(t *testing.T, url string, want map[string]float64, done <-chan error, out *syncBuffer) string {
+func waitMetrics(t *testing.T, url string, want map[string]float64, done <-chan error, out *testkit.SyncBuffer) string {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	var body string

@@ -64,7 +64,7 @@ func newFileCLI(t *testing.T) *fileCLI {
 
 // gw runs the gateway command line and returns its output.
 func (f *fileCLI) gw(ctx context.Context, args ...string) (string, error) {
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	err := run(ctx, &out, append([]string{"--config", f.conf, "--log-level", "warn"}, args...)...)
 	return out.String(), err
 }
@@ -199,7 +199,7 @@ func TestWatchDirAndRedriveCLI(t *testing.T) {
 	watch := func() string {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var out syncBuffer
+		var out testkit.SyncBuffer
 		done := make(chan error, 1)
 		go func() {
 			done <- run(ctx, &out, "--config", f.conf, "--log-level", "warn", "watch-dir", src, "--topic", "files", "--settle", "200ms")
@@ -260,7 +260,7 @@ func TestServeFileUpload(t *testing.T) {
 	conf := writeTemp(t, t.TempDir(), "serve.ini", string(ini)+"\n[kafkagate]\nlisten = "+listen+"\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, out, "--config", conf, "--log-level", "warn", "serve") }()
 	client := &http.Client{Timeout: 60 * time.Second}

@@ -9,30 +9,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/testkit"
 )
-
-// syncBuffer is a goroutine-safe output sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func run(ctx context.Context, out io.Writer, args ...string) error {
 	root := newRoot()
@@ -61,7 +43,7 @@ func TestDevStackEndToEnd(t *testing.T) {
 	listen, vaddr, kaddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, out, "dev", "--log-level", "error", "--listen", listen, "--vault-addr", vaddr, "--kafka-addr", kaddr)
