@@ -23,7 +23,6 @@ import (
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // setupWith is setup with extra [kafkagate] keys and a log sink; it
@@ -31,32 +30,19 @@ import (
 func setupWith(t *testing.T, kafkagateKeys string, logw io.Writer, noServer bool) *fixture {
 	t.Helper()
 	env := testkit.Start(t)
-	cfg, err := config.Parse([]byte(testConfig + "\n[kafkagate]\n" + kafkagateKeys))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if logw == nil {
 		logw = io.Discard
 	}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 3 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(logw, nil)),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
+	o := gateway.Options{
+		Config: testkit.Config(t, testConfig+"\n[kafkagate]\n"+kafkagateKeys),
+		Vault:  testkit.RootVault(env, 3*time.Second),
+		Logger: slog.New(slog.NewTextHandler(logw, nil)),
 	}
-	t.Cleanup(func() { _ = gw.Close() })
-	f := &fixture{env: env, gw: gw}
-	if f.cid, err = gw.Kafka.ClusterID(context.Background()); err != nil {
-		t.Fatal(err)
+	if noServer {
+		gw := testkit.Gateway(t, env, o)
+		return &fixture{env: env, gw: gw, cid: testkit.ClusterID(t, gw)}
 	}
-	if !noServer {
-		f.srv = httptest.NewServer(gw.API)
-		t.Cleanup(f.srv.Close)
-	}
-	return f
+	return serve(t, env, o)
 }
 
 func writeFile(t *testing.T, dir, name, text string) string {
@@ -352,10 +338,7 @@ func TestConfiguredLimits(t *testing.T) {
 }
 
 func TestReadSettings(t *testing.T) {
-	good, err := config.Parse([]byte("[kafkagate]\nmax_body_bytes = 1024\nmax_json_depth = 10\nrequest_timeout = 2m\nrate_limit = 2.5\nlisten = 0.0.0.0:9\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := testkit.Config(t, "[kafkagate]\nmax_body_bytes = 1024\nmax_json_depth = 10\nrequest_timeout = 2m\nrate_limit = 2.5\nlisten = 0.0.0.0:9\n")
 	s, err := gateway.ReadSettings(good)
 	if err != nil || s.MaxBodyBytes != 1024 || s.MaxJSONDepth != 10 || s.RequestTimeout != 2*time.Minute || s.RateLimit != 2.5 || s.Listen != "0.0.0.0:9" {
 		t.Fatalf("%+v %v", s, err)
@@ -374,10 +357,7 @@ func TestReadSettings(t *testing.T) {
 		{"tls_cert = /x\ntls_key = /y\ntls_client_ca = /ca", "tls_client_ca needs access_file"},
 		{"tls_client_ca = /ca\naccess_file = /a", "tls_client_ca needs tls_cert"},
 	} {
-		f, err := config.Parse([]byte("[kafkagate]\n" + c.keys + "\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		f := testkit.Config(t, "[kafkagate]\n"+c.keys+"\n")
 		_, err = gateway.ReadSettings(f)
 		if err == nil || !errors.Is(err, config.ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: err %v, want %q", c.keys, err, c.want)

@@ -1,12 +1,9 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -18,16 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/filetransfer"
-	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
-	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // corpusConfig has one topic per protection mode, and small limits so the
@@ -68,38 +60,12 @@ type corpusFixture struct {
 func setupCorpus(t *testing.T) *corpusFixture {
 	t.Helper()
 	env := testkit.Start(t)
-	ctx := context.Background()
-	cfg, err := config.Parse([]byte(corpusConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
-	if err := kr.EnsureKEK(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Ensure(ctx, "payments.card_number"); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 3 * time.Second},
-		Logger:  quiet,
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, corpusConfig)
+	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
+	testkit.EnsureEnvelopeKEK(t, env)
+	quiet := testkit.Quiet()
+	f := serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second), Logger: quiet})
+	gw := f.gw
 	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewTransitKeys(env.Transit), Producer: gw.Kafka,
 		MaxMessageBytes: gw.Kafka.Settings().Sarama.Producer.MaxMessageBytes, Logger: quiet})
 	if err != nil {
@@ -108,29 +74,7 @@ func setupCorpus(t *testing.T) *corpusFixture {
 	files := httptest.NewServer(httpapi.New(httpapi.Config{Engine: gw.Engine, Policies: cfg.Policies, Kafka: gw.Kafka, Vault: gw.Vault,
 		Logger: quiet, Files: sender, MaxBodyBytes: 65536}))
 	t.Cleanup(files.Close)
-	return &corpusFixture{fixture: &fixture{env: env, gw: gw, srv: srv, cid: cid}, files: files}
-}
-
-// highWatermarks sums the high watermarks of a topic's partitions: the
-// number of records ever produced to it (0 for a topic that does not exist).
-func highWatermarks(t *testing.T, kc *kafka.Client, topic string) int64 {
-	t.Helper()
-	parts, err := kc.Partitions(topic)
-	if errors.Is(err, kafka.ErrUnknownTopic) {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, p := range parts {
-		_, hi, err := kc.Watermarks(topic, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += hi
-	}
-	return n
+	return &corpusFixture{fixture: f, files: files}
 }
 
 // documentedCodes reads the error codes of docs/errors.md's table.
@@ -163,7 +107,7 @@ func TestBadInputCorpus(t *testing.T) {
 	topics := []string{"purchases", "cards", "docs", "raw", "unprotected"}
 	before := map[string]int64{}
 	for _, tp := range topics {
-		before[tp] = highWatermarks(t, f.gw.Kafka, tp)
+		before[tp] = testkit.HighWatermarks(t, f.gw.Kafka, tp)
 	}
 	deep := `{"value":{"data":{"extra":` + strings.Repeat(`[`, 40) + strings.Repeat(`]`, 40) + `}}}`
 	manyHeaders := `{"headers":[` + strings.Repeat(`{"name":"h","value":"eA=="},`, 4) + `{"name":"h","value":"eA=="}],"value":{"data":{}}}`
@@ -342,7 +286,7 @@ func TestBadInputCorpus(t *testing.T) {
 		})
 	}
 	for _, tp := range topics {
-		if n := highWatermarks(t, f.gw.Kafka, tp); n != before[tp] {
+		if n := testkit.HighWatermarks(t, f.gw.Kafka, tp); n != before[tp] {
 			t.Errorf("topic %s: high watermark %d -> %d after rejected requests", tp, before[tp], n)
 		}
 	}
@@ -383,7 +327,7 @@ func TestBadInputMixedBatch(t *testing.T) {
 	}
 	for _, topic := range order {
 		es := byTopic[topic]
-		before := highWatermarks(t, f.gw.Kafka, topic)
+		before := testkit.HighWatermarks(t, f.gw.Kafka, topic)
 		var raws []string
 		for _, e := range es {
 			raws = append(raws, e.body)
@@ -427,7 +371,7 @@ func TestBadInputMixedBatch(t *testing.T) {
 		if len(br.Successes) != good || fi != len(br.Failures) {
 			t.Fatalf("%s: %d successes (want %d), %d failures: %s", topic, len(br.Successes), good, len(br.Failures), b)
 		}
-		if after := highWatermarks(t, f.gw.Kafka, topic); after-before != int64(good) {
+		if after := testkit.HighWatermarks(t, f.gw.Kafka, topic); after-before != int64(good) {
 			t.Fatalf("%s: watermark moved by %d, want %d (only the good records)", topic, after-before, good)
 		}
 		for _, rec := range f.raw(t, topic) {

@@ -10,14 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
 	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/transit"
 )
 
 const envelopeConfig = `
@@ -36,14 +34,9 @@ mode = envelope
 func setupEnvelope(t *testing.T) *fixture {
 	t.Helper()
 	env := testkit.Start(t)
-	cfg, err := config.Parse([]byte(envelopeConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Transit.EnsureKey(context.Background(), envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, 3*time.Second)})
+	cfg := testkit.Config(t, envelopeConfig)
+	testkit.EnsureEnvelopeKEK(t, env)
+	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
 }
 
 func TestEnvelopeRecordsOverHTTP(t *testing.T) {

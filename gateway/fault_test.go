@@ -15,7 +15,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/testkit"
@@ -102,11 +101,8 @@ func newLoadGateway(t *testing.T, env *testkit.Env) *fixture {
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	cfg, err := config.Parse([]byte(faultConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, time.Second),
+	cfg := testkit.Config(t, faultConfig)
+	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, time.Second),
 		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 

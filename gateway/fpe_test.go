@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
@@ -37,10 +36,7 @@ fields = credit_card fpe domain=nobody.home
 func setupFPE(t *testing.T, provision bool) (*fixture, *fpe.Keyring) {
 	t.Helper()
 	env := testkit.Start(t)
-	cfg, err := config.Parse([]byte(fpeConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, fpeConfig)
 	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
 	ctx := context.Background()
 	if err := kr.EnsureKEK(ctx); err != nil {
@@ -51,7 +47,7 @@ func setupFPE(t *testing.T, provision bool) (*fixture, *fpe.Keyring) {
 			t.Fatal(err)
 		}
 	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, 3*time.Second)}), kr
+	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)}), kr
 }
 
 func luhn(s string) bool {

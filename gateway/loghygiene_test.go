@@ -8,18 +8,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const hygieneConfig = `
@@ -40,35 +37,16 @@ dek = per-message
 func TestLogsCarryNoSecrets(t *testing.T) {
 	env := testkit.Start(t)
 	ctx := context.Background()
-	cfg, err := config.Parse([]byte(hygieneConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
-	if err := kr.EnsureKEK(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Ensure(ctx, "payments.card_number"); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, hygieneConfig)
+	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
+	testkit.EnsureEnvelopeKEK(t, env)
 	logs := &testkit.SyncBuffer{}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 2 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Brokers: env.Brokers,
+	f := serve(t, env, gateway.Options{
+		Config: cfg,
+		Vault:  testkit.RootVault(env, 2*time.Second),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw.API)
-	defer srv.Close()
-	cid, _ := gw.Kafka.ClusterID(ctx)
-	f := &fixture{env: env, gw: gw, srv: srv, cid: cid}
+	gw := f.gw
 
 	name, card, doc := "Zebulon Quartermaine", "2516-2848-6785-9087", "envelope-plaintext-Xylophone"
 	var responses strings.Builder

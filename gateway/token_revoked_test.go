@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
@@ -64,10 +63,7 @@ path "transit/decrypt/kafka-*" { capabilities = ["update"] }
 // Vault with AppRole, logging into logs at debug level.
 func appRoleGateway(t *testing.T, env *testkit.Env, roleIDFile, secretIDFile string, logs io.Writer) *fixture {
 	t.Helper()
-	cfg, err := config.Parse([]byte(testConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, testConfig)
 	f := serve(t, env, gateway.Options{Config: cfg,
 		Vault:  vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -116,7 +112,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 	logs := &testkit.SyncBuffer{}
 	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
 	gw, ctx := f.gw, context.Background()
-	before := highWatermarks(t, gw.Kafka, "purchases")
+	before := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 
 	// Steady load: two clients, back to back.
 	const clients = 2
@@ -210,7 +206,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 	if ok == 0 {
 		t.Fatal("no request succeeded")
 	}
-	after := highWatermarks(t, gw.Kafka, "purchases")
+	after := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 	if got := after - before; got != int64(ok) {
 		t.Fatalf("%d records reached Kafka for %d successful answers", got, ok)
 	}
@@ -239,7 +235,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	revokedTokens = append(revokedTokens, revokeCurrent(t, f))
-	stuck := highWatermarks(t, gw.Kafka, "purchases")
+	stuck := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 	// Three requests: each refused call makes one login attempt, and
 	// Vault locks an AppRole out after 5 failed logins (user lockout); see
 	// TestVaultFailedReloginIsPaced.
@@ -259,7 +255,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	if n := highWatermarks(t, gw.Kafka, "purchases"); n != stuck {
+	if n := testkit.HighWatermarks(t, gw.Kafka, "purchases"); n != stuck {
 		t.Fatalf("%d records produced without a valid token", n-stuck)
 	}
 	if err := os.WriteFile(secretIDFile, good, 0o600); err != nil {

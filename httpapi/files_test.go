@@ -25,7 +25,6 @@ import (
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
 	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/transit"
 )
 
 // uploadEnv is a real Vault dev server and a kfake broker, a file sender
@@ -46,9 +45,7 @@ func newUploadEnv(t *testing.T) *uploadEnv {
 	t.Helper()
 	env := testkit.Start(t)
 	ctx := context.Background()
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
+	testkit.EnsureEnvelopeKEK(t, env)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0], "message.max.bytes": "8388608"}, quiet)
 	if err != nil {

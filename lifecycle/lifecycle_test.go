@@ -83,9 +83,7 @@ func setupLifecycle(t *testing.T) *lcFixture {
 			t.Fatal(err)
 		}
 	}
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
+	testkit.EnsureEnvelopeKEK(t, env)
 	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
 	if err := kr.EnsureKEK(ctx); err != nil {
 		t.Fatal(err)

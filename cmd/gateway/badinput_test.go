@@ -13,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/transit"
 )
 
 // buildGateway builds this command into a temporary directory.
@@ -68,9 +66,7 @@ func TestCLIBadInput(t *testing.T) {
 	bin := buildGateway(t)
 	env := testkit.Start(t)
 	ctx := context.Background()
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
+	testkit.EnsureEnvelopeKEK(t, env)
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)

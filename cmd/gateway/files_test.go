@@ -37,9 +37,7 @@ type fileCLI struct {
 func newFileCLI(t *testing.T) *fileCLI {
 	env := testkit.Start(t)
 	ctx := context.Background()
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
+	testkit.EnsureEnvelopeKEK(t, env)
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultLegacyKEK, transit.KeySpec{}); err != nil {
 		t.Fatal(err)
 	}
