@@ -21,6 +21,7 @@ import (
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -87,24 +88,9 @@ func TestGatewayAgainstContainers(t *testing.T) {
 
 	// The gateway as compose runs it, but on loopback without the access
 	// file (the access job is the compose stack's).
-	gw, err := gateway.New(gateway.Options{Config: withoutAccess(t), Vault: vconf, Logger: log, Brokers: brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	l, err := gateway.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- gw.Serve(sctx, l) }()
-	defer func() { stop(); <-served }()
-	base := "http://" + l.Addr().String()
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw := testkit.Gateway(t, nil, gateway.Options{Config: withoutAccess(t), Vault: vconf, Logger: log, Brokers: brokers})
+	base := testkit.Serve(t, gw)
+	cid := testkit.ClusterID(t, gw)
 
 	const topic = "purchases_encrypted"
 	value := map[string]string{"Name": "Container Test", "Address": "7 Harbour Rd", "credit_card": "4539-1488-0343-6467"}

@@ -36,10 +36,7 @@ mount = k8s
 func TestProvisionKubernetesRoles(t *testing.T) {
 	env := testkit.Start(t)
 	ctx := context.Background()
-	cfg, err := config.Parse([]byte(k8sConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, k8sConfig)
 	k8s, err := lifecycle.KubernetesFromConfig(cfg)
 	if err != nil || k8s == nil {
 		t.Fatalf("KubernetesFromConfig: %+v %v", k8s, err)

@@ -5,23 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
-	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
 	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const lifecycleConfig = `
@@ -73,10 +68,7 @@ type lcFixture struct {
 func setupLifecycle(t *testing.T) *lcFixture {
 	t.Helper()
 	env := testkit.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "events_v3", "docs", "docs_v2", "files", "files_v2", "orders.dlq", "orders_v2.dlq", "mixed", "mixed_v2", "mixed_v2.dlq"}})
-	cfg, err := config.Parse([]byte(lifecycleConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, lifecycleConfig)
 	ctx := context.Background()
 	for _, k := range []string{"kafka-orders", "kafka-events", "kafka-events_v3"} {
 		if err := env.Transit.EnsureKey(ctx, k, transit.KeySpec{}); err != nil {
@@ -84,23 +76,8 @@ func setupLifecycle(t *testing.T) *lcFixture {
 		}
 	}
 	testkit.EnsureEnvelopeKEK(t, env)
-	kr := fpe.NewKeyring(env.VC, gateway.KeyringOptions(cfg))
-	if err := kr.EnsureKEK(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Ensure(ctx, "payments.card_number"); err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 5 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
+	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
+	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 5*time.Second)})
 	return &lcFixture{env: env, gw: gw}
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,47 +47,25 @@ mode = envelope
 // token) and serves a gateway for it, for the test.
 func provisionedGateway(t *testing.T, env *testkit.Env, text string) (*gateway.Gateway, *httptest.Server) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, text)
 	if _, err := lifecycle.Provision(context.Background(), env.VC, lifecycle.ProvisionOptions{Policies: cfg.Policies, TransitMount: cfg.Get("kafkagate", "transit_mount", "transit")}); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 5 * time.Second},
-		Logger: quietLog(), Brokers: env.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	return gw, srv
+	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 5*time.Second)})
+	return gw, testkit.ServeAPI(t, gw)
 }
-
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // roleGateway is a gateway logged in to Vault with the AppRole
 // credentials provision wrote for role.
 func roleGateway(t *testing.T, env *testkit.Env, cfg *config.File, dir, role string) (*gateway.Gateway, string, string) {
 	t.Helper()
-	gw, err := gateway.New(gateway.Options{
+	gw := testkit.Gateway(t, env, gateway.Options{
 		Config: cfg,
 		Vault: vaultclient.Config{Addr: env.Vault.Addr, Timeout: 5 * time.Second,
 			RoleIDFile: filepath.Join(dir, role+".role-id"), SecretIDFile: filepath.Join(dir, role+".secret-id")},
-		Logger:  quietLog(),
-		Brokers: env.Brokers,
 	})
-	if err != nil {
-		t.Fatalf("gateway as %s: %v", role, err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	cid, err := gw.Kafka.ClusterID(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testkit.ServeAPI(t, gw)
+	cid := testkit.ClusterID(t, gw)
 	return gw, srv.URL + "/v3/clusters/" + cid + "/topics/", gw.Vault.AuthMethod()
 }
 
@@ -129,13 +106,10 @@ func errorCode(t *testing.T, b []byte) int {
 func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	env := testkit.Start(t)
 	ctx := context.Background()
-	cfg, err := config.Parse([]byte(provisionConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, provisionConfig)
 	// 8 MiB records, as getting_started.ini.orig: the envelope topic docs
 	// (and its dead-letter topic) must take them.
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ","), "message.max.bytes": "8388608"}, quietLog())
+	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ","), "message.max.bytes": "8388608"}, testkit.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,10 +269,7 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	// Envelope topic: the producer seals, only the consumer opens.
 	// (A gateway loads the FPE keys of every policy in its configuration
 	// at start: one serving only docs gets a configuration with docs only.)
-	docsCfg, err := config.Parse([]byte("[kafkagate]\ntransit_mount = kgtransit\n[policy:docs]\nmode = envelope\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	docsCfg := testkit.Config(t, "[kafkagate]\ntransit_mount = kgtransit\n[policy:docs]\nmode = envelope\n")
 	_, dprod, _ := roleGateway(t, env, docsCfg, dir, lifecycle.RoleName("docs", lifecycle.RoleProducer))
 	_, dcons, _ := roleGateway(t, env, docsCfg, dir, lifecycle.RoleName("docs", lifecycle.RoleConsumer))
 	doc := base64.StdEncoding.EncodeToString([]byte("a sealed document"))

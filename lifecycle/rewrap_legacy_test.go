@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -15,8 +13,8 @@ import (
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // writeRaw writes records as they are (already encrypted) to topic.
@@ -84,17 +82,7 @@ func (f *lcFixture) writeSealed(t *testing.T, topic, key string, from, n int) []
 // DEK caches: what it opens, it unwraps now.
 func (f *lcFixture) freshEngine(t *testing.T) *gateway.Gateway {
 	t.Helper()
-	gw, err := gateway.New(gateway.Options{
-		Config:  f.gw.Config,
-		Vault:   vaultclient.Config{Addr: f.env.Vault.Addr, Token: f.env.Vault.Token, Timeout: 5 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Brokers: f.env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	return gw
+	return testkit.Gateway(t, f.env, gateway.Options{Config: f.gw.Config, Vault: testkit.RootVault(f.env, 5*time.Second)})
 }
 
 // TestRewrapLegacyAndSealed: records in the original demo's format and

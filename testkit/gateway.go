@@ -36,7 +36,8 @@ func RootVault(env *Env, timeout time.Duration) vaultclient.Config {
 }
 
 // Gateway assembles a gateway on env for t and closes it when t ends.
-// o.Brokers defaults to env's broker, o.Logger to Quiet.
+// o.Brokers defaults to env's broker (env may be nil when o.Brokers is
+// set), o.Logger to Quiet.
 func Gateway(t testing.TB, env *Env, o gateway.Options) *gateway.Gateway {
 	t.Helper()
 	if o.Brokers == nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/kafkagate/kafkagate/demo"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // served is a gateway on the embedded default configuration, against a
@@ -60,33 +58,13 @@ func serve(t *testing.T, accessLines ...string) *served {
 	if err := demo.Provision(ctx, env.VC, cfg); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 10 * time.Second},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Brokers: env.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 10*time.Second)})
 	if (len(accessLines) > 0) != (gw.Access != nil) {
 		t.Fatalf("access control on: %t, want %t", gw.Access != nil, len(accessLines) > 0)
 	}
-	l, err := gateway.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Serve(sctx, l) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		_ = gw.Close()
-	})
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &served{base: "http://" + l.Addr().String(), cid: cid, gw: gw}
+	base := testkit.Serve(t, gw)
+	cid := testkit.ClusterID(t, gw)
+	return &served{base: base, cid: cid, gw: gw}
 }
 
 // produce posts one JSON record through the REST API.
