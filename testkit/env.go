@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -59,4 +60,21 @@ func vaultOptions(t testing.TB) devenv.VaultOptions {
 		o.Log = os.Stderr
 	}
 	return o
+}
+
+// UseVault points the VAULT_ADDR and VAULT_TOKEN environment variables,
+// which the gateway's commands read, at env's Vault (root token) for t.
+func UseVault(t *testing.T, env *Env) {
+	t.Setenv("VAULT_ADDR", env.Vault.Addr)
+	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+}
+
+// WriteFile writes text to dir/name (mode 0600) and returns the path.
+func WriteFile(t testing.TB, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -102,3 +102,15 @@ func Produce(t testing.TB, kc *kafka.Client, msgs ...kafka.Message) []kafka.Deli
 	}
 	return ds
 }
+
+// KafkaClient dials brokers with a quiet logger and closes the client
+// when t ends.
+func KafkaClient(t testing.TB, brokers []string) *kafka.Client {
+	t.Helper()
+	kc, err := kafka.Dial(KafkaSettings(t, brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kc.Close() })
+	return kc
+}

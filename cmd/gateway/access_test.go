@@ -131,8 +131,7 @@ func waitHealthy(t *testing.T, c *http.Client, url string, done <-chan error, ou
 // loopback only.
 func TestServeTLSAndTokens(t *testing.T) {
 	env := testkit.Start(t)
-	t.Setenv("VAULT_ADDR", env.Vault.Addr)
-	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+	testkit.UseVault(t, env)
 	dir := t.TempDir()
 	ca, err := devenv.NewTestCA("test CA")
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -44,21 +43,12 @@ func metricValue(body, sample string) (float64, bool) {
 // gone.
 func TestCLIBridgeMetrics(t *testing.T) {
 	env := testkit.Start(t)
-	t.Setenv("VAULT_ADDR", env.Vault.Addr)
-	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+	testkit.UseVault(t, env)
 	cfgPath := filepath.Join(t.TempDir(), "kafkagate.ini")
 	if err := os.WriteFile(cfgPath, []byte(bridgeMetricsConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kc.Close() })
+	kc := testkit.KafkaClient(t, env.Brokers)
 	const n = 20
 	var msgs []kafka.Message
 	for i := range n {

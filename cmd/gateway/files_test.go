@@ -41,22 +41,13 @@ func newFileCLI(t *testing.T) *fileCLI {
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultLegacyKEK, transit.KeySpec{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("VAULT_ADDR", env.Vault.Addr)
-	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+	testkit.UseVault(t, env)
 	conf := filepath.Join(t.TempDir(), "getting_started.ini")
 	ini := fmt.Sprintf("[default]\nbootstrap.servers=%s\nmessage.max.bytes=8388608\n\n[policy:files]\nmode = envelope\ndek = per-message\n\n[policy:purchases]\nfields = Name transit\n", env.Brokers[0])
 	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0]}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { kc.Close() })
+	kc := testkit.KafkaClient(t, env.Brokers)
 	return &fileCLI{env: env, conf: conf, kc: kc}
 }
 
@@ -69,19 +60,7 @@ func (f *fileCLI) gw(ctx context.Context, args ...string) (string, error) {
 
 func (f *fileCLI) records(t *testing.T, topic string) int64 {
 	t.Helper()
-	ps, err := f.kc.Partitions(topic)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, p := range ps {
-		lo, hi, err := f.kc.Watermarks(topic, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += hi - lo
-	}
-	return n
+	return testkit.Records(t, f.kc, topic)
 }
 
 func writeRandom(t *testing.T, path string, n int) string {
