@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +20,6 @@ import (
 	"github.com/kafkagate/kafkagate/protect"
 	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 func TestMain(m *testing.M) {
@@ -49,14 +46,7 @@ type fixture struct {
 func setup(t *testing.T, vaultTimeout time.Duration, polKV map[string]string) *fixture {
 	t.Helper()
 	env := testkit.Start(t)
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ",")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, err := vaultclient.New(vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: vaultTimeout, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ks := testkit.KafkaSettings(t, env.Brokers)
 	if polKV == nil {
 		polKV = map[string]string{"fields": "Name transit, Address transit"}
 	}
@@ -90,8 +80,7 @@ func setup(t *testing.T, vaultTimeout time.Duration, polKV map[string]string) *f
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = admin.Close() }) // closes cl too
-	eng := protect.New(transit.New(vc, transit.Options{}), protect.Options{Policies: set})
-	t.Cleanup(eng.Close)
+	eng, _ := testkit.Engine(t, env, set, vaultTimeout)
 	f := &fixture{t: t, env: env, ks: ks, eng: eng, pol: pol, cl: cl, admin: admin, logs: &testkit.SyncBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -281,69 +270,7 @@ func (f *fixture) waitCommitted(group, topic string, timeout time.Duration) {
 // readAll reads every record of topic as a read_committed consumer sees it.
 func (f *fixture) readAll(topic string) []*sarama.ConsumerMessage {
 	f.t.Helper()
-	return readAll(f.t, f.env.Brokers, topic)
-}
-
-func readAll(t *testing.T, brokers []string, topic string) []*sarama.ConsumerMessage {
-	t.Helper()
-	return readAllAs(t, brokers, topic, sarama.ReadCommitted)
-}
-
-// readAllAs is readAll at an isolation level: ReadUncommitted also returns
-// the records of aborted transactions.
-func readAllAs(t *testing.T, brokers []string, topic string, level sarama.IsolationLevel) []*sarama.ConsumerMessage {
-	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
-	cfg.Consumer.IsolationLevel = level
-	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
-	cfg.Consumer.Return.Errors = true
-	cons, err := sarama.NewConsumer(brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	parts, err := cons.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu  sync.Mutex
-		all []*sarama.ConsumerMessage
-		wg  sync.WaitGroup
-	)
-	for _, p := range parts {
-		pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.Close()
-			idle := time.NewTimer(time.Second)
-			defer idle.Stop()
-			for {
-				select {
-				case m := <-pc.Messages():
-					mu.Lock()
-					all = append(all, m)
-					mu.Unlock()
-					if m.Offset >= pc.HighWaterMarkOffset()-1 {
-						// the end, unless control records follow: wait briefly
-						idle.Reset(300 * time.Millisecond)
-					} else {
-						idle.Reset(time.Second)
-					}
-				case <-pc.Errors():
-				case <-idle.C:
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return all
+	return testkit.ReadAll(f.t, f.env.Brokers, topic)
 }
 
 // header returns the value of the first header named name, or nil.

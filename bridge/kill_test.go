@@ -196,7 +196,7 @@ func killNine(t *testing.T, exactlyOnce bool) {
 	if exactlyOnce {
 		// Records of the transactions the kills interrupted stay in the
 		// log, aborted: a read_uncommitted reader sees them.
-		aborted := len(readAllAs(t, f.env.Brokers, "enc", sarama.ReadUncommitted)) - len(msgs)
+		aborted := len(testkit.ReadAllAs(t, f.env.Brokers, "enc", sarama.ReadUncommitted)) - len(msgs)
 		mode = fmt.Sprintf("exactly-once (%d records in aborted transactions, hidden from read_committed)", aborted)
 		if dups != 0 {
 			t.Fatalf("exactly-once: %d duplicates seen by a read_committed reader", dups)

@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,15 +76,7 @@ func startStack(t *testing.T) *stack {
 	if err := demo.Provision(ctx, env.VC, cfg); err != nil {
 		t.Fatal(err)
 	}
-	s, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ","), "message.max.bytes": "16777216"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kc.Close() })
+	kc := testkit.KafkaClient(t, testkit.KafkaSettings(t, env.Brokers, "message.max.bytes", "16777216"))
 	return &stack{env: env, kc: kc, dir: t.TempDir()}
 }
 

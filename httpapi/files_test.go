@@ -44,28 +44,17 @@ type uploadEnv struct {
 func newUploadEnv(t *testing.T) *uploadEnv {
 	t.Helper()
 	env := testkit.Start(t)
-	ctx := context.Background()
 	testkit.EnsureEnvelopeKEK(t, env)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0], "message.max.bytes": "8388608"}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kc.Close() })
-	cfg, err := config.Parse([]byte("[policy:files]\nmode = envelope\ndek = per-message\n\n[policy:purchases]\nfields = Name transit\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	quiet := testkit.Quiet()
+	ks := testkit.KafkaSettings(t, env.Brokers, "message.max.bytes", "8388608")
+	kc := testkit.KafkaClient(t, ks)
+	cfg := testkit.Config(t, "[policy:files]\nmode = envelope\ndek = per-message\n\n[policy:purchases]\nfields = Name transit\n")
 	keys := envelope.NewTransitKeys(env.Transit)
 	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: keys, Producer: kc, MaxMessageBytes: ks.Sarama.Producer.MaxMessageBytes, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cid, err := kc.ClusterID(ctx)
+	cid, err := kc.ClusterID(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,19 +119,7 @@ func (u *uploadEnv) receive(t *testing.T, topic string) []filetransfer.Received 
 // records counts the records of topic.
 func (u *uploadEnv) records(t *testing.T, topic string) int64 {
 	t.Helper()
-	ps, err := u.kc.Partitions(topic)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, p := range ps {
-		lo, hi, err := u.kc.Watermarks(topic, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += hi - lo
-	}
-	return n
+	return testkit.Records(t, u.kc, topic)
 }
 
 // TestFileUpload streams a file of 3 MiB + 7 bytes in a chunked request body

@@ -103,11 +103,10 @@ func Produce(t testing.TB, kc *kafka.Client, msgs ...kafka.Message) []kafka.Deli
 	return ds
 }
 
-// KafkaClient dials brokers with a quiet logger and closes the client
-// when t ends.
-func KafkaClient(t testing.TB, brokers []string) *kafka.Client {
+// KafkaClient dials ks and closes the client when t ends.
+func KafkaClient(t testing.TB, ks *kafka.Settings) *kafka.Client {
 	t.Helper()
-	kc, err := kafka.Dial(KafkaSettings(t, brokers))
+	kc, err := kafka.Dial(ks)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,10 +75,15 @@ func ReadAllAs(t testing.TB, brokers []string, topic string, level sarama.Isolat
 	return all
 }
 
-// KafkaSettings configures a Kafka client for brokers, logging nowhere.
-func KafkaSettings(t testing.TB, brokers []string) *kafka.Settings {
+// KafkaSettings configures a Kafka client for brokers, with more client
+// properties given as key, value pairs, logging nowhere.
+func KafkaSettings(t testing.TB, brokers []string, props ...string) *kafka.Settings {
 	t.Helper()
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(brokers, ",")}, Quiet())
+	m := map[string]string{"bootstrap.servers": strings.Join(brokers, ",")}
+	for i := 0; i+1 < len(props); i += 2 {
+		m[props[i]] = props[i+1]
+	}
+	ks, err := kafka.Configure(m, Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

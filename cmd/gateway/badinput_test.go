@@ -59,7 +59,7 @@ func TestCLIBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	brokers := "--brokers=" + env.Brokers[0]
-	kc := testkit.KafkaClient(t, env.Brokers)
+	kc := testkit.KafkaClient(t, testkit.KafkaSettings(t, env.Brokers))
 	watched := []string{"purchases", "docs", "nopolicy"}
 	before := map[string]int64{}
 	for _, tp := range watched {

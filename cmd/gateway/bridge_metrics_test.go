@@ -48,7 +48,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(bridgeMetricsConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kc := testkit.KafkaClient(t, env.Brokers)
+	kc := testkit.KafkaClient(t, testkit.KafkaSettings(t, env.Brokers))
 	const n = 20
 	var msgs []kafka.Message
 	for i := range n {

@@ -47,7 +47,7 @@ func newFileCLI(t *testing.T) *fileCLI {
 	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kc := testkit.KafkaClient(t, env.Brokers)
+	kc := testkit.KafkaClient(t, testkit.KafkaSettings(t, env.Brokers))
 	return &fileCLI{env: env, conf: conf, kc: kc}
 }
 
