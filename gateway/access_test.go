@@ -54,27 +54,6 @@ func writeFile(t *testing.T, dir, name, text string) string {
 	return p
 }
 
-func send(t *testing.T, c *http.Client, method, url, auth, body string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
-}
-
 // TestTokenAccessMatrix produces and reads through real Vault and Kafka
 // with bearer tokens: the right principal gets 200, everyone else 401 or
 // 403 and writes nothing; the log names principals and never a token.
@@ -124,7 +103,7 @@ func TestTokenAccessMatrix(t *testing.T) {
 			if topic, ok := strings.CutSuffix(c.topic, ":batch"); ok {
 				b, url = `{"entries":[{"id":"1","value":{"data":{"Name":"x"}}}]}`, f.url(topic)+":batch"
 			}
-			resp, rb := send(t, http.DefaultClient, c.method, url, c.auth, b)
+			resp, rb := testkit.Do(t, http.DefaultClient, c.method, url, c.auth, b)
 			if resp.StatusCode != c.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, rb)
 			}
@@ -146,7 +125,7 @@ func TestTokenAccessMatrix(t *testing.T) {
 		t.Errorf("other holds %d records, want 1 (carol's)", n)
 	}
 	// Probes stay open.
-	if resp, _ := send(t, http.DefaultClient, "GET", f.srv.URL+"/healthz", "", ""); resp.StatusCode != 200 {
+	if resp, _ := testkit.Do(t, http.DefaultClient, "GET", f.srv.URL+"/healthz", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)
 	}
 	l := logs.String()
@@ -234,19 +213,19 @@ func TestMutualTLS(t *testing.T) {
 		}}
 	}
 	body := produceBody(purchase)
-	if resp, b := send(t, client(bridge), "POST", f.url("purchases"), "", body); resp.StatusCode != 200 {
+	if resp, b := testkit.Do(t, client(bridge), "POST", f.url("purchases"), "", body); resp.StatusCode != 200 {
 		t.Fatalf("bridge produce: %d %s", resp.StatusCode, b)
 	}
-	if resp, b := send(t, client(bridge), "GET", f.url("purchases"), "", ""); resp.StatusCode != 403 {
+	if resp, b := testkit.Do(t, client(bridge), "GET", f.url("purchases"), "", ""); resp.StatusCode != 403 {
 		t.Fatalf("bridge read (no consume right): %d %s", resp.StatusCode, b)
 	}
-	if resp, b := send(t, client(reader), "GET", f.url("purchases")+"?partition=0", "", ""); resp.StatusCode != 200 {
+	if resp, b := testkit.Do(t, client(reader), "GET", f.url("purchases")+"?partition=0", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("reader read: %d %s", resp.StatusCode, b)
 	}
-	if resp, b := send(t, client(reader), "POST", f.url("purchases"), "", body); resp.StatusCode != 403 {
+	if resp, b := testkit.Do(t, client(reader), "POST", f.url("purchases"), "", body); resp.StatusCode != 403 {
 		t.Fatalf("reader produce: %d %s", resp.StatusCode, b)
 	}
-	resp, b := send(t, client(stranger), "POST", f.url("purchases"), "", body)
+	resp, b := testkit.Do(t, client(stranger), "POST", f.url("purchases"), "", body)
 	var e errBody
 	_ = json.Unmarshal(b, &e)
 	if resp.StatusCode != 401 || e.ErrorCode != httpapi.CodeUnauthenticated {
@@ -254,7 +233,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	// A token, when sent, decides: bridge's certificate with alice's token
 	// is alice, who may read but not produce.
-	if resp, b := send(t, client(bridge), "POST", f.url("purchases"), "Bearer "+alice, body); resp.StatusCode != 403 {
+	if resp, b := testkit.Do(t, client(bridge), "POST", f.url("purchases"), "Bearer "+alice, body); resp.StatusCode != 403 {
 		t.Fatalf("bridge certificate with alice's token: %d %s", resp.StatusCode, b)
 	}
 	for name, c := range map[string]*http.Client{"rogue CA": client(rogueBridge), "no certificate": client()} {
@@ -323,7 +302,7 @@ func TestConfiguredLimits(t *testing.T) {
 		t.Fatalf("purchases holds %d records, want 2", n)
 	}
 	// Six requests so far; the seventh is the last of the burst.
-	if resp, b := send(t, http.DefaultClient, "GET", f.srv.URL+"/v3/clusters", "", ""); resp.StatusCode != 200 {
+	if resp, b := testkit.Do(t, http.DefaultClient, "GET", f.srv.URL+"/v3/clusters", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("request 7: %d %s", resp.StatusCode, b)
 	}
 	resp, b := f.post(t, f.url("purchases"), "application/json", `{"value":{"data":{"Name":"x"}}}`)

@@ -83,13 +83,7 @@ func (f *fixture) post(t *testing.T, url, ctype, body string) (*http.Response, [
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return testkit.Call(t, nil, req)
 }
 
 // raw reads every record of a topic as stored (no decryption).

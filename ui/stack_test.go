@@ -1,11 +1,9 @@
 package ui_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,17 +69,7 @@ func serve(t *testing.T, accessLines ...string) *served {
 func (s *served) produce(t *testing.T, token, topic string, value any) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"key": map[string]any{"type": "STRING", "data": "viewer-test"}, "value": map[string]any{"type": "JSON", "data": value}})
-	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", s.base, s.cid, topic), bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := testkit.Do(t, nil, http.MethodPost, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", s.base, s.cid, topic), testkit.Bearer(token), string(body))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("produce to %s: %d %s", topic, resp.StatusCode, b)
 	}
@@ -90,16 +78,7 @@ func (s *served) produce(t *testing.T, token, topic string, value any) {
 // get calls a viewer endpoint and returns the status and body.
 func (s *served) get(t *testing.T, token, path string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.base+path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := testkit.Do(t, nil, http.MethodGet, s.base+path, testkit.Bearer(token), "")
 	return resp.StatusCode, b
 }
 
