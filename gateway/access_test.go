@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,15 +43,6 @@ func setupWith(t *testing.T, kafkagateKeys string, logw io.Writer, noServer bool
 	return serve(t, env, o)
 }
 
-func writeFile(t *testing.T, dir, name, text string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestTokenAccessMatrix produces and reads through real Vault and Kafka
 // with bearer tokens: the right principal gets 200, everyone else 401 or
 // 403 and writes nothing; the log names principals and never a token.
@@ -66,7 +55,7 @@ func TestTokenAccessMatrix(t *testing.T) {
 	carol, _, _ := httpapi.NewToken() // produce:oth* (prefix)
 	mallory, _, _ := httpapi.NewToken()
 	dir := t.TempDir()
-	access := writeFile(t, dir, "access", strings.Join([]string{
+	access := testkit.WriteFile(t, dir, "access", strings.Join([]string{
 		"# kafkagate access file",
 		"token " + httpapi.HashToken(alice) + " alice produce:purchases consume:purchases",
 		"token " + httpapi.HashToken(bob) + " bob consume:purchases",
@@ -167,7 +156,7 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caPath := writeFile(t, dir, "ca.pem", string(ca.PEM))
+	caPath := testkit.WriteFile(t, dir, "ca.pem", string(ca.PEM))
 	issue := func(c *devenv.TestCA, subject pkix.Name) tls.Certificate {
 		is, err := c.IssueClient(subject)
 		if err != nil {
@@ -180,7 +169,7 @@ func TestMutualTLS(t *testing.T) {
 	stranger := issue(ca, pkix.Name{CommonName: "stranger"})
 	rogueBridge := issue(rogue, pkix.Name{CommonName: "bridge"})
 	alice, _, _ := httpapi.NewToken()
-	access := writeFile(t, dir, "access", strings.Join([]string{
+	access := testkit.WriteFile(t, dir, "access", strings.Join([]string{
 		"cert CN=bridge bridge produce:purchases",
 		`cert "CN=Reader One,O=Acme" reader consume:*`,
 		"token " + httpapi.HashToken(alice) + " alice consume:purchases",

@@ -115,15 +115,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 	}
 	t.Logf("bridge /metrics after %d records:\n%s", n, grepBridge(body))
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("bridge: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("bridge did not stop")
-	}
+	stopRun(t, cancel, done, 60*time.Second, "bridge")
 	if resp, err := http.Get(url); err == nil {
 		resp.Body.Close()
 		t.Fatal("/metrics still served after the bridge stopped")

@@ -234,14 +234,14 @@ func TestServeFileUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	listen := freeAddr(t)
-	conf := writeTemp(t, t.TempDir(), "serve.ini", string(ini)+"\n[kafkagate]\nlisten = "+listen+"\n")
+	conf := testkit.WriteFile(t, t.TempDir(), "serve.ini", string(ini)+"\n[kafkagate]\nlisten = "+listen+"\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, out, "--config", conf, "--log-level", "warn", "serve") }()
 	client := &http.Client{Timeout: 60 * time.Second}
-	waitHealthy(t, client, "http://"+listen+"/healthz", done, out)
+	waitHealthy(t, client, "http://"+listen+"/healthz", done, out, 30*time.Second)
 	cid, err := f.kc.ClusterID(ctx)
 	if err != nil {
 		t.Fatal(err)

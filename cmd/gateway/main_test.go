@@ -49,25 +49,7 @@ func TestDevStackEndToEnd(t *testing.T) {
 		done <- run(ctx, out, "dev", "--log-level", "error", "--listen", listen, "--vault-addr", vaddr, "--kafka-addr", kaddr)
 	}()
 	base := "http://" + listen
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("dev exited early: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dev stack not ready:\n%s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHealthy(t, http.DefaultClient, base+"/readyz", done, out, 60*time.Second)
 	banner := out.String()
 	token := regexp.MustCompile(`VAULT_TOKEN=(\S+)`).FindStringSubmatch(banner)
 	if token == nil || !strings.Contains(banner, "curl") {
@@ -147,15 +129,7 @@ func TestDevStackEndToEnd(t *testing.T) {
 		t.Fatalf("want 2 decrypted records:\n%s", cons.String())
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("dev did not stop cleanly: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev did not stop within 30 s of cancellation")
-	}
+	stopRun(t, cancel, done, 30*time.Second, "dev")
 }
 
 func TestCLIErrorsAreOneLine(t *testing.T) {
