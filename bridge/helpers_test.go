@@ -143,6 +143,27 @@ func (f *fixture) produce(topic string, from, n int, value func(int) []byte) {
 	}
 }
 
+// bridgeAll creates topics plain and enc with parts partitions each (and
+// enc.dlq with one when dlq), produces records 0..n-1 to plain (value as
+// for produce), runs one bridge from plain to enc until its group has
+// committed the end of plain (within limit), and stops it. took is the
+// time from the bridge's start to that commit.
+func (f *fixture) bridgeAll(parts int32, n int, value func(int) []byte, dlq bool, limit time.Duration) (r *running, took time.Duration) {
+	f.t.Helper()
+	f.createTopic("plain", parts)
+	f.createTopic("enc", parts)
+	if dlq {
+		f.createTopic("enc.dlq", 1)
+	}
+	f.produce("plain", 0, n, value)
+	start := time.Now()
+	r = f.start(f.config("plain", "enc"))
+	f.waitCommitted(bridge.DefaultGroup("enc"), "plain", limit)
+	took = time.Since(start)
+	r.stop(f.t)
+	return r, took
+}
+
 var baseTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // running is a bridge started by start.

@@ -5,13 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 func decodeB64(t *testing.T, s string) string {
@@ -189,13 +189,7 @@ func TestVaultStoppedFailsClosed(t *testing.T) {
 // Kafka client (librdkafka). make test installs kcat; elsewhere the test
 // skips unless KAFKAGATE_REQUIRE_KCAT is set.
 func TestKcatSeesCiphertextOnly(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		if os.Getenv("KAFKAGATE_REQUIRE_KCAT") != "" {
-			t.Fatal("kcat is not installed (make deps installs it)")
-		}
-		t.Skip("kcat not installed")
-	}
+	kcat := testkit.Kcat(t)
 	f := setup(t)
 	if resp, b := f.post(t, f.url("purchases"), "application/json", produceBody(purchase)); resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, b)

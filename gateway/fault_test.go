@@ -151,14 +151,10 @@ func TestVaultFrozenUnderLoad(t *testing.T) {
 	done := make(chan struct{})
 	go func() { outs = loadGen(t, f.url("load"), 4, stop, nil); close(done) }()
 	time.Sleep(700 * time.Millisecond)
-	if err := env.Vault.Pause(); err != nil {
-		t.Fatal(err)
-	}
+	resume := testkit.PauseVault(t, env.Vault)
 	pausedAt := time.Now()
 	time.Sleep(3 * time.Second)
-	if err := env.Vault.Resume(); err != nil {
-		t.Fatal(err)
-	}
+	resume()
 	resumedAt := time.Now()
 	time.Sleep(2500 * time.Millisecond)
 	close(stop)

@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -77,4 +78,41 @@ func WriteFile(t testing.TB, dir, name, text string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// PauseVault stops v with SIGSTOP. The returned resume continues it,
+// failing t on error; a test that ends without calling resume has v
+// continued then.
+func PauseVault(t testing.TB, v *devenv.Vault) (resume func()) {
+	t.Helper()
+	if err := v.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			_ = v.Resume()
+		}
+	})
+	return func() {
+		t.Helper()
+		if err := v.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		resumed = true
+	}
+}
+
+// Kcat is the path of kcat, an independent Kafka client (librdkafka).
+// Without it t is skipped, or fails when KAFKAGATE_REQUIRE_KCAT is set.
+func Kcat(t testing.TB) string {
+	t.Helper()
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("KAFKAGATE_REQUIRE_KCAT") != "" {
+			t.Fatal("kcat is not installed (make deps installs it)")
+		}
+		t.Skip("kcat not installed")
+	}
+	return kcat
 }

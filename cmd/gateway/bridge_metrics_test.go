@@ -70,15 +70,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 
 	// Vault frozen: the bridge can encrypt nothing, so the lag is every
 	// record; after SIGCONT it drains to 0.
-	if err := env.Vault.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = env.Vault.Resume()
-		}
-	}()
+	resume := testkit.PauseVault(t, env.Vault)
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -94,10 +86,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 		`kafkagate_bridge_consumer_lag{target="enc"}`:                   n,
 	}
 	waitMetrics(t, url, frozen, done, &out)
-	if err := env.Vault.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume()
 	want := map[string]float64{
 		`kafkagate_bridge_records_total{event="consumed",target="enc"}`:      n,
 		`kafkagate_bridge_records_total{event="produced",target="enc"}`:      n - 1,

@@ -220,15 +220,7 @@ func TestCLIConsume(t *testing.T) {
 	})
 
 	t.Run("max-wait-per-decrypt with Vault frozen", func(t *testing.T) {
-		if err := c.env.Vault.Pause(); err != nil {
-			t.Fatal(err)
-		}
-		resumed := false
-		defer func() {
-			if !resumed {
-				_ = c.env.Vault.Resume()
-			}
-		}()
+		resume := testkit.PauseVault(t, c.env.Vault)
 		start := time.Now()
 		recs, stderr, code := c.consume(t, "purchases", "--max-wait-per-decrypt", "300ms")
 		took := time.Since(start)
@@ -246,10 +238,7 @@ func TestCLIConsume(t *testing.T) {
 				t.Fatal("a timed-out record carries plaintext")
 			}
 		}
-		if err := c.env.Vault.Resume(); err != nil {
-			t.Fatal(err)
-		}
-		resumed = true
+		resume()
 		recs, stderr, code = c.consume(t, "purchases", "--max-wait-per-decrypt", "10s")
 		if code != 0 || len(recs) != 3 || recs[0].Decryption.Status != "decrypted" || recs[2].Decryption.Status != "decrypted" {
 			t.Fatalf("after SIGCONT: exit %d, %d records, stderr %q", code, len(recs), stderr)
