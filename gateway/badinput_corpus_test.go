@@ -31,15 +31,7 @@ max_records = 5
 max_headers = 4
 max_header_bytes = 1024
 max_json_depth = 16
-
-[policy:purchases]
-transit_key = kafka-{topic}
-fields =
-    Name           transit
-    Address        transit
-    credit_card    transit
-    customer.email transit
-
+` + purchasesPolicy + `
 [policy:cards]
 fields = credit_card fpe format=full domain=payments.card_number
 

@@ -29,14 +29,7 @@ const testConfig = `
 bootstrap.servers = unused:9092
 client.id = kafkagate-test
 
-[policy:purchases]
-transit_key = kafka-{topic}
-fields =
-    Name         transit
-    Address      transit
-    credit_card  transit
-    customer.email transit
-
+` + purchasesPolicy + `
 [policy:other]
 transit_key = kafka-purchases
 fields = Name transit, Address transit, credit_card transit
@@ -47,6 +40,17 @@ fields = Address transit
 
 [policy:raw]
 mode = passthrough
+`
+
+// purchasesPolicy encrypts the four secret fields of purchase.
+const purchasesPolicy = `
+[policy:purchases]
+transit_key = kafka-{topic}
+fields =
+    Name           transit
+    Address        transit
+    credit_card    transit
+    customer.email transit
 `
 
 type fixture struct {

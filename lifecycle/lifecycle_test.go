@@ -81,6 +81,16 @@ func setupLifecycle(t *testing.T) *lcFixture {
 	return &lcFixture{env: env, gw: gw}
 }
 
+// retireVersion1 raises min_decryption_version to 2 on each transit key.
+func (f *lcFixture) retireVersion1(t *testing.T, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if err := f.env.Transit.Configure(context.Background(), k, map[string]any{"min_decryption_version": 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 var cards = []string{"2516-2848-6785-9087", "5425 2334 3010 9903", "4111111111111111"}
 
 // produce encrypts values for topic by its policy and writes them.
@@ -254,11 +264,7 @@ func TestRotateInventoryRewrapRetire(t *testing.T) {
 	}
 
 	// Retire version 1 of every transit key involved.
-	for _, k := range []string{"kafka-orders", "kafka-events", envelope.DefaultKEK} {
-		if err := f.env.Transit.Configure(ctx, k, map[string]any{"min_decryption_version": 2}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.retireVersion1(t, "kafka-orders", "kafka-events", envelope.DefaultKEK)
 
 	for _, tp := range topics {
 		recs := f.readAll(t, tp+"_v2")
@@ -347,9 +353,7 @@ func TestRewrapResumes(t *testing.T) {
 		t.Fatalf("events_v3: %+v", inv.Uses)
 	}
 	// Retire every version of the source key: the copy does not need it.
-	if err := f.env.Transit.Configure(ctx, "kafka-events", map[string]any{"min_decryption_version": 2}); err != nil {
-		t.Fatal(err)
-	}
+	f.retireVersion1(t, "kafka-events")
 	if _, err := f.gw.Transit.Rotate(ctx, "kafka-events"); err != nil {
 		t.Fatal(err)
 	}

@@ -146,11 +146,7 @@ func TestRewrapLegacyAndSealed(t *testing.T) {
 		}
 	}
 
-	for _, k := range []string{envelope.DefaultLegacyKEK, "kafka-orders"} {
-		if err := f.env.Transit.Configure(ctx, k, map[string]any{"min_decryption_version": 2}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.retireVersion1(t, envelope.DefaultLegacyKEK, "kafka-orders")
 	gw := f.freshEngine(t)
 	for src, dst := range map[string]string{"files": "files_v2", "orders.dlq": "orders_v2.dlq"} {
 		wantAllOpen(t, gw.Engine, dst, f.readAll(t, dst), plain[src])
@@ -229,9 +225,7 @@ func TestRewrapFailuresReportedAndDeadLettered(t *testing.T) {
 	if _, err := f.gw.Transit.Rotate(ctx, envelope.DefaultLegacyKEK); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.env.Transit.Configure(ctx, envelope.DefaultLegacyKEK, map[string]any{"min_decryption_version": 2}); err != nil {
-		t.Fatal(err)
-	}
+	f.retireVersion1(t, envelope.DefaultLegacyKEK)
 	newH, newV := legacy("new legacy file")
 	docsPolicy, _ := f.gw.Config.Policies.For("docs")
 	env, err := f.gw.Engine.EncryptRecords(ctx, docsPolicy, []protect.Record{{Topic: "docs", Value: []byte("a docs record")}})
