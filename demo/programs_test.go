@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/demo"
 	"github.com/kafkagate/kafkagate/demo/internal/encrypted"
 	"github.com/kafkagate/kafkagate/demo/internal/plaintext"
 	"github.com/kafkagate/kafkagate/demo/internal/purchase"
@@ -67,15 +65,8 @@ type stack struct {
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	env := testkit.Start(t)
-	cfg, err := config.Parse(mustRead(t, "../getting_started.ini.orig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := demo.Provision(ctx, env.VC, cfg); err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, string(mustRead(t, "../getting_started.ini.orig")))
+	testkit.ProvisionDemo(t, env, cfg)
 	kc := testkit.KafkaClient(t, testkit.KafkaSettings(t, env.Brokers, "message.max.bytes", "16777216"))
 	return &stack{env: env, kc: kc, dir: t.TempDir()}
 }

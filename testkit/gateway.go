@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/demo"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/gateway"
@@ -114,5 +115,16 @@ func EnsureFPEDomains(t testing.TB, env *Env, cfg *config.File, domains ...strin
 		if _, err := kr.Ensure(ctx, d); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// ProvisionDemo creates in env's Vault what the demo's configuration cfg
+// needs (demo.Provision), within a minute.
+func ProvisionDemo(t testing.TB, env *Env, cfg *config.File) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := demo.Provision(ctx, env.VC, cfg); err != nil {
+		t.Fatal(err)
 	}
 }

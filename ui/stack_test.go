@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/demo"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/testkit"
 )
@@ -51,11 +49,7 @@ func serve(t *testing.T, accessLines ...string) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := demo.Provision(ctx, env.VC, cfg); err != nil {
-		t.Fatal(err)
-	}
+	testkit.ProvisionDemo(t, env, cfg)
 	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 10*time.Second)})
 	if (len(accessLines) > 0) != (gw.Access != nil) {
 		t.Fatalf("access control on: %t, want %t", gw.Access != nil, len(accessLines) > 0)
