@@ -101,12 +101,7 @@ func TestProvisionKubernetesRoles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var drift []string
-	for _, a := range third.Actions {
-		if a.Status == lifecycle.StatusDrift {
-			drift = append(drift, a.Kind+" "+a.Name+": "+a.Detail)
-		}
-	}
+	drift := drifted(third)
 	want := "kubernetes_role " + name + ": token_max_ttl 7200, want 86400; bound_service_account_names [intruder], want [gw-orders-consumer]"
 	if !slices.Equal(drift, []string{want}) {
 		t.Fatalf("third run drift %q, want %q", drift, want)

@@ -73,6 +73,17 @@ func do(t *testing.T, method, url, body string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// drifted lists the actions of rep that found drift, as "kind name: detail".
+func drifted(rep *lifecycle.ProvisionReport) []string {
+	var out []string
+	for _, a := range rep.Actions {
+		if a.Status == lifecycle.StatusDrift {
+			out = append(out, a.Kind+" "+a.Name+": "+a.Detail)
+		}
+	}
+	return out
+}
+
 func errorCode(t *testing.T, b []byte) int {
 	t.Helper()
 	var e struct {
@@ -194,20 +205,15 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var drifted []string
-	for _, a := range third.Actions {
-		if a.Status == lifecycle.StatusDrift {
-			drifted = append(drifted, a.Kind+" "+a.Name+": "+a.Detail)
-		}
+	drift := drifted(third)
+	slices.Sort(drift)
+	if len(drift) != 3 || third.Count(lifecycle.StatusCreated) != 0 ||
+		drift[0] != "approle_role "+lifecycle.RoleName("orders", lifecycle.RoleConsumer)+": token_ttl 1200, want 600" ||
+		!strings.HasPrefix(drift[1], "kafka_topic docs.dlq: max.message.bytes 1048576, want at least 8388608") ||
+		!strings.HasPrefix(drift[2], "vault_policy "+lifecycle.RoleName("orders", lifecycle.RoleProducer)+":") {
+		t.Fatalf("after the edits: %d created, drift %q", third.Count(lifecycle.StatusCreated), drift)
 	}
-	slices.Sort(drifted)
-	if len(drifted) != 3 || third.Count(lifecycle.StatusCreated) != 0 ||
-		drifted[0] != "approle_role "+lifecycle.RoleName("orders", lifecycle.RoleConsumer)+": token_ttl 1200, want 600" ||
-		!strings.HasPrefix(drifted[1], "kafka_topic docs.dlq: max.message.bytes 1048576, want at least 8388608") ||
-		!strings.HasPrefix(drifted[2], "vault_policy "+lifecycle.RoleName("orders", lifecycle.RoleProducer)+":") {
-		t.Fatalf("after the edits: %d created, drift %q", third.Count(lifecycle.StatusCreated), drifted)
-	}
-	t.Logf("third run drift: %q", drifted)
+	t.Logf("third run drift: %q", drift)
 	if got, _ := env.VC.API().Sys().GetPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer)); got != edited {
 		t.Fatalf("provision changed a drifted policy: %q", got)
 	}
