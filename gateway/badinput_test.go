@@ -85,11 +85,7 @@ func TestBadInputGetsDocumentedErrorAndNothingIsProduced(t *testing.T) {
 		}
 	}
 	// Unknown cluster id.
-	resp, err := http.Get(f.srv.URL + "/v3/clusters/nope/topics/purchases/records")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := testkit.Do(t, nil, http.MethodGet, f.srv.URL+"/v3/clusters/nope/topics/purchases/records", "", "")
 	if resp.StatusCode != 404 {
 		t.Fatalf("unknown cluster: %d", resp.StatusCode)
 	}
@@ -165,21 +161,13 @@ func TestVaultStoppedFailsClosed(t *testing.T) {
 		t.Fatalf("topic has %d records after the refused request, want 1", n)
 	}
 	// Reading also refuses rather than returning ciphertext as if decrypted.
-	r, err := http.Get(f.url("purchases") + "?partition=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Body.Close()
+	r, _ := testkit.Do(t, nil, http.MethodGet, f.url("purchases")+"?partition=0", "", "")
 	// The record may be on any partition; the read of partition 0 either
 	// has nothing to decrypt (200, empty) or refuses with 503.
 	if r.StatusCode != 503 && r.StatusCode != 200 {
 		t.Fatalf("read with vault down: %d", r.StatusCode)
 	}
-	rr, err := http.Get(f.srv.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr.Body.Close()
+	rr, _ := testkit.Do(t, nil, http.MethodGet, f.srv.URL+"/readyz", "", "")
 	if rr.StatusCode != 503 {
 		t.Fatalf("readyz with vault down: %d", rr.StatusCode)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -205,12 +204,7 @@ func TestProduceEncryptsAndReadDecrypts(t *testing.T) {
 
 func (f *fixture) read(t *testing.T, topic string, partition int32, offset int64) httpapi.ReadResponse {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("%s?partition=%d&offset=%d&max=100", f.url(topic), partition, offset))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := testkit.Do(t, nil, http.MethodGet, fmt.Sprintf("%s?partition=%d&offset=%d&max=100", f.url(topic), partition, offset), "", "")
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET status %d: %s", resp.StatusCode, b)
 	}

@@ -113,3 +113,13 @@ func KafkaClient(t testing.TB, ks *kafka.Settings) *kafka.Client {
 	t.Cleanup(func() { _ = kc.Close() })
 	return kc
 }
+
+// TopicExists asks kc for the full topic list (creating no topic).
+func TopicExists(t testing.TB, kc *kafka.Client, topic string) bool {
+	t.Helper()
+	ok, err := kc.TopicExists(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}

@@ -107,16 +107,6 @@ func (c *consumeCLI) consume(t *testing.T, topic string, args ...string) ([]gate
 	return recs, stderr.String(), code
 }
 
-// topicExists asks for the full topic list (creating none).
-func (c *consumeCLI) topicExists(t *testing.T, topic string) bool {
-	t.Helper()
-	ok, err := c.gw.Kafka.TopicExists(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ok
-}
-
 func compactJSON(t *testing.T, b []byte) string {
 	t.Helper()
 	var buf bytes.Buffer
@@ -145,7 +135,7 @@ func TestCLIConsume(t *testing.T) {
 			!strings.HasPrefix(line, "gateway: ") || !strings.Contains(line, `"nope"`) || !strings.Contains(line, kafka.ErrUnknownTopic.Error()) {
 			t.Fatalf("exit %d, %d records, stderr %q", code, len(recs), stderr)
 		}
-		if c.topicExists(t, "nope") {
+		if testkit.TopicExists(t, c.gw.Kafka, "nope") {
 			t.Fatal("gateway consume created topic nope")
 		}
 	})
