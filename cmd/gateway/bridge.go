@@ -67,11 +67,7 @@ Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT. Group t
 can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			cfg, err := g.config()
+			log, cfg, err := g.loggerAndConfig(os.Stderr)
 			if err != nil {
 				return err
 			}

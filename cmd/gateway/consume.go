@@ -69,11 +69,7 @@ error (fail closed).`,
 			if format != "json" && format != "raw" {
 				return fmt.Errorf("--format %q: want json or raw", format)
 			}
-			log, err := g.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			cfg, err := g.config()
+			log, cfg, err := g.loggerAndConfig(os.Stderr)
 			if err != nil {
 				return err
 			}

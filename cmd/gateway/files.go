@@ -52,11 +52,7 @@ func (e *fileEnv) Close() {
 // configuration, --brokers) and prepares the Vault client (VAULT_*
 // environment; Vault is not contacted until a key is needed).
 func openFileEnv(g *globals, cmd *cobra.Command) (*fileEnv, error) {
-	log, err := g.logger(cmd.ErrOrStderr())
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := g.config()
+	log, cfg, err := g.loggerAndConfig(cmd.ErrOrStderr())
 	if err != nil {
 		return nil, err
 	}

@@ -30,14 +30,24 @@ func (g *globals) vaultClient() (*vaultclient.Client, error) {
 	return vaultclient.New(vcfg)
 }
 
-// transitClient is a transit client from VAULT_* and the config's
-// transit_mount. The caller closes the Vault client.
-func (g *globals) transitClient() (*transit.Client, *vaultclient.Client, error) {
+// configAndVault is the configuration and a Vault client from VAULT_*;
+// the caller closes the client.
+func (g *globals) configAndVault() (*config.File, *vaultclient.Client, error) {
 	cfg, err := g.config()
 	if err != nil {
 		return nil, nil, err
 	}
 	vc, err := g.vaultClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, vc, nil
+}
+
+// transitClient is a transit client from VAULT_* and the config's
+// transit_mount. The caller closes the Vault client.
+func (g *globals) transitClient() (*transit.Client, *vaultclient.Client, error) {
+	cfg, vc, err := g.configAndVault()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,11 +57,7 @@ func (g *globals) transitClient() (*transit.Client, *vaultclient.Client, error) 
 // gateway assembles a gateway (Vault from VAULT_*, Kafka from the config)
 // for a one-shot command. The caller closes it.
 func (g *globals) gateway() (*gateway.Gateway, error) {
-	log, err := g.logger(os.Stderr)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := g.config()
+	log, cfg, err := g.loggerAndConfig(os.Stderr)
 	if err != nil {
 		return nil, err
 	}
