@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/demo"
-	"github.com/kafkagate/kafkagate/gateway"
 )
 
 // newDemo is `gateway demo`, what `make demo` runs: the dev stack, the
@@ -41,15 +40,11 @@ func newDemo(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			d, err := startDev(ctx, cfg, vaultAddr, kafkaAddr, nil, g)
+			d, l, err := startDevOn(ctx, cfg, vaultAddr, kafkaAddr, listen, g)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			l, err := gateway.Listen(listen)
-			if err != nil {
-				return err
-			}
 			sctx, stopServe := context.WithCancel(ctx)
 			served := make(chan error, 1)
 			go func() { served <- d.GW.Serve(sctx, l) }() // ends with Ctrl-C, or when the demo returns

@@ -48,6 +48,14 @@ func (e *fileEnv) Close() {
 	}
 }
 
+// openTopicEnv is openFileEnv for a command that needs --topic.
+func openTopicEnv(g *globals, cmd *cobra.Command, topic string) (*fileEnv, error) {
+	if topic == "" {
+		return nil, errors.New("--topic is required")
+	}
+	return openFileEnv(g, cmd)
+}
+
 // openFileEnv loads the configuration, connects to Kafka ([default] of the
 // configuration, --brokers) and prepares the Vault client (VAULT_*
 // environment; Vault is not contacted until a key is needed).
@@ -280,10 +288,7 @@ arrive within --incomplete-timeout. Offsets are committed only once a file is
 written or quarantined. --once stops when caught up.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if topic == "" {
-				return errors.New("--topic is required")
-			}
-			e, err := openFileEnv(g, cmd)
+			e, err := openTopicEnv(g, cmd, topic)
 			if err != nil {
 				return err
 			}
@@ -368,10 +373,7 @@ redriven entry is kept and marked with a <entry>.redriven.json sidecar;
 marked entries are skipped unless --again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if topic == "" {
-				return errors.New("--topic is required")
-			}
-			e, err := openFileEnv(g, cmd)
+			e, err := openTopicEnv(g, cmd, topic)
 			if err != nil {
 				return err
 			}
