@@ -19,7 +19,6 @@ import (
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
-	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/testkit"
@@ -106,15 +105,8 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	cfg := testkit.Config(t, provisionConfig)
 	// 8 MiB records, as getting_started.ini.orig: the envelope topic docs
 	// (and its dead-letter topic) must take them.
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ","), "message.max.bytes": "8388608"}, testkit.Quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	ks := testkit.KafkaSettings(t, env.Brokers, "message.max.bytes", "8388608")
+	kc := testkit.KafkaClient(t, ks)
 	dir := filepath.Join(t.TempDir(), "creds")
 	o := lifecycle.ProvisionOptions{
 		Policies: cfg.Policies, TransitMount: "kgtransit", FPE: gateway.KeyringOptions(cfg),
