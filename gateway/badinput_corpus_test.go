@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -101,32 +100,56 @@ func TestBadInputCorpus(t *testing.T) {
 	for _, tp := range topics {
 		before[tp] = testkit.HighWatermarks(t, f.gw.Kafka, tp)
 	}
+	cases := corpusCases()
+	docCodes := documentedCodes(t)
+	used := map[int]bool{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.check(t, c, docCodes, used)
+		})
+	}
+	for _, tp := range topics {
+		if n := testkit.HighWatermarks(t, f.gw.Kafka, tp); n != before[tp] {
+			t.Errorf("topic %s: high watermark %d -> %d after rejected requests", tp, before[tp], n)
+		}
+	}
+	t.Logf("bad-input corpus: %d HTTP cases, %d distinct error codes, all documented: %v", len(cases), len(used), slices.Sorted(maps.Keys(used)))
+}
+
+// The endpoints a corpus case can call.
+const (
+	records = "records"
+	batch   = "records:batch"
+	read    = "read"
+	files   = "files"
+)
+
+// corpusCase is one bad request and the error it must get.
+type corpusCase struct {
+	name        string
+	endpoint    string // records (default), records:batch, read, files
+	topic       string // default purchases
+	cluster     string // default the real one
+	query       string // read query or file name
+	ctype       string // default application/json; "-" for none
+	body        string
+	status      int
+	code        int
+	field       string // the response's field
+	msgHas      string // the message names the field (or the fault)
+	plaintextOK bool
+}
+
+// corpusCases is the bad-input corpus: malformed JSON, wrong types and
+// content types, sizes, invalid UTF-8 and base64, hostile header and file
+// names, unknown topics and clusters.
+func corpusCases() []corpusCase {
 	deep := `{"value":{"data":{"extra":` + strings.Repeat(`[`, 40) + strings.Repeat(`]`, 40) + `}}}`
 	manyHeaders := `{"headers":[` + strings.Repeat(`{"name":"h","value":"eA=="},`, 4) + `{"name":"h","value":"eA=="}],"value":{"data":{}}}`
 	bigHeader := `{"headers":[{"name":"` + strings.Repeat("h", 1100) + `","value":"eA=="}],"value":{"data":{}}}`
 	fiveRecords := strings.Repeat(produceBody(`{"Name":"x"}`), 6)
 	huge := `{"entries":[{"id":"a","value":{"data":{"Name":"` + strings.Repeat("x", 70000) + `"}}}]}`
-	const (
-		records = "records"
-		batch   = "records:batch"
-		read    = "read"
-		files   = "files"
-	)
-	type tc struct {
-		name        string
-		endpoint    string // records (default), records:batch, read, files
-		topic       string // default purchases
-		cluster     string // default the real one
-		query       string // read query or file name
-		ctype       string // default application/json; "-" for none
-		body        string
-		status      int
-		code        int
-		field       string // the response's field
-		msgHas      string // the message names the field (or the fault)
-		plaintextOK bool
-	}
-	cases := []tc{
+	return []corpusCase{
 		// Malformed and truncated JSON.
 		{name: "truncated inside a string", body: `{"value":{"data":{"Name":"An`, status: 400, code: httpapi.CodeBadJSON, msgHas: "JSON"},
 		{name: "truncated batch", endpoint: batch, body: `{"entries":[{"id":"a","value":{"data":{}}}`, status: 400, code: httpapi.CodeBadJSON, msgHas: "JSON"},
@@ -197,92 +220,81 @@ func TestBadInputCorpus(t *testing.T) {
 		{name: "file name with a path", endpoint: files, topic: "docs", query: "../../etc/passwd", ctype: "application/octet-stream", body: "x", status: 400, code: httpapi.CodeFileName, field: "name", msgHas: "name"},
 		{name: "file name with NUL", endpoint: files, topic: "docs", query: "a\x00.txt", ctype: "application/octet-stream", body: "x", status: 400, code: httpapi.CodeFileName, field: "name", msgHas: "name"},
 	}
-	docCodes := documentedCodes(t)
-	used := map[int]bool{}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			topic, cluster := c.topic, c.cluster
-			if topic == "" {
-				topic = "purchases"
-			}
-			if cluster == "" {
-				cluster = f.cid
-			}
-			base := f.srv.URL
-			if c.endpoint == files {
-				base = f.files.URL
-			}
-			u := base + "/v3/clusters/" + url.PathEscape(cluster) + "/topics/" + topic + "/"
-			method := http.MethodPost
-			switch c.endpoint {
-			case "", records:
-				u += records
-			case batch:
-				u += batch
-			case read:
-				method, u = http.MethodGet, u+records+"?"+c.query
-			case files:
-				u += "files?name=" + url.QueryEscape(c.query)
-			}
-			req, err := http.NewRequest(method, u, strings.NewReader(c.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch c.ctype {
-			case "":
-				req.Header.Set("Content-Type", "application/json")
-			case "-":
-			default:
-				req.Header.Set("Content-Type", c.ctype)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != c.status {
-				t.Fatalf("status %d, want %d: %.300s", resp.StatusCode, c.status, b)
-			}
-			var e errBody
-			if c.status == http.StatusMultiStatus {
-				var br struct {
-					Successes []json.RawMessage `json:"successes"`
-					Failures  []errBody         `json:"failures"`
-				}
-				if err := json.Unmarshal(b, &br); err != nil || len(br.Successes) != 0 || len(br.Failures) != 1 {
-					t.Fatalf("batch result: %.300s", b)
-				}
-				e = br.Failures[0]
-			} else if err := json.Unmarshal(b, &e); err != nil {
-				t.Fatalf("error body is not JSON: %.300s", b)
-			}
-			used[e.ErrorCode] = true
-			if e.ErrorCode != c.code {
-				t.Fatalf("error_code %d, want %d (message %q)", e.ErrorCode, c.code, e.Message)
-			}
-			if !docCodes[e.ErrorCode] {
-				t.Errorf("error_code %d is not documented in docs/errors.md", e.ErrorCode)
-			}
-			if e.Field != c.field {
-				t.Errorf("field %q, want %q (message %q)", e.Field, c.field, e.Message)
-			}
-			if !strings.Contains(e.Message, c.msgHas) {
-				t.Errorf("message %q does not name %q", e.Message, c.msgHas)
-			}
-			for _, s := range append(secrets, "4111") {
-				if strings.Contains(e.Message, s) {
-					t.Errorf("message leaks a value: %s", e.Message)
-				}
-			}
-		})
+}
+
+// check sends c and checks the answer: status, documented error code,
+// field, a message that names the fault and leaks no value. It records
+// the error code it got in used.
+func (f *corpusFixture) check(t *testing.T, c corpusCase, docCodes, used map[int]bool) {
+	topic, cluster := c.topic, c.cluster
+	if topic == "" {
+		topic = "purchases"
 	}
-	for _, tp := range topics {
-		if n := testkit.HighWatermarks(t, f.gw.Kafka, tp); n != before[tp] {
-			t.Errorf("topic %s: high watermark %d -> %d after rejected requests", tp, before[tp], n)
+	if cluster == "" {
+		cluster = f.cid
+	}
+	base := f.srv.URL
+	if c.endpoint == files {
+		base = f.files.URL
+	}
+	u := base + "/v3/clusters/" + url.PathEscape(cluster) + "/topics/" + topic + "/"
+	method := http.MethodPost
+	switch c.endpoint {
+	case "", records:
+		u += records
+	case batch:
+		u += batch
+	case read:
+		method, u = http.MethodGet, u+records+"?"+c.query
+	case files:
+		u += "files?name=" + url.QueryEscape(c.query)
+	}
+	req, err := http.NewRequest(method, u, strings.NewReader(c.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch c.ctype {
+	case "":
+		req.Header.Set("Content-Type", "application/json")
+	case "-":
+	default:
+		req.Header.Set("Content-Type", c.ctype)
+	}
+	resp, b := testkit.Call(t, nil, req)
+	if resp.StatusCode != c.status {
+		t.Fatalf("status %d, want %d: %.300s", resp.StatusCode, c.status, b)
+	}
+	var e errBody
+	if c.status == http.StatusMultiStatus {
+		var br struct {
+			Successes []json.RawMessage `json:"successes"`
+			Failures  []errBody         `json:"failures"`
+		}
+		if err := json.Unmarshal(b, &br); err != nil || len(br.Successes) != 0 || len(br.Failures) != 1 {
+			t.Fatalf("batch result: %.300s", b)
+		}
+		e = br.Failures[0]
+	} else if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("error body is not JSON: %.300s", b)
+	}
+	used[e.ErrorCode] = true
+	if e.ErrorCode != c.code {
+		t.Fatalf("error_code %d, want %d (message %q)", e.ErrorCode, c.code, e.Message)
+	}
+	if !docCodes[e.ErrorCode] {
+		t.Errorf("error_code %d is not documented in docs/errors.md", e.ErrorCode)
+	}
+	if e.Field != c.field {
+		t.Errorf("field %q, want %q (message %q)", e.Field, c.field, e.Message)
+	}
+	if !strings.Contains(e.Message, c.msgHas) {
+		t.Errorf("message %q does not name %q", e.Message, c.msgHas)
+	}
+	for _, s := range append(secrets, "4111") {
+		if strings.Contains(e.Message, s) {
+			t.Errorf("message leaks a value: %s", e.Message)
 		}
 	}
-	t.Logf("bad-input corpus: %d HTTP cases, %d distinct error codes, all documented: %v", len(cases), len(used), slices.Sorted(maps.Keys(used)))
 }
 
 // TestBadInputMixedBatch sends a batch of good and bad records to every
