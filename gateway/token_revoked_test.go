@@ -111,63 +111,12 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 	roleIDFile, secretIDFile, creds := setupAppRole(t, env)
 	logs := &testkit.SyncBuffer{}
 	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
-	gw, ctx := f.gw, context.Background()
+	gw := f.gw
 	before := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 
 	// Steady load: two clients, back to back.
 	const clients = 2
-	var (
-		mu       sync.Mutex
-		outcomes []produceOutcome
-	)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Timeout: 30 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				o := produceOutcome{start: time.Now()}
-				resp, err := client.Post(f.url("purchases"), "application/json", strings.NewReader(produceBody(purchase)))
-				if err != nil {
-					o.status = -1
-				} else {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					o.status, o.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
-				}
-				o.end = time.Now()
-				mu.Lock()
-				outcomes = append(outcomes, o)
-				mu.Unlock()
-			}
-		}()
-	}
-	snapshot := func() []produceOutcome {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]produceOutcome(nil), outcomes...)
-	}
-	// firstSuccessAfter waits for a request started after ts to succeed.
-	firstSuccessAfter := func(ts time.Time) (time.Time, bool) {
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			for _, o := range snapshot() {
-				if o.status == 200 && o.start.After(ts) {
-					return o.end, true
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return time.Time{}, false
-	}
-
+	load := startProduceLoad(f.url("purchases"), clients)
 	const revocations = 3
 	var recoveries []time.Duration
 	var revokedTokens []string
@@ -176,10 +125,9 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 		tok := revokeCurrent(t, f)
 		at := time.Now() // requests started before this may still use tok
 		revokedTokens = append(revokedTokens, tok)
-		done, ok := firstSuccessAfter(at)
+		done, ok := load.firstSuccessAfter(at)
 		if !ok {
-			close(stop)
-			wg.Wait()
+			load.stop()
 			t.Fatalf("revocation %d: no successful produce within 30 s", i+1)
 		}
 		recoveries = append(recoveries, done.Sub(at))
@@ -188,10 +136,9 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	close(stop)
-	wg.Wait()
+	load.stop()
 
-	all := snapshot()
+	all := load.snapshot()
 	ok, refused := 0, 0
 	for _, o := range all {
 		switch {
@@ -218,15 +165,102 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	l := logs.String()
-	for _, s := range append(append(creds, revokedTokens...), gw.Vault.API().Token(), env.Vault.Token) {
-		if strings.Contains(l, s) {
+	noCredentialInLog(t, logs.String(), append(append(creds, revokedTokens...), gw.Vault.API().Token(), env.Vault.Token)...)
+	revokedTokens = append(revokedTokens, checkUnrecoverableRevocation(t, f, secretIDFile))
+	noCredentialInLog(t, logs.String(), append(append(creds, revokedTokens...), gw.Vault.API().Token())...)
+
+	var worst time.Duration
+	for _, d := range recoveries {
+		worst = max(worst, d)
+	}
+	t.Logf("token revoked %d times under load (%d clients): %d requests, %d ok, %d refused (503 + Retry-After), 0 other; %d records in Kafka, 0 plaintext; recovery (revocation to next success) %v, worst %v",
+		revocations, clients, len(all), ok, refused, after-before, recoveries, worst)
+}
+
+// produceLoad posts produceBody(purchase) to one URL from several
+// clients, back to back, until stopped, and keeps every outcome.
+type produceLoad struct {
+	mu       sync.Mutex
+	outcomes []produceOutcome
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func startProduceLoad(url string, clients int) *produceLoad {
+	l := &produceLoad{done: make(chan struct{})}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			client := &http.Client{Timeout: 30 * time.Second}
+			for {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				o := produceOutcome{start: time.Now()}
+				resp, err := client.Post(url, "application/json", strings.NewReader(produceBody(purchase)))
+				if err != nil {
+					o.status = -1
+				} else {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					o.status, o.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+				}
+				o.end = time.Now()
+				l.mu.Lock()
+				l.outcomes = append(l.outcomes, o)
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and waits for its clients.
+func (l *produceLoad) stop() {
+	close(l.done)
+	l.wg.Wait()
+}
+
+func (l *produceLoad) snapshot() []produceOutcome {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]produceOutcome(nil), l.outcomes...)
+}
+
+// firstSuccessAfter waits for a request started after ts to succeed.
+func (l *produceLoad) firstSuccessAfter(ts time.Time) (time.Time, bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, o := range l.snapshot() {
+			if o.status == 200 && o.start.After(ts) {
+				return o.end, true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Time{}, false
+}
+
+// noCredentialInLog fails t when log holds any of creds.
+func noCredentialInLog(t *testing.T, log string, creds ...string) {
+	t.Helper()
+	for _, s := range creds {
+		if strings.Contains(log, s) {
 			t.Fatal("a token or AppRole credential appears in the log")
 		}
 	}
-	// A revocation the gateway cannot recover from (its secret id no
-	// longer logs in): a clear refusal, 503 with Retry-After, nothing
-	// produced; and serving again once the secret id is fixed.
+}
+
+// checkUnrecoverableRevocation revokes the gateway's token while its
+// secret id no longer logs in: a clear refusal, 503 with Retry-After,
+// nothing produced; and serving again once the secret id is fixed. It
+// returns the revoked token.
+func checkUnrecoverableRevocation(t *testing.T, f *fixture, secretIDFile string) string {
+	t.Helper()
+	gw := f.gw
 	good, err := os.ReadFile(secretIDFile)
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +268,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 	if err := os.WriteFile(secretIDFile, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	revokedTokens = append(revokedTokens, revokeCurrent(t, f))
+	revoked := revokeCurrent(t, f)
 	stuck := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 	// Three requests: each refused call makes one login attempt, and
 	// Vault locks an AppRole out after 5 failed logins (user lockout); see
@@ -270,25 +304,13 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 			break
 		}
 		if resp.StatusCode != 503 || time.Since(fixedAt) > 15*time.Second {
-			locked, _ := env.VC.Read(ctx, "sys/locked-users")
+			locked, _ := f.env.VC.Read(context.Background(), "sys/locked-users")
 			t.Fatalf("after fixing the secret id: %d; sys/locked-users: %v", resp.StatusCode, locked)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("unrecoverable revocation: %d/%d requests refused with 503 + Retry-After (codes %v), 0 produced; served again %v after the secret id was fixed", failing, failing, codes, fixedAfter)
-	l = logs.String()
-	for _, s := range append(append(creds, revokedTokens...), gw.Vault.API().Token()) {
-		if strings.Contains(l, s) {
-			t.Fatal("a token or AppRole credential appears in the log")
-		}
-	}
-
-	var worst time.Duration
-	for _, d := range recoveries {
-		worst = max(worst, d)
-	}
-	t.Logf("token revoked %d times under load (%d clients): %d requests, %d ok, %d refused (503 + Retry-After), 0 other; %d records in Kafka, 0 plaintext; recovery (revocation to next success) %v, worst %v",
-		revocations, clients, len(all), ok, refused, after-before, recoveries, worst)
+	return revoked
 }
 
 // TestVaultFailedReloginIsPaced: while the gateway's token is revoked and
