@@ -244,8 +244,14 @@ func TestDemoPrograms(t *testing.T) {
 	s := startStack(t)
 	const n = 6
 	cfg := s.writeConfig(t, n, "20")
+	produced := s.demo1(t, cfg, n)
+	s.demo2(t, cfg, n, produced)
+	s.demo3(t, cfg)
+}
 
-	// Demo 1.
+// demo1 runs the producer and the plaintext consumer; it returns what the
+// producer wrote, by key.
+func (s *stack) demo1(t *testing.T, cfg string, n int) map[string]purchase.Purchase {
 	produced := parseProduced(t, s.run(t, "producer", "--config_file", cfg))
 	if len(produced) != n {
 		t.Fatalf("producer wrote %d distinct keys, want %d", len(produced), n)
@@ -277,8 +283,13 @@ func TestDemoPrograms(t *testing.T) {
 		t.Fatalf("consumer printed %d records, want %d", seen, n)
 	}
 	t.Logf("demo 1: %d purchases produced and read back in plaintext", n)
+	return produced
+}
 
-	// Demo 2: the encryptor runs until it is interrupted.
+// demo2 runs the encryptor until it is interrupted, checks the encrypted
+// topic holds no plaintext, and reads it back with the decrypting
+// consumer.
+func (s *stack) demo2(t *testing.T, cfg string, n int, produced map[string]purchase.Purchase) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	enc, encOut, encErr := s.command(ctx, "encryptor", "--config_file", cfg)
@@ -355,8 +366,11 @@ func TestDemoPrograms(t *testing.T) {
 		t.Fatalf("consumer-from-encrypted printed %d records, want %d", decrypted, n)
 	}
 	t.Logf("demo 2: %d records encrypted (no plaintext byte in the topic), %d decrypted equal to what was produced", len(stored), decrypted)
+}
 
-	// Demo 3.
+// demo3 sends a folder of files (one larger than message.max.bytes) and
+// receives them byte-identical.
+func (s *stack) demo3(t *testing.T, cfg string) {
 	src := filepath.Join(s.dir, "source")
 	if err := os.MkdirAll(src, 0o700); err != nil {
 		t.Fatal(err)

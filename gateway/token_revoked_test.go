@@ -259,7 +259,6 @@ func noCredentialInLog(t *testing.T, log string, creds ...string) {
 // nothing produced; and serving again once the secret id is fixed. It
 // returns the revoked token.
 func checkUnrecoverableRevocation(t *testing.T, f *fixture, secretIDFile string) string {
-	t.Helper()
 	gw := f.gw
 	good, err := os.ReadFile(secretIDFile)
 	if err != nil {

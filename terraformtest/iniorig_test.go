@@ -35,7 +35,6 @@ func TestIniOrigLoads(t *testing.T) {
 // checkOriginalTemplate checks the sections and keys of the original
 // template: spellings, values and the Confluent Cloud comment lines.
 func checkOriginalTemplate(t *testing.T, f *config.File, text string) {
-	t.Helper()
 	for _, sec := range []string{"default", "consumer", "plaintext-msg-demo", "encryptor", "large_payload", "kafkagate",
 		"policy:purchases", "policy:purchases_encrypted", "policy:purchases_large_encrypted"} {
 		if !f.Has(sec) {
@@ -94,7 +93,6 @@ func checkOriginalTemplate(t *testing.T, f *config.File, text string) {
 
 // checkDemoPolicies checks the policies of the demo's topics.
 func checkDemoPolicies(t *testing.T, f *config.File) {
-	t.Helper()
 	// purchases: what the gateway encrypts when records are POSTed to it
 	// (demo 1 writes plaintext there directly, bypassing the gateway).
 	p, ok := f.Policies.For("purchases")
@@ -128,7 +126,6 @@ func checkDemoPolicies(t *testing.T, f *config.File) {
 // checkNoInlineComments: ConfigParser has no inline comments, a "# ..."
 // after a value would become part of it. Comments start in column 0.
 func checkNoInlineComments(t *testing.T, text string) {
-	t.Helper()
 	for i, line := range strings.Split(text, "\n") {
 		trimmed := strings.TrimSpace(line)
 		switch {
@@ -144,7 +141,6 @@ func checkNoInlineComments(t *testing.T, text string) {
 // checkNoIniCredentials checks that no credential is set or written in
 // the ini.
 func checkNoIniCredentials(t *testing.T, f *config.File, text string) {
-	t.Helper()
 	secretKey := regexp.MustCompile(`(?i)(password|secret|token|sasl\.username|api[._-]?key)`)
 	for _, sec := range f.Sections() {
 		for k, v := range f.Section(sec) {

@@ -113,7 +113,6 @@ func encryptingTopics(f *config.File) (map[string]topicNeeds, []string) {
 // one topic: each may do its job with the topic's key (transit mount
 // mnt), nothing more, and nothing with another topic's key.
 func checkTopicPolicies(t *testing.T, pols map[string]terraformPolicy, mnt, topic string, n topicNeeds, allKeys []string) {
-	t.Helper()
 	has := func(role, path, c string) bool {
 		caps := capsFor(pols[role].rules, path)
 		return slices.Contains(caps, c) && !slices.Contains(caps, "deny")
