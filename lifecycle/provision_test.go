@@ -19,6 +19,7 @@ import (
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/testkit"
@@ -101,7 +102,6 @@ func errorCode(t *testing.T, b []byte) int {
 // the consumer credential the reverse.
 func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	env := testkit.Start(t)
-	ctx := context.Background()
 	cfg := testkit.Config(t, provisionConfig)
 	// 8 MiB records, as getting_started.ini.orig: the envelope topic docs
 	// (and its dead-letter topic) must take them.
@@ -112,7 +112,22 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 		Policies: cfg.Policies, TransitMount: "kgtransit", FPE: gateway.KeyringOptions(cfg),
 		CredentialsDir: dir, Kafka: kc, TokenTTL: 10 * time.Minute,
 	}
+	admin, err := sarama.NewClusterAdmin(env.Brokers, ks.Sarama)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	checkProvisionRuns(t, env, o)
+	checkProvisioned(t, dir, kc, admin)
+	checkProvisionDrift(t, env, admin, cfg, o)
+	checkRoleSeparation(t, env, cfg, dir)
+	checkEnvelopeRoles(t, env, dir)
+}
 
+// checkProvisionRuns: a dry run plans what the first run creates and
+// changes nothing; the second run changes nothing.
+func checkProvisionRuns(t *testing.T, env *testkit.Env, o lifecycle.ProvisionOptions) {
+	ctx := context.Background()
 	dry := o
 	dry.DryRun = true
 	plan, err := lifecycle.Provision(ctx, env.VC, dry)
@@ -139,8 +154,13 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 		t.Fatalf("second run changed or drifted:\n%s", tb.String())
 	}
 	t.Logf("dry run: %d would_create; first run: %d created; second run: %d of %d unchanged", plan.Count(lifecycle.StatusWouldCreate), first.Count(lifecycle.StatusCreated), second.Count(lifecycle.StatusOK), len(second.Actions))
+}
 
-	// Credentials are readable by their owner only; the topics exist.
+// checkProvisioned: credentials are readable by their owner only; the
+// topics exist; the envelope topic and its dead-letter topic take
+// message.max.bytes records (a topic override), the fields topics keep
+// the broker's default.
+func checkProvisioned(t *testing.T, dir string, kc *kafka.Client, admin sarama.ClusterAdmin) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -162,14 +182,6 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 			t.Fatalf("topic %s: %v %v", tp, ps, err)
 		}
 	}
-	// The envelope topic and its dead-letter topic take message.max.bytes
-	// records (a topic override); the fields topics keep the broker's
-	// default.
-	admin, err := sarama.NewClusterAdmin(env.Brokers, ks.Sarama)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
 	for tp, want := range map[string]string{"docs": "8388608", "docs.dlq": "8388608", "orders": "", "orders.dlq": ""} {
 		v, override := topicConfig(t, admin, tp, lifecycle.TopicMaxMessageBytes)
 		if override != (want != "") || (want != "" && v != want) {
@@ -177,8 +189,12 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 		}
 		t.Logf("topic %s: max.message.bytes %s (override %v)", tp, v, override)
 	}
+}
 
-	// Drift: a policy edited by hand is reported and left alone.
+// checkProvisionDrift: a policy, a topic and a role edited by hand are
+// reported as drift and left alone; the policy is restored afterwards.
+func checkProvisionDrift(t *testing.T, env *testkit.Env, admin sarama.ClusterAdmin, cfg *config.File, o lifecycle.ProvisionOptions) {
+	ctx := context.Background()
 	edited := `path "kgtransit/decrypt/*" { capabilities = ["update"] }`
 	if err := env.VC.API().Sys().PutPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer), edited); err != nil {
 		t.Fatal(err)
@@ -218,7 +234,13 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	if err := env.VC.API().Sys().PutPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer), lifecycle.PolicyHCL(mustPolicy(t, cfg, "orders"), lifecycle.RoleProducer, o)); err != nil {
 		t.Fatal(err)
 	}
+}
 
+// checkRoleSeparation: the producer credential encrypts and cannot
+// decrypt (Vault's 403 becomes error 50302), the consumer credential the
+// reverse.
+func checkRoleSeparation(t *testing.T, env *testkit.Env, cfg *config.File, dir string) {
+	ctx := context.Background()
 	// The producer can encrypt and cannot decrypt.
 	prod, produrl, method := roleGateway(t, env, cfg, dir, lifecycle.RoleName("orders", lifecycle.RoleProducer))
 	if method != "approle" {
@@ -249,8 +271,11 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	if st != 200 || !strings.Contains(string(b), `"Name":"Ann Example"`) || !strings.Contains(string(b), `"credit_card":"2516-2848-6785-9087"`) || !strings.Contains(string(b), `"status":"decrypted"`) {
 		t.Fatalf("consumer read: %d %s", st, b)
 	}
+}
 
-	// Envelope topic: the producer seals, only the consumer opens.
+// checkEnvelopeRoles: on the envelope topic the producer seals, only the
+// consumer opens.
+func checkEnvelopeRoles(t *testing.T, env *testkit.Env, dir string) {
 	// (A gateway loads the FPE keys of every policy in its configuration
 	// at start: one serving only docs gets a configuration with docs only.)
 	docsCfg := testkit.Config(t, "[kafkagate]\ntransit_mount = kgtransit\n[policy:docs]\nmode = envelope\n")
