@@ -21,7 +21,6 @@ import (
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/metrics"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 func newBridge(g *globals) *cobra.Command {
@@ -107,8 +106,7 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 			if err != nil {
 				return err
 			}
-			vcfg := vaultclient.FromEnv()
-			vcfg.Logger = log
+			vcfg := envVault(log)
 			if vcfg.Timeout == 0 {
 				vcfg.Timeout = 10 * time.Second
 			}

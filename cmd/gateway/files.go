@@ -75,9 +75,7 @@ func openFileEnv(g *globals, cmd *cobra.Command) (*fileEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	vcfg := vaultclient.FromEnv()
-	vcfg.Logger = log
-	vc, err := vaultclient.New(vcfg)
+	vc, err := vaultclient.New(envVault(log))
 	if err != nil {
 		return nil, err
 	}
