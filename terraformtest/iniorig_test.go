@@ -61,26 +61,29 @@ func checkOriginalTemplate(t *testing.T, f *config.File, text string) {
 			}
 		}
 	}
-	for _, c := range []struct{ sec, key, want string }{
-		{"default", "bootstrap.servers", "127.0.0.1:9092"},
-		{"default", "security.protocol", "PLAINTEXT"},
-		{"default", "message.max.bytes", largeMaxBytes},
-		{"default", "enable.metrics.push", "false"},
-		{"consumer", "group.id", "python_example_group_1"},
-		{"consumer", "auto.offset.reset", "earliest"},
-		{"plaintext-msg-demo", "topic", "purchases"},
-		{"plaintext-msg-demo", "number_of_msg", "10"},
-		{"plaintext-msg-demo", "sleep_ms", "1000"},
-		{"encryptor", "sourcetopic", "purchases"},
-		{"encryptor", "targettopic", "purchases_encrypted"},
-		{"large_payload", "topic", "purchases_large_encrypted"},
-		{"large_payload", "sourcedir", "source"},
-		{"large_payload", "destinationdir", "destination"},
-		{"kafkagate", "listen", "127.0.0.1:8080"},
-		{"kafkagate", "transit_mount", "transit"},
-	} {
-		if got := f.Get(c.sec, c.key, "<absent>"); got != c.want {
-			t.Errorf("[%s] %s = %q, want %q", c.sec, c.key, got, c.want)
+	// Section, key and value, one a line.
+	values := `
+default            bootstrap.servers   127.0.0.1:9092
+default            security.protocol   PLAINTEXT
+default            message.max.bytes   ` + largeMaxBytes + `
+default            enable.metrics.push false
+consumer           group.id            python_example_group_1
+consumer           auto.offset.reset   earliest
+plaintext-msg-demo topic               purchases
+plaintext-msg-demo number_of_msg       10
+plaintext-msg-demo sleep_ms            1000
+encryptor          sourcetopic         purchases
+encryptor          targettopic         purchases_encrypted
+large_payload      topic               purchases_large_encrypted
+large_payload      sourcedir           source
+large_payload      destinationdir      destination
+kafkagate          listen              127.0.0.1:8080
+kafkagate          transit_mount       transit
+`
+	for _, line := range strings.Split(strings.TrimSpace(values), "\n") {
+		c := strings.Fields(line)
+		if got := f.Get(c[0], c[1], "<absent>"); got != c[2] {
+			t.Errorf("[%s] %s = %q, want %q", c[0], c[1], got, c[2])
 		}
 	}
 	for _, re := range []string{`(?m)^#\s*security\.protocol\s*=\s*SASL_SSL\s*$`, `(?m)^#\s*sasl\.mechanisms\s*=\s*PLAIN\s*$`,
