@@ -81,9 +81,14 @@ func startDev(ctx context.Context, cfg *config.File, vaultAddr, kafkaAddr string
 	return d, nil
 }
 
-// startDevOn is startDev plus a listener on listen for the gateway; on
-// error nothing is left running.
-func startDevOn(ctx context.Context, cfg *config.File, vaultAddr, kafkaAddr, listen string, g *globals) (*devStack, net.Listener, error) {
+// startDevOn loads the configuration, starts the dev stack on it
+// (startDev) and listens on listen for the gateway; on error nothing is
+// left running.
+func startDevOn(ctx context.Context, vaultAddr, kafkaAddr, listen string, g *globals) (*devStack, net.Listener, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, nil, err
+	}
 	d, err := startDev(ctx, cfg, vaultAddr, kafkaAddr, nil, g)
 	if err != nil {
 		return nil, nil, err
@@ -103,12 +108,8 @@ func newDev(g *globals) *cobra.Command {
 		Short: "Run a self-contained stack: a Vault dev server, an embedded Kafka broker and the gateway",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.config()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			d, l, err := startDevOn(ctx, cfg, vaultAddr, kafkaAddr, listen, g)
+			d, l, err := startDevOn(ctx, vaultAddr, kafkaAddr, listen, g)
 			if err != nil {
 				return err
 			}
