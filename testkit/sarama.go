@@ -1,7 +1,6 @@
 package testkit
 
 import (
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,21 +72,6 @@ func ReadAllAs(t testing.TB, brokers []string, topic string, level sarama.Isolat
 	}
 	wg.Wait()
 	return all
-}
-
-// KafkaSettings configures a Kafka client for brokers, with more client
-// properties given as key, value pairs, logging nowhere.
-func KafkaSettings(t testing.TB, brokers []string, props ...string) *kafka.Settings {
-	t.Helper()
-	m := map[string]string{"bootstrap.servers": strings.Join(brokers, ",")}
-	for i := 0; i+1 < len(props); i += 2 {
-		m[props[i]] = props[i+1]
-	}
-	ks, err := kafka.Configure(m, Quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ks
 }
 
 // SyncProducer is a sarama producer with ks's settings, closed when t

@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/kafkagate/kafkagate/gateway"
@@ -122,4 +123,19 @@ func TopicExists(t testing.TB, kc *kafka.Client, topic string) bool {
 		t.Fatal(err)
 	}
 	return ok
+}
+
+// KafkaSettings configures a Kafka client for brokers, with more client
+// properties given as key, value pairs, logging nowhere.
+func KafkaSettings(t testing.TB, brokers []string, props ...string) *kafka.Settings {
+	t.Helper()
+	m := map[string]string{"bootstrap.servers": strings.Join(brokers, ",")}
+	for i := 0; i+1 < len(props); i += 2 {
+		m[props[i]] = props[i+1]
+	}
+	ks, err := kafka.Configure(m, Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
 }
