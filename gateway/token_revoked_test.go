@@ -244,6 +244,19 @@ func (l *produceLoad) firstSuccessAfter(ts time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// breakSecretID replaces the AppRole secret id in secretIDFile with one
+// that does not log in, and revokes the gateway's current token. It
+// returns the good secret id and the revoked token.
+func breakSecretID(t *testing.T, f *fixture, secretIDFile string) (good, revoked string) {
+	t.Helper()
+	b, err := os.ReadFile(secretIDFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WriteFile(t, filepath.Dir(secretIDFile), filepath.Base(secretIDFile), "00000000-0000-0000-0000-000000000000")
+	return string(b), revokeCurrent(t, f)
+}
+
 // noCredentialInLog fails t when log holds any of creds.
 func noCredentialInLog(t *testing.T, log string, creds ...string) {
 	t.Helper()
@@ -260,14 +273,7 @@ func noCredentialInLog(t *testing.T, log string, creds ...string) {
 // returns the revoked token.
 func checkUnrecoverableRevocation(t *testing.T, f *fixture, secretIDFile string) string {
 	gw := f.gw
-	good, err := os.ReadFile(secretIDFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(secretIDFile, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	revoked := revokeCurrent(t, f)
+	good, revoked := breakSecretID(t, f, secretIDFile)
 	stuck := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 	// Three requests: each refused call makes one login attempt, and
 	// Vault locks an AppRole out after 5 failed logins (user lockout); see
@@ -291,9 +297,7 @@ func checkUnrecoverableRevocation(t *testing.T, f *fixture, secretIDFile string)
 	if n := testkit.HighWatermarks(t, gw.Kafka, "purchases"); n != stuck {
 		t.Fatalf("%d records produced without a valid token", n-stuck)
 	}
-	if err := os.WriteFile(secretIDFile, good, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, filepath.Dir(secretIDFile), filepath.Base(secretIDFile), good)
 	fixedAt := time.Now()
 	var fixedAfter time.Duration
 	for {
@@ -325,14 +329,7 @@ func TestVaultFailedReloginIsPaced(t *testing.T) {
 	logs := &testkit.SyncBuffer{}
 	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
 	ctx := context.Background()
-	good, err := os.ReadFile(secretIDFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(secretIDFile, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	revokeCurrent(t, f)
+	good, _ := breakSecretID(t, f, secretIDFile)
 	window := 2 * time.Second
 	start := time.Now()
 	sent := 0
@@ -348,9 +345,7 @@ func TestVaultFailedReloginIsPaced(t *testing.T) {
 	if limit := int(window/time.Second) + 2; failed > limit {
 		t.Errorf("%d failed logins for %d refused requests in %v; want at most %d (paced)", failed, sent, window, limit)
 	}
-	if err := os.WriteFile(secretIDFile, good, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, filepath.Dir(secretIDFile), filepath.Base(secretIDFile), good)
 	fixedAt := time.Now()
 	for {
 		resp, _ := f.post(t, f.url("purchases"), "application/json", produceBody(purchase))
