@@ -165,7 +165,7 @@ func wantVersions(t *testing.T, inv *lifecycle.Inventory, kind, key string, want
 	}
 }
 
-// TestRotateInventoryRewrapRetire is issue 6's must-show: rotate ->
+// TestRotateInventoryRewrapRetire walks the key lifecycle: rotate ->
 // inventory shows two versions -> rewrap -> inventory of the copy shows
 // one -> min_decryption_version raised -> every rewrapped record still
 // decrypts, and the un-rewrapped originals fail with a typed error.
