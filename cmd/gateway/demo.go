@@ -31,16 +31,16 @@ func newDemo(g *globals) *cobra.Command {
 			if f := cmd.Flag("log-level"); f != nil && !f.Changed {
 				g.logLevel = "warn" // the demo's own output is the point; --log-level info shows the components' logs
 			}
-			log, err := g.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			d, l, err := startDevOn(ctx, vaultAddr, kafkaAddr, listen, g)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
+			log, err := g.logger(cmd.ErrOrStderr()) // --log-level was checked by startDev
+			if err != nil {
+				return err
+			}
 			cfg := d.GW.Config
 			sctx, stopServe := context.WithCancel(ctx)
 			served := make(chan error, 1)

@@ -38,11 +38,11 @@ func (g *globals) vaultClient() (*vaultclient.Client, error) {
 // configAndVault is the configuration and a Vault client from VAULT_*;
 // the caller closes the client.
 func (g *globals) configAndVault() (*config.File, *vaultclient.Client, error) {
-	log, cfg, err := g.loggerAndConfig(os.Stderr)
+	cfg, err := g.config()
 	if err != nil {
 		return nil, nil, err
 	}
-	vc, err := vaultclient.New(envVault(log))
+	vc, err := g.vaultClient()
 	return cfg, vc, err
 }
 
