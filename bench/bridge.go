@@ -33,13 +33,9 @@ func bridgeValue(i int) []byte {
 }
 
 func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
-	gw, err := e.gateway(ctx)
+	gw, pol, err := e.gatewayFor(ctx, "bridge", bridgeTarget)
 	if err != nil {
 		return nil, err
-	}
-	pol, ok := gw.Config.Policies.For(bridgeTarget)
-	if !ok {
-		return nil, fmt.Errorf("bridge: no policy for %s", bridgeTarget)
 	}
 	n := e.cfg.BridgeRecords
 	// Fill the source topic first (untimed), as fast as sarama goes.

@@ -31,13 +31,9 @@ type envelopeResult struct {
 const envelopeBatch, envelopeWorkers = 500, 4
 
 func (e *env) envelopeOverhead(ctx context.Context) (*envelopeResult, error) {
-	gw, err := e.gateway(ctx)
+	gw, pol, err := e.gatewayFor(ctx, "envelope", envelopeTopic)
 	if err != nil {
 		return nil, err
-	}
-	pol, ok := gw.Config.Policies.For(envelopeTopic)
-	if !ok {
-		return nil, fmt.Errorf("envelope: no policy for %s", envelopeTopic)
 	}
 	n := e.cfg.EnvelopeRecords
 	values := make([][]byte, n)

@@ -112,24 +112,25 @@ func (e *env) oneFile(ctx context.Context, self, dir string, size int64, i int) 
 		return runChild(ctx, self, s)
 	}
 	r := &fileResult{Size: size}
-	send, rss1, err := run("send", enc, "")
-	if err != nil {
-		return nil, err
+	var send, recv, prod, cons childOut
+	// Each child runs in turn: send and receive encrypted, then produce and
+	// consume plain.
+	for _, c := range []struct {
+		role, topic, sub string
+		out              *childOut
+		sec, rss         *float64
+	}{
+		{"send", enc, "", &send, &r.SendSec, &r.SendRSS},
+		{"receive", enc, "enc", &recv, &r.ReceiveSec, &r.ReceiveRSS},
+		{"produce", plain, "", &prod, &r.ProduceSec, &r.ProduceRSS},
+		{"consume", plain, "plain", &cons, &r.ConsumeSec, &r.ConsumeRSS},
+	} {
+		var err error
+		if *c.out, *c.rss, err = run(c.role, c.topic, c.sub); err != nil {
+			return nil, err
+		}
+		*c.sec = c.out.Seconds
 	}
-	recv, rss2, err := run("receive", enc, "enc")
-	if err != nil {
-		return nil, err
-	}
-	prod, rss3, err := run("produce", plain, "")
-	if err != nil {
-		return nil, err
-	}
-	cons, rss4, err := run("consume", plain, "plain")
-	if err != nil {
-		return nil, err
-	}
-	r.SendSec, r.ReceiveSec, r.ProduceSec, r.ConsumeSec = send.Seconds, recv.Seconds, prod.Seconds, cons.Seconds
-	r.SendRSS, r.ReceiveRSS, r.ProduceRSS, r.ConsumeRSS = rss1, rss2, rss3, rss4
 	mb := float64(size) / 1e6
 	r.EncMBps, r.PlainMBps = mb/(r.SendSec+r.ReceiveSec), mb/(r.ProduceSec+r.ConsumeSec)
 	r.SHA256Agreed = send.SHA256 == recv.SHA256 && recv.SHA256 == prod.SHA256 && prod.SHA256 == cons.SHA256 &&

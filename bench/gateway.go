@@ -9,6 +9,7 @@ import (
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -36,6 +37,20 @@ fields = Address transit, credit_card fpe format=full domain=` + benchFPE + `
 mode = envelope
 dek = cached
 `
+
+// gatewayFor is the bench gateway and the policy of topic; section names
+// the benchmark in the error when the topic has none.
+func (e *env) gatewayFor(ctx context.Context, section, topic string) (*gateway.Gateway, *policy.Policy, error) {
+	gw, err := e.gateway(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, ok := gw.Config.Policies.For(topic)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: no policy for %s", section, topic)
+	}
+	return gw, pol, nil
+}
 
 // gateway assembles a kafkagate exactly as `kafkagate serve` does
 // (gateway.New: Vault client, coalescing transit client, protect engine,

@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// Reference figures and targets (issue 8).
+// Reference figures and the targets each benchmark line is checked
+// against (a ratio, a latency in ms, a percentage or a size in MiB).
 const (
 	demoPythonRecordsPerSec = 380 // the real Python demo on this machine, records/s
 	targetBridgeVsDemo      = 50.0

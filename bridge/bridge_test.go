@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/kafkagate/kafkagate/bridge"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // TestTenThousandRecords bridges 10,000 records: each arrives once,
@@ -24,14 +24,7 @@ import (
 func TestTenThousandRecords(t *testing.T) {
 	const n = 10000
 	f := setup(t, 10*time.Second, nil)
-	f.createTopic("plain", 3)
-	f.createTopic("enc", 3)
-	f.produce("plain", 0, n, nil)
-	start := time.Now()
-	r := f.start(f.config("plain", "enc"))
-	f.waitCommitted(bridge.DefaultGroup("enc"), "plain", 120*time.Second)
-	took := time.Since(start)
-	r.stop(t)
+	r, took := f.bridgeAll(3, n, nil, false, 120*time.Second)
 	msgs := f.readAll("enc")
 	ids := targetIDs(t, msgs)
 	dups := lossAndDups(t, ids, n, nil)
@@ -154,13 +147,7 @@ func isBad(i int) bool { return i%7 == 3 }
 func TestDeadLetters(t *testing.T) {
 	const n = 700
 	f := setup(t, 10*time.Second, nil)
-	f.createTopic("plain", 3)
-	f.createTopic("enc", 3)
-	f.createTopic("enc.dlq", 1)
-	f.produce("plain", 0, n, badValue)
-	r := f.start(f.config("plain", "enc"))
-	f.waitCommitted(bridge.DefaultGroup("enc"), "plain", 60*time.Second)
-	r.stop(t)
+	r, _ := f.bridgeAll(3, n, badValue, true, 60*time.Second)
 	if d := lossAndDups(t, targetIDs(t, f.readAll("enc")), n, isBad); d != 0 {
 		t.Fatalf("%d duplicates", d)
 	}
@@ -285,15 +272,7 @@ func TestVaultPausedFailsClosed(t *testing.T) {
 	r := f.start(f.config("plain", "enc"))
 	group := bridge.DefaultGroup("enc")
 	f.waitCommitted(group, "plain", 60*time.Second)
-	if err := f.env.Vault.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = f.env.Vault.Resume()
-		}
-	}()
+	resume := testkit.PauseVault(t, f.env.Vault)
 	retries0 := r.b.Stats().Retries.Load()
 	f.produce("plain", n, n, nil)
 	time.Sleep(3 * time.Second)
@@ -308,10 +287,7 @@ func TestVaultPausedFailsClosed(t *testing.T) {
 	if committed != n || during != n || retries == 0 {
 		t.Fatalf("with Vault stopped: committed %d, target %d (want %d each), retries %d (want > 0)", committed, during, n, retries)
 	}
-	if err := f.env.Vault.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume()
 	paused := time.Now()
 	f.waitCommitted(group, "plain", 60*time.Second)
 	caughtUp := time.Since(paused)
@@ -358,21 +334,10 @@ func TestExactlyOnce(t *testing.T) {
 // TestKcatSeesCiphertextOnly reads the target with kcat (librdkafka), an
 // independent client: policy fields are ciphertext only.
 func TestKcatSeesCiphertextOnly(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		if os.Getenv("KAFKAGATE_REQUIRE_KCAT") != "" {
-			t.Fatal("kcat is not installed (make deps installs it)")
-		}
-		t.Skip("kcat not installed")
-	}
+	kcat := testkit.Kcat(t)
 	const n = 200
 	f := setup(t, 10*time.Second, nil)
-	f.createTopic("plain", 3)
-	f.createTopic("enc", 3)
-	f.produce("plain", 0, n, nil)
-	r := f.start(f.config("plain", "enc"))
-	f.waitCommitted(bridge.DefaultGroup("enc"), "plain", 60*time.Second)
-	r.stop(t)
+	f.bridgeAll(3, n, nil, false, 60*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, kcat, "-b", f.env.Brokers[0], "-t", "enc", "-C", "-o", "beginning", "-e", "-q",
@@ -397,12 +362,7 @@ func TestKcatSeesCiphertextOnly(t *testing.T) {
 func TestPassthrough(t *testing.T) {
 	const n = 100
 	f := setup(t, 10*time.Second, map[string]string{"mode": "passthrough"})
-	f.createTopic("plain", 1)
-	f.createTopic("enc", 1)
-	f.produce("plain", 0, n, nil)
-	r := f.start(f.config("plain", "enc"))
-	f.waitCommitted(bridge.DefaultGroup("enc"), "plain", 60*time.Second)
-	r.stop(t)
+	f.bridgeAll(1, n, nil, false, 60*time.Second)
 	msgs := f.readAll("enc")
 	if len(msgs) != n {
 		t.Fatalf("%d records", len(msgs))
@@ -447,12 +407,7 @@ func TestNewRefuses(t *testing.T) {
 func TestEnvelopePolicy(t *testing.T) {
 	const n = 300
 	f := setup(t, 10*time.Second, map[string]string{"mode": "envelope", "dek": "cached"})
-	f.createTopic("plain", 3)
-	f.createTopic("enc", 3)
-	f.produce("plain", 0, n, nil)
-	r := f.start(f.config("plain", "enc"))
-	f.waitCommitted(bridge.DefaultGroup("enc"), "plain", 60*time.Second)
-	r.stop(t)
+	r, _ := f.bridgeAll(3, n, nil, false, 60*time.Second)
 	msgs := f.readAll("enc")
 	if len(msgs) != n {
 		t.Fatalf("%d records, want %d", len(msgs), n)

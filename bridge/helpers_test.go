@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,12 +15,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kafkagate/kafkagate/bridge"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 func TestMain(m *testing.M) {
@@ -33,48 +30,23 @@ func TestMain(m *testing.M) {
 // "-", so it cannot occur inside a Vault ciphertext.
 const marker = "pt-"
 
-// syncBuffer collects a bridge's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	t     *testing.T
-	env   *devenv.Env
+	env   *testkit.Env
 	ks    *kafka.Settings
 	eng   *protect.Engine
 	pol   *policy.Policy
 	cl    sarama.Client
 	admin sarama.ClusterAdmin
-	logs  *syncBuffer
+	logs  *testkit.SyncBuffer
 }
 
 // setup starts Vault and kfake; vaultTimeout bounds each Vault call of the
 // bridge's engine.
 func setup(t *testing.T, vaultTimeout time.Duration, polKV map[string]string) *fixture {
 	t.Helper()
-	env := devenv.Start(t)
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ",")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, err := vaultclient.New(vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: vaultTimeout, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testkit.Start(t)
+	ks := testkit.KafkaSettings(t, env.Brokers)
 	if polKV == nil {
 		polKV = map[string]string{"fields": "Name transit, Address transit"}
 	}
@@ -108,9 +80,8 @@ func setup(t *testing.T, vaultTimeout time.Duration, polKV map[string]string) *f
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = admin.Close() }) // closes cl too
-	eng := protect.New(transit.New(vc, transit.Options{}), protect.Options{Policies: set})
-	t.Cleanup(eng.Close)
-	f := &fixture{t: t, env: env, ks: ks, eng: eng, pol: pol, cl: cl, admin: admin, logs: &syncBuffer{}}
+	eng, _ := testkit.Engine(t, env, set, vaultTimeout)
+	f := &fixture{t: t, env: env, ks: ks, eng: eng, pol: pol, cl: cl, admin: admin, logs: &testkit.SyncBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			s := f.logs.String()
@@ -170,6 +141,27 @@ func (f *fixture) produce(topic string, from, n int, value func(int) []byte) {
 	if len(msgs) > 0 {
 		flush()
 	}
+}
+
+// bridgeAll creates topics plain and enc with parts partitions each (and
+// enc.dlq with one when dlq), produces records 0..n-1 to plain (value as
+// for produce), runs one bridge from plain to enc until its group has
+// committed the end of plain (within limit), and stops it. took is the
+// time from the bridge's start to that commit.
+func (f *fixture) bridgeAll(parts int32, n int, value func(int) []byte, dlq bool, limit time.Duration) (r *running, took time.Duration) {
+	f.t.Helper()
+	f.createTopic("plain", parts)
+	f.createTopic("enc", parts)
+	if dlq {
+		f.createTopic("enc.dlq", 1)
+	}
+	f.produce("plain", 0, n, value)
+	start := time.Now()
+	r = f.start(f.config("plain", "enc"))
+	f.waitCommitted(bridge.DefaultGroup("enc"), "plain", limit)
+	took = time.Since(start)
+	r.stop(f.t)
+	return r, took
 }
 
 var baseTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -299,69 +291,7 @@ func (f *fixture) waitCommitted(group, topic string, timeout time.Duration) {
 // readAll reads every record of topic as a read_committed consumer sees it.
 func (f *fixture) readAll(topic string) []*sarama.ConsumerMessage {
 	f.t.Helper()
-	return readAll(f.t, f.env.Brokers, topic)
-}
-
-func readAll(t *testing.T, brokers []string, topic string) []*sarama.ConsumerMessage {
-	t.Helper()
-	return readAllAs(t, brokers, topic, sarama.ReadCommitted)
-}
-
-// readAllAs is readAll at an isolation level: ReadUncommitted also returns
-// the records of aborted transactions.
-func readAllAs(t *testing.T, brokers []string, topic string, level sarama.IsolationLevel) []*sarama.ConsumerMessage {
-	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
-	cfg.Consumer.IsolationLevel = level
-	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
-	cfg.Consumer.Return.Errors = true
-	cons, err := sarama.NewConsumer(brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	parts, err := cons.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu  sync.Mutex
-		all []*sarama.ConsumerMessage
-		wg  sync.WaitGroup
-	)
-	for _, p := range parts {
-		pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.Close()
-			idle := time.NewTimer(time.Second)
-			defer idle.Stop()
-			for {
-				select {
-				case m := <-pc.Messages():
-					mu.Lock()
-					all = append(all, m)
-					mu.Unlock()
-					if m.Offset >= pc.HighWaterMarkOffset()-1 {
-						// the end, unless control records follow: wait briefly
-						idle.Reset(300 * time.Millisecond)
-					} else {
-						idle.Reset(time.Second)
-					}
-				case <-pc.Errors():
-				case <-idle.C:
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return all
+	return testkit.ReadAll(f.t, f.env.Brokers, topic)
 }
 
 // header returns the value of the first header named name, or nil.

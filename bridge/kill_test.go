@@ -19,9 +19,10 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kafkagate/kafkagate/bridge"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
-// TestKillNineFiveTimes (issue 9): the `gateway bridge` process is killed
+// TestKillNineFiveTimes: the `gateway bridge` process is killed
 // with SIGKILL five times while a producer keeps writing to the source
 // topic, then runs to the end and is stopped with SIGTERM. Every source
 // record must be in the target (lost 0), encrypted (plaintext 0);
@@ -35,6 +36,70 @@ func TestKillNineFiveTimesExactlyOnce(t *testing.T) { killNine(t, true) }
 
 const kills = 5
 
+// bridgeProcs runs `gateway bridge` processes (bin with args, against
+// f's Vault) for a test: each is killed when the test ends, and when the
+// test failed the tail of each one's log is printed.
+type bridgeProcs struct {
+	t        *testing.T
+	bin      string
+	args     []string
+	env      []string
+	children []*child
+}
+
+func newBridgeProcs(t *testing.T, f *fixture, bin string, args []string) *bridgeProcs {
+	p := &bridgeProcs{t: t, bin: bin, args: args,
+		env: append(os.Environ(), "VAULT_ADDR="+f.env.Vault.Addr, "VAULT_TOKEN="+f.env.Vault.Token, "VAULT_NAMESPACE=", "VAULT_CACERT=")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, c := range p.children {
+				s := c.logs.String()
+				if len(s) > 8000 {
+					s = "…" + s[len(s)-8000:]
+				}
+				t.Logf("bridge process %d log:\n%s", i+1, s)
+			}
+		}
+	})
+	return p
+}
+
+// start starts one more bridge process.
+func (p *bridgeProcs) start() *child {
+	t := p.t
+	t.Helper()
+	c := &child{cmd: exec.Command(p.bin, p.args...), logs: &testkit.SyncBuffer{}, done: make(chan struct{})}
+	c.cmd.Env = p.env
+	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // ends when the process exits
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	})
+	p.children = append(p.children, c)
+	return c
+}
+
+// reported sums what the processes logged: records suspected of being
+// duplicates after an unclean stop, and fencings of abandoned
+// transactions.
+func (p *bridgeProcs) reported() (suspected, fences int) {
+	for _, c := range p.children {
+		fences += strings.Count(c.logs.String(), "fenced the transactional ids")
+		for _, m := range suspectedLine.FindAllStringSubmatch(c.logs.String(), -1) {
+			s, _ := strconv.Atoi(m[1])
+			suspected += s
+		}
+	}
+	return suspected, fences
+}
+
 // suspectedLine is a restarted bridge's report of records an unclean stop
 // may have written twice.
 var suspectedLine = regexp.MustCompile(`resuming after an unclean stop.* suspected=(\d+)`)
@@ -42,7 +107,7 @@ var suspectedLine = regexp.MustCompile(`resuming after an unclean stop.* suspect
 // child is one `gateway bridge` process.
 type child struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	done chan struct{} // closed when the process has exited
 	err  error
 }
@@ -66,37 +131,8 @@ func killNine(t *testing.T, exactlyOnce bool) {
 	if exactlyOnce {
 		args = append(args, "--exactly-once")
 	}
-	var children []*child
-	start := func() *child {
-		t.Helper()
-		c := &child{cmd: exec.Command(bin, args...), logs: &syncBuffer{}, done: make(chan struct{})}
-		c.cmd.Env = append(os.Environ(), "VAULT_ADDR="+f.env.Vault.Addr, "VAULT_TOKEN="+f.env.Vault.Token, "VAULT_NAMESPACE=", "VAULT_CACERT=")
-		c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
-		if err := c.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { // ends when the process exits
-			c.err = c.cmd.Wait()
-			close(c.done)
-		}()
-		t.Cleanup(func() {
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		})
-		children = append(children, c)
-		return c
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, c := range children {
-				s := c.logs.String()
-				if len(s) > 8000 {
-					s = "…" + s[len(s)-8000:]
-				}
-				t.Logf("bridge process %d log:\n%s", i+1, s)
-			}
-		}
-	})
+	procs := newBridgeProcs(t, f, bin, args)
+	start := procs.start
 	total := func(topic string) int64 {
 		var n int64
 		for _, e := range f.ends(topic) {
@@ -183,19 +219,12 @@ func killNine(t *testing.T, exactlyOnce bool) {
 	}
 	ids := targetIDs(t, msgs)           // every record encrypted, headers intact
 	dups := lossAndDups(t, ids, n, nil) // fatal on any loss
-	suspected, fences := 0, 0
-	for _, c := range children {
-		fences += strings.Count(c.logs.String(), "fenced the transactional ids")
-		for _, m := range suspectedLine.FindAllStringSubmatch(c.logs.String(), -1) {
-			s, _ := strconv.Atoi(m[1])
-			suspected += s
-		}
-	}
+	suspected, fences := procs.reported()
 	mode := "at-least-once"
 	if exactlyOnce {
 		// Records of the transactions the kills interrupted stay in the
 		// log, aborted: a read_uncommitted reader sees them.
-		aborted := len(readAllAs(t, f.env.Brokers, "enc", sarama.ReadUncommitted)) - len(msgs)
+		aborted := len(testkit.ReadAllAs(t, f.env.Brokers, "enc", sarama.ReadUncommitted)) - len(msgs)
 		mode = fmt.Sprintf("exactly-once (%d records in aborted transactions, hidden from read_committed)", aborted)
 		if dups != 0 {
 			t.Fatalf("exactly-once: %d duplicates seen by a read_committed reader", dups)

@@ -1,8 +1,6 @@
 package demo_test
 
 import (
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +13,7 @@ import (
 	"github.com/kafkagate/kafkagate/demo/internal/settings"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // TestGettingStartedOrig loads getting_started.ini.orig with the
@@ -47,7 +46,7 @@ func TestGettingStartedOrig(t *testing.T) {
 			t.Errorf("[policy:%s]: %v %v, want mode %s", topic, p, ok, mode)
 		}
 	}
-	ks, err := kafka.Configure(f.Section("default"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ks, err := kafka.Configure(f.Section("default"), testkit.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +89,7 @@ func TestGettingStartedConfluent(t *testing.T) {
 	if def["security.protocol"] != "SASL_SSL" || def["sasl.mechanisms"] != "PLAIN" || def["sasl.password"] != "s3cr%t/with+chars" {
 		t.Fatalf("[default] = %v", def)
 	}
-	ks, err := kafka.Configure(def, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ks, err := kafka.Configure(def, testkit.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/demo"
 	"github.com/kafkagate/kafkagate/demo/internal/encrypted"
 	"github.com/kafkagate/kafkagate/demo/internal/plaintext"
 	"github.com/kafkagate/kafkagate/demo/internal/purchase"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // programs are the original demo's programs, as built by TestMain.
@@ -61,32 +57,17 @@ func buildAndRun(m *testing.M) int {
 // stack is a real Vault dev server and a kfake broker, provisioned for the
 // embedded default configuration's policies.
 type stack struct {
-	env *devenv.Env
+	env *testkit.Env
 	kc  *kafka.Client
 	dir string
 }
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	env := devenv.Start(t)
-	cfg, err := config.Parse(mustRead(t, "../getting_started.ini.orig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := demo.Provision(ctx, env.VC, cfg); err != nil {
-		t.Fatal(err)
-	}
-	s, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ","), "message.max.bytes": "16777216"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kc.Close() })
+	env := testkit.Start(t)
+	cfg := testkit.Config(t, string(mustRead(t, "../getting_started.ini.orig")))
+	testkit.ProvisionDemo(t, env, cfg)
+	kc := testkit.KafkaClient(t, testkit.KafkaSettings(t, env.Brokers, "message.max.bytes", "16777216"))
 	return &stack{env: env, kc: kc, dir: t.TempDir()}
 }
 
@@ -263,8 +244,14 @@ func TestDemoPrograms(t *testing.T) {
 	s := startStack(t)
 	const n = 6
 	cfg := s.writeConfig(t, n, "20")
+	produced := s.demo1(t, cfg, n)
+	s.demo2(t, cfg, n, produced)
+	s.demo3(t, cfg)
+}
 
-	// Demo 1.
+// demo1 runs the producer and the plaintext consumer; it returns what the
+// producer wrote, by key.
+func (s *stack) demo1(t *testing.T, cfg string, n int) map[string]purchase.Purchase {
 	produced := parseProduced(t, s.run(t, "producer", "--config_file", cfg))
 	if len(produced) != n {
 		t.Fatalf("producer wrote %d distinct keys, want %d", len(produced), n)
@@ -296,8 +283,13 @@ func TestDemoPrograms(t *testing.T) {
 		t.Fatalf("consumer printed %d records, want %d", seen, n)
 	}
 	t.Logf("demo 1: %d purchases produced and read back in plaintext", n)
+	return produced
+}
 
-	// Demo 2: the encryptor runs until it is interrupted.
+// demo2 runs the encryptor until it is interrupted, checks the encrypted
+// topic holds no plaintext, and reads it back with the decrypting
+// consumer.
+func (s *stack) demo2(t *testing.T, cfg string, n int, produced map[string]purchase.Purchase) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	enc, encOut, encErr := s.command(ctx, "encryptor", "--config_file", cfg)
@@ -374,8 +366,11 @@ func TestDemoPrograms(t *testing.T) {
 		t.Fatalf("consumer-from-encrypted printed %d records, want %d", decrypted, n)
 	}
 	t.Logf("demo 2: %d records encrypted (no plaintext byte in the topic), %d decrypted equal to what was produced", len(stored), decrypted)
+}
 
-	// Demo 3.
+// demo3 sends a folder of files (one larger than message.max.bytes) and
+// receives them byte-identical.
+func (s *stack) demo3(t *testing.T, cfg string) {
 	src := filepath.Join(s.dir, "source")
 	if err := os.MkdirAll(src, 0o700); err != nil {
 		t.Fatal(err)

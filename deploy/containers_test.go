@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -19,8 +17,8 @@ import (
 
 	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -59,23 +57,14 @@ func TestGatewayAgainstContainers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testkit.Quiet()
 	vconf := vaultclient.Config{Addr: vaddr, Token: rootToken, Timeout: 10 * time.Second}
 	admin, err := vaultclient.New(vconf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	props := map[string]string{"bootstrap.servers": strings.Join(brokers, ","), "message.max.bytes": cfg.Get("default", "message.max.bytes", "")}
-	ks, err := kafka.Configure(props, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcl, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kcl.Close()
+	kcl := testkit.KafkaClient(t, testkit.KafkaSettings(t, brokers, "message.max.bytes", cfg.Get("default", "message.max.bytes", "")))
 	rep, err := lifecycle.Provision(ctx, admin, lifecycle.ProvisionOptions{
 		Policies: cfg.Policies, TransitMount: cfg.Get("kafkagate", "transit_mount", "transit"),
 		FPE: gateway.KeyringOptions(cfg), Kafka: kcl, Partitions: 1,
@@ -87,38 +76,18 @@ func TestGatewayAgainstContainers(t *testing.T) {
 
 	// The gateway as compose runs it, but on loopback without the access
 	// file (the access job is the compose stack's).
-	gw, err := gateway.New(gateway.Options{Config: withoutAccess(t), Vault: vconf, Logger: log, Brokers: brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	l, err := gateway.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- gw.Serve(sctx, l) }()
-	defer func() { stop(); <-served }()
-	base := "http://" + l.Addr().String()
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw := testkit.Gateway(t, nil, gateway.Options{Config: withoutAccess(t), Vault: vconf, Logger: log, Brokers: brokers})
+	base := testkit.Serve(t, gw)
+	cid := testkit.ClusterID(t, gw)
 
 	const topic = "purchases_encrypted"
 	value := map[string]string{"Name": "Container Test", "Address": "7 Harbour Rd", "credit_card": "4539-1488-0343-6467"}
 	body, _ := json.Marshal(map[string]any{"value": map[string]any{"type": "JSON", "data": value}})
-	resp, err := http.Post(fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", base, cid, topic), "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := testkit.Do(t, nil, http.MethodPost, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", base, cid, topic), "", string(body))
 	var produced struct {
 		PartitionID int32 `json:"partition_id"`
 		Offset      int64 `json:"offset"`
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &produced) != nil {
 		t.Fatalf("produce: %d %s", resp.StatusCode, b)
 	}
@@ -131,12 +100,7 @@ func TestGatewayAgainstContainers(t *testing.T) {
 			t.Fatalf("Kafka stores plaintext %q: %s", s, recs[0].Value)
 		}
 	}
-	resp, err = http.Get(fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records?partition=%d&offset=%d&max=1", base, cid, topic, produced.PartitionID, produced.Offset))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, b = testkit.Do(t, nil, http.MethodGet, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records?partition=%d&offset=%d&max=1", base, cid, topic, produced.PartitionID, produced.Offset), "", "")
 	for _, s := range value {
 		if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(s)) {
 			t.Fatalf("decrypting read: %d %s, want %q", resp.StatusCode, b, s)

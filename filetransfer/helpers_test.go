@@ -38,8 +38,14 @@ var topicSeq atomic.Int64
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
-	env := devenv.Start(t)
 	ctx := context.Background()
+	// testkit assembles gateways, which import this package, so these
+	// internal tests start the stack through devenv directly.
+	env, err := devenv.StartEnv(ctx, devenv.VaultOptions{}, devenv.KafkaOptions{FastGroups: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +127,12 @@ func (o *outcome) quarantinedOffsets() []int64 {
 type recvOpts struct {
 	group      string
 	quarantine Quarantine
-	timeout    time.Duration
-	opener     *envelope.Opener
-	maxOpen    int
+	// refuseLegacy receives as a topic whose policy does not set
+	// legacy = accept.
+	refuseLegacy bool
+	timeout      time.Duration
+	opener       *envelope.Opener
+	maxOpen      int
 }
 
 // receiveOnce runs a receiver with Once on topic into dir.
@@ -144,7 +153,7 @@ func (te *testEnv) receiveOnce(t testing.TB, topic, dir string, ro recvOpts) *ou
 	}
 	r, err := NewReceiver(ReceiverOptions{
 		Dir: dir, Topic: topic, Group: ro.group, Settings: te.settings, Kafka: te.kc, Opener: ro.opener,
-		Quarantine: ro.quarantine, IncompleteTimeout: ro.timeout, MaxOpenFiles: ro.maxOpen, Once: true, Logger: te.log,
+		Quarantine: ro.quarantine, IncompleteTimeout: ro.timeout, MaxOpenFiles: ro.maxOpen, Once: true, Logger: te.log, AcceptLegacy: !ro.refuseLegacy,
 		RetryBackoff: 50 * time.Millisecond,
 		OnFile: func(r Received) {
 			out.mu.Lock()

@@ -137,6 +137,12 @@ func TestSendLegacy(t *testing.T) {
 	if name, got := consumeLikeTheDemo(t, te.Transit, recs[0]); name != "large-set-of-info.json" || !bytes.Equal(got, data) {
 		t.Fatalf("the demo's rules recovered %q, %d bytes", name, len(got))
 	}
+	// Where the topic's policy does not accept legacy records, the message
+	// is quarantined as not-allowed and never unwrapped.
+	refused := te.receiveOnce(t, topic, filepath.Join(t.TempDir(), "refused"), recvOpts{refuseLegacy: true, group: "refuse-legacy"})
+	if len(refused.files) != 0 || len(refused.quarantined) != 1 || refused.quarantined[0].Why.Reason != ReasonNotAllowed {
+		t.Fatalf("legacy record without legacy = accept: files %+v, quarantined %+v", refused.files, refused.quarantined)
+	}
 	dir := filepath.Join(t.TempDir(), "in")
 	out := te.receiveOnce(t, topic, dir, recvOpts{})
 	if len(out.files) != 1 || filepath.Base(out.files[0].Path) != "received-large-set-of-info.json" {

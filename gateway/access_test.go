@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
@@ -12,11 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,87 +20,27 @@ import (
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/testkit"
 )
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // setupWith is setup with extra [kafkagate] keys and a log sink; it
 // serves the API through httptest unless noServer.
 func setupWith(t *testing.T, kafkagateKeys string, logw io.Writer, noServer bool) *fixture {
 	t.Helper()
-	env := devenv.Start(t)
-	cfg, err := config.Parse([]byte(testConfig + "\n[kafkagate]\n" + kafkagateKeys))
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testkit.Start(t)
 	if logw == nil {
 		logw = io.Discard
 	}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 3 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(logw, nil)),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
+	o := gateway.Options{
+		Config: testkit.Config(t, testConfig+"\n[kafkagate]\n"+kafkagateKeys),
+		Vault:  testkit.RootVault(env, 3*time.Second),
+		Logger: slog.New(slog.NewTextHandler(logw, nil)),
 	}
-	t.Cleanup(func() { _ = gw.Close() })
-	f := &fixture{env: env, gw: gw}
-	if f.cid, err = gw.Kafka.ClusterID(context.Background()); err != nil {
-		t.Fatal(err)
+	if noServer {
+		gw := testkit.Gateway(t, env, o)
+		return &fixture{env: env, gw: gw, cid: testkit.ClusterID(t, gw)}
 	}
-	if !noServer {
-		f.srv = httptest.NewServer(gw.API)
-		t.Cleanup(f.srv.Close)
-	}
-	return f
-}
-
-func writeFile(t *testing.T, dir, name, text string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func send(t *testing.T, c *http.Client, method, url, auth, body string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return serve(t, env, o)
 }
 
 // TestTokenAccessMatrix produces and reads through real Vault and Kafka
@@ -119,13 +55,13 @@ func TestTokenAccessMatrix(t *testing.T) {
 	carol, _, _ := httpapi.NewToken() // produce:oth* (prefix)
 	mallory, _, _ := httpapi.NewToken()
 	dir := t.TempDir()
-	access := writeFile(t, dir, "access", strings.Join([]string{
+	access := testkit.WriteFile(t, dir, "access", strings.Join([]string{
 		"# kafkagate access file",
 		"token " + httpapi.HashToken(alice) + " alice produce:purchases consume:purchases",
 		"token " + httpapi.HashToken(bob) + " bob consume:purchases",
 		"token " + httpapi.HashToken(carol) + " carol produce:oth*",
 	}, "\n"))
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	f := setupWith(t, "access_file = "+access, logs, false)
 	body := produceBody(purchase)
 	cases := []struct {
@@ -156,7 +92,7 @@ func TestTokenAccessMatrix(t *testing.T) {
 			if topic, ok := strings.CutSuffix(c.topic, ":batch"); ok {
 				b, url = `{"entries":[{"id":"1","value":{"data":{"Name":"x"}}}]}`, f.url(topic)+":batch"
 			}
-			resp, rb := send(t, http.DefaultClient, c.method, url, c.auth, b)
+			resp, rb := testkit.Do(t, http.DefaultClient, c.method, url, c.auth, b)
 			if resp.StatusCode != c.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, rb)
 			}
@@ -178,7 +114,7 @@ func TestTokenAccessMatrix(t *testing.T) {
 		t.Errorf("other holds %d records, want 1 (carol's)", n)
 	}
 	// Probes stay open.
-	if resp, _ := send(t, http.DefaultClient, "GET", f.srv.URL+"/healthz", "", ""); resp.StatusCode != 200 {
+	if resp, _ := testkit.Do(t, http.DefaultClient, "GET", f.srv.URL+"/healthz", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)
 	}
 	l := logs.String()
@@ -220,7 +156,7 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caPath := writeFile(t, dir, "ca.pem", string(ca.PEM))
+	caPath := testkit.WriteFile(t, dir, "ca.pem", string(ca.PEM))
 	issue := func(c *devenv.TestCA, subject pkix.Name) tls.Certificate {
 		is, err := c.IssueClient(subject)
 		if err != nil {
@@ -233,7 +169,7 @@ func TestMutualTLS(t *testing.T) {
 	stranger := issue(ca, pkix.Name{CommonName: "stranger"})
 	rogueBridge := issue(rogue, pkix.Name{CommonName: "bridge"})
 	alice, _, _ := httpapi.NewToken()
-	access := writeFile(t, dir, "access", strings.Join([]string{
+	access := testkit.WriteFile(t, dir, "access", strings.Join([]string{
 		"cert CN=bridge bridge produce:purchases",
 		`cert "CN=Reader One,O=Acme" reader consume:*`,
 		"token " + httpapi.HashToken(alice) + " alice consume:purchases",
@@ -266,19 +202,19 @@ func TestMutualTLS(t *testing.T) {
 		}}
 	}
 	body := produceBody(purchase)
-	if resp, b := send(t, client(bridge), "POST", f.url("purchases"), "", body); resp.StatusCode != 200 {
+	if resp, b := testkit.Do(t, client(bridge), "POST", f.url("purchases"), "", body); resp.StatusCode != 200 {
 		t.Fatalf("bridge produce: %d %s", resp.StatusCode, b)
 	}
-	if resp, b := send(t, client(bridge), "GET", f.url("purchases"), "", ""); resp.StatusCode != 403 {
+	if resp, b := testkit.Do(t, client(bridge), "GET", f.url("purchases"), "", ""); resp.StatusCode != 403 {
 		t.Fatalf("bridge read (no consume right): %d %s", resp.StatusCode, b)
 	}
-	if resp, b := send(t, client(reader), "GET", f.url("purchases")+"?partition=0", "", ""); resp.StatusCode != 200 {
+	if resp, b := testkit.Do(t, client(reader), "GET", f.url("purchases")+"?partition=0", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("reader read: %d %s", resp.StatusCode, b)
 	}
-	if resp, b := send(t, client(reader), "POST", f.url("purchases"), "", body); resp.StatusCode != 403 {
+	if resp, b := testkit.Do(t, client(reader), "POST", f.url("purchases"), "", body); resp.StatusCode != 403 {
 		t.Fatalf("reader produce: %d %s", resp.StatusCode, b)
 	}
-	resp, b := send(t, client(stranger), "POST", f.url("purchases"), "", body)
+	resp, b := testkit.Do(t, client(stranger), "POST", f.url("purchases"), "", body)
 	var e errBody
 	_ = json.Unmarshal(b, &e)
 	if resp.StatusCode != 401 || e.ErrorCode != httpapi.CodeUnauthenticated {
@@ -286,7 +222,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	// A token, when sent, decides: bridge's certificate with alice's token
 	// is alice, who may read but not produce.
-	if resp, b := send(t, client(bridge), "POST", f.url("purchases"), "Bearer "+alice, body); resp.StatusCode != 403 {
+	if resp, b := testkit.Do(t, client(bridge), "POST", f.url("purchases"), "Bearer "+alice, body); resp.StatusCode != 403 {
 		t.Fatalf("bridge certificate with alice's token: %d %s", resp.StatusCode, b)
 	}
 	for name, c := range map[string]*http.Client{"rogue CA": client(rogueBridge), "no certificate": client()} {
@@ -355,7 +291,7 @@ func TestConfiguredLimits(t *testing.T) {
 		t.Fatalf("purchases holds %d records, want 2", n)
 	}
 	// Six requests so far; the seventh is the last of the burst.
-	if resp, b := send(t, http.DefaultClient, "GET", f.srv.URL+"/v3/clusters", "", ""); resp.StatusCode != 200 {
+	if resp, b := testkit.Do(t, http.DefaultClient, "GET", f.srv.URL+"/v3/clusters", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("request 7: %d %s", resp.StatusCode, b)
 	}
 	resp, b := f.post(t, f.url("purchases"), "application/json", `{"value":{"data":{"Name":"x"}}}`)
@@ -370,10 +306,7 @@ func TestConfiguredLimits(t *testing.T) {
 }
 
 func TestReadSettings(t *testing.T) {
-	good, err := config.Parse([]byte("[kafkagate]\nmax_body_bytes = 1024\nmax_json_depth = 10\nrequest_timeout = 2m\nrate_limit = 2.5\nlisten = 0.0.0.0:9\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := testkit.Config(t, "[kafkagate]\nmax_body_bytes = 1024\nmax_json_depth = 10\nrequest_timeout = 2m\nrate_limit = 2.5\nlisten = 0.0.0.0:9\n")
 	s, err := gateway.ReadSettings(good)
 	if err != nil || s.MaxBodyBytes != 1024 || s.MaxJSONDepth != 10 || s.RequestTimeout != 2*time.Minute || s.RateLimit != 2.5 || s.Listen != "0.0.0.0:9" {
 		t.Fatalf("%+v %v", s, err)
@@ -392,10 +325,7 @@ func TestReadSettings(t *testing.T) {
 		{"tls_cert = /x\ntls_key = /y\ntls_client_ca = /ca", "tls_client_ca needs access_file"},
 		{"tls_client_ca = /ca\naccess_file = /a", "tls_client_ca needs tls_cert"},
 	} {
-		f, err := config.Parse([]byte("[kafkagate]\n" + c.keys + "\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		f := testkit.Config(t, "[kafkagate]\n"+c.keys+"\n")
 		_, err = gateway.ReadSettings(f)
 		if err == nil || !errors.Is(err, config.ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: err %v, want %q", c.keys, err, c.want)

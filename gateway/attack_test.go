@@ -16,15 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/fpe"
-	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 )
 
@@ -66,30 +64,16 @@ legacy = accept
 
 func setupAttack(t *testing.T) *fixture {
 	t.Helper()
-	env := devenv.Start(t)
-	cfg, err := config.Parse([]byte(attackConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
-	if err := kr.EnsureKEK(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Ensure(ctx, "payments.card_number"); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{envelope.DefaultKEK} {
-		if err := env.Transit.EnsureKey(ctx, k, transit.KeySpec{Derived: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	env := testkit.Start(t)
+	cfg := testkit.Config(t, attackConfig)
+	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
+	testkit.EnsureEnvelopeKEK(t, env)
 	for _, k := range []string{envelope.DefaultLegacyKEK, "kafka-secret"} {
-		if err := env.Transit.EnsureKey(ctx, k, transit.KeySpec{}); err != nil {
+		if err := env.Transit.EnsureKey(context.Background(), k, transit.KeySpec{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, 3*time.Second)})
+	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
 }
 
 // write produces msgs straight to Kafka, bypassing the API.

@@ -1,12 +1,8 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -18,16 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/filetransfer"
-	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // corpusConfig has one topic per protection mode, and small limits so the
@@ -39,15 +30,7 @@ max_records = 5
 max_headers = 4
 max_header_bytes = 1024
 max_json_depth = 16
-
-[policy:purchases]
-transit_key = kafka-{topic}
-fields =
-    Name           transit
-    Address        transit
-    credit_card    transit
-    customer.email transit
-
+` + purchasesPolicy + `
 [policy:cards]
 fields = credit_card fpe format=full domain=payments.card_number
 
@@ -67,40 +50,14 @@ type corpusFixture struct {
 
 func setupCorpus(t *testing.T) *corpusFixture {
 	t.Helper()
-	env := devenv.Start(t)
-	ctx := context.Background()
-	cfg, err := config.Parse([]byte(corpusConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
-	if err := kr.EnsureKEK(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Ensure(ctx, "payments.card_number"); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 3 * time.Second},
-		Logger:  quiet,
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewKMSKeys(env.Transit), Producer: gw.Kafka,
+	env := testkit.Start(t)
+	cfg := testkit.Config(t, corpusConfig)
+	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
+	testkit.EnsureEnvelopeKEK(t, env)
+	quiet := testkit.Quiet()
+	f := serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second), Logger: quiet})
+	gw := f.gw
+	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewTransitKeys(env.Transit), Producer: gw.Kafka,
 		MaxMessageBytes: gw.Kafka.Settings().Sarama.Producer.MaxMessageBytes, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -108,29 +65,7 @@ func setupCorpus(t *testing.T) *corpusFixture {
 	files := httptest.NewServer(httpapi.New(httpapi.Config{Engine: gw.Engine, Policies: cfg.Policies, Kafka: gw.Kafka, Vault: gw.Vault,
 		Logger: quiet, Files: sender, MaxBodyBytes: 65536}))
 	t.Cleanup(files.Close)
-	return &corpusFixture{fixture: &fixture{env: env, gw: gw, srv: srv, cid: cid}, files: files}
-}
-
-// highWatermarks sums the high watermarks of a topic's partitions: the
-// number of records ever produced to it (0 for a topic that does not exist).
-func highWatermarks(t *testing.T, kc *kafka.Client, topic string) int64 {
-	t.Helper()
-	parts, err := kc.Partitions(topic)
-	if errors.Is(err, kafka.ErrUnknownTopic) {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, p := range parts {
-		_, hi, err := kc.Watermarks(topic, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += hi
-	}
-	return n
+	return &corpusFixture{fixture: f, files: files}
 }
 
 // documentedCodes reads the error codes of docs/errors.md's table.
@@ -163,34 +98,58 @@ func TestBadInputCorpus(t *testing.T) {
 	topics := []string{"purchases", "cards", "docs", "raw", "unprotected"}
 	before := map[string]int64{}
 	for _, tp := range topics {
-		before[tp] = highWatermarks(t, f.gw.Kafka, tp)
+		before[tp] = testkit.HighWatermarks(t, f.gw.Kafka, tp)
 	}
+	cases := corpusCases()
+	docCodes := documentedCodes(t)
+	used := map[int]bool{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.check(t, c, docCodes, used)
+		})
+	}
+	for _, tp := range topics {
+		if n := testkit.HighWatermarks(t, f.gw.Kafka, tp); n != before[tp] {
+			t.Errorf("topic %s: high watermark %d -> %d after rejected requests", tp, before[tp], n)
+		}
+	}
+	t.Logf("bad-input corpus: %d HTTP cases, %d distinct error codes, all documented: %v", len(cases), len(used), slices.Sorted(maps.Keys(used)))
+}
+
+// The endpoints a corpus case can call.
+const (
+	records = "records"
+	batch   = "records:batch"
+	read    = "read"
+	files   = "files"
+)
+
+// corpusCase is one bad request and the error it must get.
+type corpusCase struct {
+	name        string
+	endpoint    string // records (default), records:batch, read, files
+	topic       string // default purchases
+	cluster     string // default the real one
+	query       string // read query or file name
+	ctype       string // default application/json; "-" for none
+	body        string
+	status      int
+	code        int
+	field       string // the response's field
+	msgHas      string // the message names the field (or the fault)
+	plaintextOK bool
+}
+
+// corpusCases is the bad-input corpus: malformed JSON, wrong types and
+// content types, sizes, invalid UTF-8 and base64, hostile header and file
+// names, unknown topics and clusters.
+func corpusCases() []corpusCase {
 	deep := `{"value":{"data":{"extra":` + strings.Repeat(`[`, 40) + strings.Repeat(`]`, 40) + `}}}`
 	manyHeaders := `{"headers":[` + strings.Repeat(`{"name":"h","value":"eA=="},`, 4) + `{"name":"h","value":"eA=="}],"value":{"data":{}}}`
 	bigHeader := `{"headers":[{"name":"` + strings.Repeat("h", 1100) + `","value":"eA=="}],"value":{"data":{}}}`
 	fiveRecords := strings.Repeat(produceBody(`{"Name":"x"}`), 6)
 	huge := `{"entries":[{"id":"a","value":{"data":{"Name":"` + strings.Repeat("x", 70000) + `"}}}]}`
-	const (
-		records = "records"
-		batch   = "records:batch"
-		read    = "read"
-		files   = "files"
-	)
-	type tc struct {
-		name        string
-		endpoint    string // records (default), records:batch, read, files
-		topic       string // default purchases
-		cluster     string // default the real one
-		query       string // read query or file name
-		ctype       string // default application/json; "-" for none
-		body        string
-		status      int
-		code        int
-		field       string // the response's field
-		msgHas      string // the message names the field (or the fault)
-		plaintextOK bool
-	}
-	cases := []tc{
+	return []corpusCase{
 		// Malformed and truncated JSON.
 		{name: "truncated inside a string", body: `{"value":{"data":{"Name":"An`, status: 400, code: httpapi.CodeBadJSON, msgHas: "JSON"},
 		{name: "truncated batch", endpoint: batch, body: `{"entries":[{"id":"a","value":{"data":{}}}`, status: 400, code: httpapi.CodeBadJSON, msgHas: "JSON"},
@@ -261,92 +220,81 @@ func TestBadInputCorpus(t *testing.T) {
 		{name: "file name with a path", endpoint: files, topic: "docs", query: "../../etc/passwd", ctype: "application/octet-stream", body: "x", status: 400, code: httpapi.CodeFileName, field: "name", msgHas: "name"},
 		{name: "file name with NUL", endpoint: files, topic: "docs", query: "a\x00.txt", ctype: "application/octet-stream", body: "x", status: 400, code: httpapi.CodeFileName, field: "name", msgHas: "name"},
 	}
-	docCodes := documentedCodes(t)
-	used := map[int]bool{}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			topic, cluster := c.topic, c.cluster
-			if topic == "" {
-				topic = "purchases"
-			}
-			if cluster == "" {
-				cluster = f.cid
-			}
-			base := f.srv.URL
-			if c.endpoint == files {
-				base = f.files.URL
-			}
-			u := base + "/v3/clusters/" + url.PathEscape(cluster) + "/topics/" + topic + "/"
-			method := http.MethodPost
-			switch c.endpoint {
-			case "", records:
-				u += records
-			case batch:
-				u += batch
-			case read:
-				method, u = http.MethodGet, u+records+"?"+c.query
-			case files:
-				u += "files?name=" + url.QueryEscape(c.query)
-			}
-			req, err := http.NewRequest(method, u, strings.NewReader(c.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch c.ctype {
-			case "":
-				req.Header.Set("Content-Type", "application/json")
-			case "-":
-			default:
-				req.Header.Set("Content-Type", c.ctype)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != c.status {
-				t.Fatalf("status %d, want %d: %.300s", resp.StatusCode, c.status, b)
-			}
-			var e errBody
-			if c.status == http.StatusMultiStatus {
-				var br struct {
-					Successes []json.RawMessage `json:"successes"`
-					Failures  []errBody         `json:"failures"`
-				}
-				if err := json.Unmarshal(b, &br); err != nil || len(br.Successes) != 0 || len(br.Failures) != 1 {
-					t.Fatalf("batch result: %.300s", b)
-				}
-				e = br.Failures[0]
-			} else if err := json.Unmarshal(b, &e); err != nil {
-				t.Fatalf("error body is not JSON: %.300s", b)
-			}
-			used[e.ErrorCode] = true
-			if e.ErrorCode != c.code {
-				t.Fatalf("error_code %d, want %d (message %q)", e.ErrorCode, c.code, e.Message)
-			}
-			if !docCodes[e.ErrorCode] {
-				t.Errorf("error_code %d is not documented in docs/errors.md", e.ErrorCode)
-			}
-			if e.Field != c.field {
-				t.Errorf("field %q, want %q (message %q)", e.Field, c.field, e.Message)
-			}
-			if !strings.Contains(e.Message, c.msgHas) {
-				t.Errorf("message %q does not name %q", e.Message, c.msgHas)
-			}
-			for _, s := range append(secrets, "4111") {
-				if strings.Contains(e.Message, s) {
-					t.Errorf("message leaks a value: %s", e.Message)
-				}
-			}
-		})
+}
+
+// check sends c and checks the answer: status, documented error code,
+// field, a message that names the fault and leaks no value. It records
+// the error code it got in used.
+func (f *corpusFixture) check(t *testing.T, c corpusCase, docCodes, used map[int]bool) {
+	topic, cluster := c.topic, c.cluster
+	if topic == "" {
+		topic = "purchases"
 	}
-	for _, tp := range topics {
-		if n := highWatermarks(t, f.gw.Kafka, tp); n != before[tp] {
-			t.Errorf("topic %s: high watermark %d -> %d after rejected requests", tp, before[tp], n)
+	if cluster == "" {
+		cluster = f.cid
+	}
+	base := f.srv.URL
+	if c.endpoint == files {
+		base = f.files.URL
+	}
+	u := base + "/v3/clusters/" + url.PathEscape(cluster) + "/topics/" + topic + "/"
+	method := http.MethodPost
+	switch c.endpoint {
+	case "", records:
+		u += records
+	case batch:
+		u += batch
+	case read:
+		method, u = http.MethodGet, u+records+"?"+c.query
+	case files:
+		u += "files?name=" + url.QueryEscape(c.query)
+	}
+	req, err := http.NewRequest(method, u, strings.NewReader(c.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch c.ctype {
+	case "":
+		req.Header.Set("Content-Type", "application/json")
+	case "-":
+	default:
+		req.Header.Set("Content-Type", c.ctype)
+	}
+	resp, b := testkit.Call(t, nil, req)
+	if resp.StatusCode != c.status {
+		t.Fatalf("status %d, want %d: %.300s", resp.StatusCode, c.status, b)
+	}
+	var e errBody
+	if c.status == http.StatusMultiStatus {
+		var br struct {
+			Successes []json.RawMessage `json:"successes"`
+			Failures  []errBody         `json:"failures"`
+		}
+		if err := json.Unmarshal(b, &br); err != nil || len(br.Successes) != 0 || len(br.Failures) != 1 {
+			t.Fatalf("batch result: %.300s", b)
+		}
+		e = br.Failures[0]
+	} else if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("error body is not JSON: %.300s", b)
+	}
+	used[e.ErrorCode] = true
+	if e.ErrorCode != c.code {
+		t.Fatalf("error_code %d, want %d (message %q)", e.ErrorCode, c.code, e.Message)
+	}
+	if !docCodes[e.ErrorCode] {
+		t.Errorf("error_code %d is not documented in docs/errors.md", e.ErrorCode)
+	}
+	if e.Field != c.field {
+		t.Errorf("field %q, want %q (message %q)", e.Field, c.field, e.Message)
+	}
+	if !strings.Contains(e.Message, c.msgHas) {
+		t.Errorf("message %q does not name %q", e.Message, c.msgHas)
+	}
+	for _, s := range append(secrets, "4111") {
+		if strings.Contains(e.Message, s) {
+			t.Errorf("message leaks a value: %s", e.Message)
 		}
 	}
-	t.Logf("bad-input corpus: %d HTTP cases, %d distinct error codes, all documented: %v", len(cases), len(used), slices.Sorted(maps.Keys(used)))
 }
 
 // TestBadInputMixedBatch sends a batch of good and bad records to every
@@ -383,7 +331,7 @@ func TestBadInputMixedBatch(t *testing.T) {
 	}
 	for _, topic := range order {
 		es := byTopic[topic]
-		before := highWatermarks(t, f.gw.Kafka, topic)
+		before := testkit.HighWatermarks(t, f.gw.Kafka, topic)
 		var raws []string
 		for _, e := range es {
 			raws = append(raws, e.body)
@@ -427,7 +375,7 @@ func TestBadInputMixedBatch(t *testing.T) {
 		if len(br.Successes) != good || fi != len(br.Failures) {
 			t.Fatalf("%s: %d successes (want %d), %d failures: %s", topic, len(br.Successes), good, len(br.Failures), b)
 		}
-		if after := highWatermarks(t, f.gw.Kafka, topic); after-before != int64(good) {
+		if after := testkit.HighWatermarks(t, f.gw.Kafka, topic); after-before != int64(good) {
 			t.Fatalf("%s: watermark moved by %d, want %d (only the good records)", topic, after-before, good)
 		}
 		for _, rec := range f.raw(t, topic) {

@@ -5,13 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 func decodeB64(t *testing.T, s string) string {
@@ -85,11 +85,7 @@ func TestBadInputGetsDocumentedErrorAndNothingIsProduced(t *testing.T) {
 		}
 	}
 	// Unknown cluster id.
-	resp, err := http.Get(f.srv.URL + "/v3/clusters/nope/topics/purchases/records")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := testkit.Do(t, nil, http.MethodGet, f.srv.URL+"/v3/clusters/nope/topics/purchases/records", "", "")
 	if resp.StatusCode != 404 {
 		t.Fatalf("unknown cluster: %d", resp.StatusCode)
 	}
@@ -165,21 +161,13 @@ func TestVaultStoppedFailsClosed(t *testing.T) {
 		t.Fatalf("topic has %d records after the refused request, want 1", n)
 	}
 	// Reading also refuses rather than returning ciphertext as if decrypted.
-	r, err := http.Get(f.url("purchases") + "?partition=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Body.Close()
+	r, _ := testkit.Do(t, nil, http.MethodGet, f.url("purchases")+"?partition=0", "", "")
 	// The record may be on any partition; the read of partition 0 either
 	// has nothing to decrypt (200, empty) or refuses with 503.
 	if r.StatusCode != 503 && r.StatusCode != 200 {
 		t.Fatalf("read with vault down: %d", r.StatusCode)
 	}
-	rr, err := http.Get(f.srv.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr.Body.Close()
+	rr, _ := testkit.Do(t, nil, http.MethodGet, f.srv.URL+"/readyz", "", "")
 	if rr.StatusCode != 503 {
 		t.Fatalf("readyz with vault down: %d", rr.StatusCode)
 	}
@@ -189,13 +177,7 @@ func TestVaultStoppedFailsClosed(t *testing.T) {
 // Kafka client (librdkafka). make test installs kcat; elsewhere the test
 // skips unless KAFKAGATE_REQUIRE_KCAT is set.
 func TestKcatSeesCiphertextOnly(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		if os.Getenv("KAFKAGATE_REQUIRE_KCAT") != "" {
-			t.Fatal("kcat is not installed (make deps installs it)")
-		}
-		t.Skip("kcat not installed")
-	}
+	kcat := testkit.Kcat(t)
 	f := setup(t)
 	if resp, b := f.post(t, f.url("purchases"), "application/json", produceBody(purchase)); resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, b)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // produceSamples writes n encrypted purchases through the REST API and one
@@ -126,15 +127,7 @@ func TestConsumeMaxWaitPerDecrypt(t *testing.T) {
 	produceSamples(t, f, 3)
 	stored := f.raw(t, "purchases")
 	const wait = 300 * time.Millisecond
-	if err := f.env.Vault.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = f.env.Vault.Resume()
-		}
-	}()
+	resume := testkit.PauseVault(t, f.env.Vault)
 	start := time.Now()
 	got, err := consumeAll(t, f, gateway.ConsumeOptions{MaxWaitPerDecrypt: wait})
 	took := time.Since(start)
@@ -157,10 +150,7 @@ func TestConsumeMaxWaitPerDecrypt(t *testing.T) {
 	if got, err := consumeAll(t, f, gateway.ConsumeOptions{}); err == nil {
 		t.Fatalf("Vault frozen, no max wait: %d records and no error", len(got))
 	}
-	if err := f.env.Vault.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume()
 	got, err = consumeAll(t, f, gateway.ConsumeOptions{MaxWaitPerDecrypt: 5 * time.Second})
 	if err != nil || len(got) != len(stored) {
 		t.Fatalf("after SIGCONT: %d records, %v", len(got), err)

@@ -10,14 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const envelopeConfig = `
@@ -35,15 +33,10 @@ mode = envelope
 
 func setupEnvelope(t *testing.T) *fixture {
 	t.Helper()
-	env := devenv.Start(t)
-	cfg, err := config.Parse([]byte(envelopeConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Transit.EnsureKey(context.Background(), envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, 3*time.Second)})
+	env := testkit.Start(t)
+	cfg := testkit.Config(t, envelopeConfig)
+	testkit.EnsureEnvelopeKEK(t, env)
+	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
 }
 
 func TestEnvelopeRecordsOverHTTP(t *testing.T) {

@@ -15,9 +15,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const faultConfig = `
@@ -95,17 +95,14 @@ func loadGen(t *testing.T, url string, n int, stop <-chan struct{}, lastOK *atom
 	return out
 }
 
-func newLoadGateway(t *testing.T, env *devenv.Env) *fixture {
+func newLoadGateway(t *testing.T, env *testkit.Env) *fixture {
 	t.Helper()
 	logw := io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	cfg, err := config.Parse([]byte(faultConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, time.Second),
+	cfg := testkit.Config(t, faultConfig)
+	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, time.Second),
 		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
@@ -147,21 +144,17 @@ func verifyTopic(t *testing.T, f *fixture, outs []outcome) (ok, refused int) {
 // nothing plaintext reaches Kafka, and the gateway serves again within 2 s
 // of SIGCONT without a restart.
 func TestVaultFrozenUnderLoad(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	f := newLoadGateway(t, env)
 	stop := make(chan struct{})
 	var outs []outcome
 	done := make(chan struct{})
 	go func() { outs = loadGen(t, f.url("load"), 4, stop, nil); close(done) }()
 	time.Sleep(700 * time.Millisecond)
-	if err := env.Vault.Pause(); err != nil {
-		t.Fatal(err)
-	}
+	resume := testkit.PauseVault(t, env.Vault)
 	pausedAt := time.Now()
 	time.Sleep(3 * time.Second)
-	if err := env.Vault.Resume(); err != nil {
-		t.Fatal(err)
-	}
+	resume()
 	resumedAt := time.Now()
 	time.Sleep(2500 * time.Millisecond)
 	close(stop)
@@ -197,7 +190,7 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ko := devenv.KafkaOptions{Port: port, DataDir: dir, Partitions: 2}
-	env := devenv.StartWith(t, ko)
+	env := testkit.StartWith(t, ko)
 	f := newLoadGateway(t, env)
 	stop := make(chan struct{})
 	var outs []outcome

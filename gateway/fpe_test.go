@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/fpe"
 	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const fpeConfig = `
@@ -37,11 +36,8 @@ fields = credit_card fpe domain=nobody.home
 
 func setupFPE(t *testing.T, provision bool) (*fixture, *vaultkeyring.Keyring) {
 	t.Helper()
-	env := devenv.Start(t)
-	cfg, err := config.Parse([]byte(fpeConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testkit.Start(t)
+	cfg := testkit.Config(t, fpeConfig)
 	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
 	ctx := context.Background()
 	if err := kr.EnsureKEK(ctx); err != nil {
@@ -52,7 +48,7 @@ func setupFPE(t *testing.T, provision bool) (*fixture, *vaultkeyring.Keyring) {
 			t.Fatal(err)
 		}
 	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, 3*time.Second)}), kr
+	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)}), kr
 }
 
 func luhn(s string) bool {

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,14 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const testConfig = `
@@ -31,14 +28,7 @@ const testConfig = `
 bootstrap.servers = unused:9092
 client.id = kafkagate-test
 
-[policy:purchases]
-transit_key = kafka-{topic}
-fields =
-    Name         transit
-    Address      transit
-    credit_card  transit
-    customer.email transit
-
+` + purchasesPolicy + `
 [policy:other]
 transit_key = kafka-purchases
 fields = Name transit, Address transit, credit_card transit
@@ -51,8 +41,19 @@ fields = Address transit
 mode = passthrough
 `
 
+// purchasesPolicy encrypts the four secret fields of purchase.
+const purchasesPolicy = `
+[policy:purchases]
+transit_key = kafka-{topic}
+fields =
+    Name           transit
+    Address        transit
+    credit_card    transit
+    customer.email transit
+`
+
 type fixture struct {
-	env *devenv.Env
+	env *testkit.Env
 	gw  *gateway.Gateway
 	srv *httptest.Server
 	cid string
@@ -60,41 +61,16 @@ type fixture struct {
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	env := devenv.Start(t)
-	cfg, err := config.Parse([]byte(testConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: rootVault(env, 3*time.Second)})
+	env := testkit.Start(t)
+	return serve(t, env, gateway.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
 }
 
-// rootVault is the dev server's address and root token.
-func rootVault(env *devenv.Env, timeout time.Duration) vaultclient.Config {
-	return vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: timeout}
-}
-
-// serve assembles a gateway on env's broker (o.Brokers, o.Logger default
-// to env's and a silent logger) and serves its API; both stop with t.
-func serve(t *testing.T, env *devenv.Env, o gateway.Options) *fixture {
+// serve assembles a gateway on env (testkit.Gateway) and serves its API;
+// both stop with t.
+func serve(t *testing.T, env *testkit.Env, o gateway.Options) *fixture {
 	t.Helper()
-	if o.Brokers == nil {
-		o.Brokers = env.Brokers
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	gw, err := gateway.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	cid, err := gw.Kafka.ClusterID(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{env: env, gw: gw, srv: srv, cid: cid}
+	gw := testkit.Gateway(t, env, o)
+	return &fixture{env: env, gw: gw, srv: testkit.ServeAPI(t, gw), cid: testkit.ClusterID(t, gw)}
 }
 
 func (f *fixture) url(topic string) string {
@@ -110,34 +86,13 @@ func (f *fixture) post(t *testing.T, url, ctype, body string) (*http.Response, [
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return testkit.Call(t, nil, req)
 }
 
 // raw reads every record of a topic as stored (no decryption).
 func (f *fixture) raw(t *testing.T, topic string) []kafka.Record {
 	t.Helper()
-	parts, err := f.gw.Kafka.Partitions(topic)
-	if errors.Is(err, kafka.ErrUnknownTopic) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []kafka.Record
-	for _, p := range parts {
-		recs, err := f.gw.Kafka.Read(context.Background(), topic, p, -2, 10000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, recs...)
-	}
-	return all
+	return testkit.Stored(t, f.gw.Kafka, topic)
 }
 
 const purchase = `{"Name":"Ann Example","Address":"1 Main St, Springfield","credit_card":"2516-2848-6785-9087","customer":{"email":"ann@example.com","tier":"gold"},"extra":[1,{"k":"v"}],"note":null}`
@@ -249,12 +204,7 @@ func TestProduceEncryptsAndReadDecrypts(t *testing.T) {
 
 func (f *fixture) read(t *testing.T, topic string, partition int32, offset int64) httpapi.ReadResponse {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("%s?partition=%d&offset=%d&max=100", f.url(topic), partition, offset))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := testkit.Do(t, nil, http.MethodGet, fmt.Sprintf("%s?partition=%d&offset=%d&max=100", f.url(topic), partition, offset), "", "")
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET status %d: %s", resp.StatusCode, b)
 	}

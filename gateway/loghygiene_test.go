@@ -8,37 +8,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 const hygieneConfig = `
 [policy:t_fields]
@@ -56,37 +35,18 @@ dek = per-message
 // checks that no plaintext value, data key, FPE key or Vault token appears
 // in any log line or error response.
 func TestLogsCarryNoSecrets(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
-	cfg, err := config.Parse([]byte(hygieneConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
-	if err := kr.EnsureKEK(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Ensure(ctx, "payments.card_number"); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 2 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Brokers: env.Brokers,
+	cfg := testkit.Config(t, hygieneConfig)
+	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
+	testkit.EnsureEnvelopeKEK(t, env)
+	logs := &testkit.SyncBuffer{}
+	f := serve(t, env, gateway.Options{
+		Config: cfg,
+		Vault:  testkit.RootVault(env, 2*time.Second),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw.API)
-	defer srv.Close()
-	cid, _ := gw.Kafka.ClusterID(ctx)
-	f := &fixture{env: env, gw: gw, srv: srv, cid: cid}
+	gw := f.gw
 
 	name, card, doc := "Zebulon Quartermaine", "2516-2848-6785-9087", "envelope-plaintext-Xylophone"
 	var responses strings.Builder

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // The gateway's /metrics reflects what a produce did: the HTTP request,
@@ -32,12 +34,7 @@ func TestMetricsAfterProduce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	resp, err := http.Get(f.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, b := testkit.Do(t, nil, http.MethodGet, f.srv.URL+"/metrics", "", "")
 	out := string(b)
 	for _, want := range []string{
 		`kafkagate_http_requests_total{code="200",method="POST",route="/v3/clusters/{cluster_id}/topics/{topic}/records"} 20`,

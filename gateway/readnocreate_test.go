@@ -2,22 +2,12 @@ package gateway_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 
 	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/testkit"
 )
-
-// topicExists asks for the full topic list (creating none).
-func (f *fixture) topicExists(t *testing.T, topic string) bool {
-	t.Helper()
-	ok, err := f.gw.Kafka.TopicExists(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ok
-}
 
 // TestReadUnknownTopicDoesNotCreateIt: kfake allows auto-creation (as
 // Apache Kafka does by default). GET .../records of a topic that does not
@@ -28,12 +18,7 @@ func TestReadUnknownTopicDoesNotCreateIt(t *testing.T) {
 	f := setup(t)
 	get := func(topic, query string) (int, errBody) {
 		t.Helper()
-		resp, err := http.Get(f.url(topic) + query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := testkit.Do(t, nil, http.MethodGet, f.url(topic)+query, "", "")
 		var e errBody
 		if resp.StatusCode != http.StatusOK {
 			if err := json.Unmarshal(b, &e); err != nil {
@@ -49,7 +34,7 @@ func TestReadUnknownTopicDoesNotCreateIt(t *testing.T) {
 				t.Fatalf("GET %s%s: %d %+v, want 404 %d", topic, q, code, e, httpapi.CodeTopicNotFound)
 			}
 		}
-		if f.topicExists(t, topic) {
+		if testkit.TopicExists(t, f.gw.Kafka, topic) {
 			t.Fatalf("GET records created topic %s", topic)
 		}
 	}
@@ -58,7 +43,7 @@ func TestReadUnknownTopicDoesNotCreateIt(t *testing.T) {
 	if resp, body := f.post(t, f.url("other"), "application/json", produceBody(purchase)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("produce to new topic other: %d %s", resp.StatusCode, body)
 	}
-	if !f.topicExists(t, "other") {
+	if !testkit.TopicExists(t, f.gw.Kafka, "other") {
 		t.Fatal("producing did not create topic other")
 	}
 	stored := f.raw(t, "other")

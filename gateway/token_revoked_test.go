@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -24,7 +23,7 @@ import (
 // policy for the gateway's transit keys, and writes the role and secret
 // ids to files as an operator would. The token TTL is long, so only a
 // revocation ends a token during the test.
-func setupAppRole(t *testing.T, env *devenv.Env) (roleIDFile, secretIDFile string, creds []string) {
+func setupAppRole(t *testing.T, env *testkit.Env) (roleIDFile, secretIDFile string, creds []string) {
 	t.Helper()
 	ctx := context.Background()
 	root := env.VC
@@ -62,12 +61,9 @@ path "transit/decrypt/kafka-*" { capabilities = ["update"] }
 
 // appRoleGateway serves testConfig with a gateway that logs in to env's
 // Vault with AppRole, logging into logs at debug level.
-func appRoleGateway(t *testing.T, env *devenv.Env, roleIDFile, secretIDFile string, logs io.Writer) *fixture {
+func appRoleGateway(t *testing.T, env *testkit.Env, roleIDFile, secretIDFile string, logs io.Writer) *fixture {
 	t.Helper()
-	cfg, err := config.Parse([]byte(testConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, testConfig)
 	f := serve(t, env, gateway.Options{Config: cfg,
 		Vault:  vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -111,67 +107,16 @@ type produceOutcome struct {
 // and nothing else is; no record carries plaintext; no log line carries a
 // token or the AppRole credentials.
 func TestVaultTokenRevokedUnderLoad(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	roleIDFile, secretIDFile, creds := setupAppRole(t, env)
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
-	gw, ctx := f.gw, context.Background()
-	before := highWatermarks(t, gw.Kafka, "purchases")
+	gw := f.gw
+	before := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 
 	// Steady load: two clients, back to back.
 	const clients = 2
-	var (
-		mu       sync.Mutex
-		outcomes []produceOutcome
-	)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Timeout: 30 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				o := produceOutcome{start: time.Now()}
-				resp, err := client.Post(f.url("purchases"), "application/json", strings.NewReader(produceBody(purchase)))
-				if err != nil {
-					o.status = -1
-				} else {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					o.status, o.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
-				}
-				o.end = time.Now()
-				mu.Lock()
-				outcomes = append(outcomes, o)
-				mu.Unlock()
-			}
-		}()
-	}
-	snapshot := func() []produceOutcome {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]produceOutcome(nil), outcomes...)
-	}
-	// firstSuccessAfter waits for a request started after ts to succeed.
-	firstSuccessAfter := func(ts time.Time) (time.Time, bool) {
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			for _, o := range snapshot() {
-				if o.status == 200 && o.start.After(ts) {
-					return o.end, true
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return time.Time{}, false
-	}
-
+	load := startProduceLoad(f.url("purchases"), clients)
 	const revocations = 3
 	var recoveries []time.Duration
 	var revokedTokens []string
@@ -180,10 +125,9 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 		tok := revokeCurrent(t, f)
 		at := time.Now() // requests started before this may still use tok
 		revokedTokens = append(revokedTokens, tok)
-		done, ok := firstSuccessAfter(at)
+		done, ok := load.firstSuccessAfter(at)
 		if !ok {
-			close(stop)
-			wg.Wait()
+			load.stop()
 			t.Fatalf("revocation %d: no successful produce within 30 s", i+1)
 		}
 		recoveries = append(recoveries, done.Sub(at))
@@ -192,10 +136,9 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	close(stop)
-	wg.Wait()
+	load.stop()
 
-	all := snapshot()
+	all := load.snapshot()
 	ok, refused := 0, 0
 	for _, o := range all {
 		switch {
@@ -210,7 +153,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 	if ok == 0 {
 		t.Fatal("no request succeeded")
 	}
-	after := highWatermarks(t, gw.Kafka, "purchases")
+	after := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 	if got := after - before; got != int64(ok) {
 		t.Fatalf("%d records reached Kafka for %d successful answers", got, ok)
 	}
@@ -222,24 +165,116 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	l := logs.String()
-	for _, s := range append(append(creds, revokedTokens...), gw.Vault.API().Token(), env.Vault.Token) {
-		if strings.Contains(l, s) {
-			t.Fatal("a token or AppRole credential appears in the log")
-		}
+	noCredentialInLog(t, logs.String(), append(append(creds, revokedTokens...), gw.Vault.API().Token(), env.Vault.Token)...)
+	revokedTokens = append(revokedTokens, checkUnrecoverableRevocation(t, f, secretIDFile))
+	noCredentialInLog(t, logs.String(), append(append(creds, revokedTokens...), gw.Vault.API().Token())...)
+
+	var worst time.Duration
+	for _, d := range recoveries {
+		worst = max(worst, d)
 	}
-	// A revocation the gateway cannot recover from (its secret id no
-	// longer logs in): a clear refusal, 503 with Retry-After, nothing
-	// produced; and serving again once the secret id is fixed.
-	good, err := os.ReadFile(secretIDFile)
+	t.Logf("token revoked %d times under load (%d clients): %d requests, %d ok, %d refused (503 + Retry-After), 0 other; %d records in Kafka, 0 plaintext; recovery (revocation to next success) %v, worst %v",
+		revocations, clients, len(all), ok, refused, after-before, recoveries, worst)
+}
+
+// produceLoad posts produceBody(purchase) to one URL from several
+// clients, back to back, until stopped, and keeps every outcome.
+type produceLoad struct {
+	mu       sync.Mutex
+	outcomes []produceOutcome
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func startProduceLoad(url string, clients int) *produceLoad {
+	l := &produceLoad{done: make(chan struct{})}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			client := &http.Client{Timeout: 30 * time.Second}
+			for {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				o := produceOutcome{start: time.Now()}
+				resp, err := client.Post(url, "application/json", strings.NewReader(produceBody(purchase)))
+				if err != nil {
+					o.status = -1
+				} else {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					o.status, o.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+				}
+				o.end = time.Now()
+				l.mu.Lock()
+				l.outcomes = append(l.outcomes, o)
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and waits for its clients.
+func (l *produceLoad) stop() {
+	close(l.done)
+	l.wg.Wait()
+}
+
+func (l *produceLoad) snapshot() []produceOutcome {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]produceOutcome(nil), l.outcomes...)
+}
+
+// firstSuccessAfter waits for a request started after ts to succeed.
+func (l *produceLoad) firstSuccessAfter(ts time.Time) (time.Time, bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, o := range l.snapshot() {
+			if o.status == 200 && o.start.After(ts) {
+				return o.end, true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Time{}, false
+}
+
+// breakSecretID replaces the AppRole secret id in secretIDFile with one
+// that does not log in, and revokes the gateway's current token. It
+// returns the good secret id and the revoked token.
+func breakSecretID(t *testing.T, f *fixture, secretIDFile string) (good, revoked string) {
+	t.Helper()
+	b, err := os.ReadFile(secretIDFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(secretIDFile, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
-		t.Fatal(err)
+	testkit.WriteFile(t, filepath.Dir(secretIDFile), filepath.Base(secretIDFile), "00000000-0000-0000-0000-000000000000")
+	return string(b), revokeCurrent(t, f)
+}
+
+// noCredentialInLog fails t when log holds any of creds.
+func noCredentialInLog(t *testing.T, log string, creds ...string) {
+	t.Helper()
+	for _, s := range creds {
+		if strings.Contains(log, s) {
+			t.Fatal("a token or AppRole credential appears in the log")
+		}
 	}
-	revokedTokens = append(revokedTokens, revokeCurrent(t, f))
-	stuck := highWatermarks(t, gw.Kafka, "purchases")
+}
+
+// checkUnrecoverableRevocation revokes the gateway's token while its
+// secret id no longer logs in: a clear refusal, 503 with Retry-After,
+// nothing produced; and serving again once the secret id is fixed. It
+// returns the revoked token.
+func checkUnrecoverableRevocation(t *testing.T, f *fixture, secretIDFile string) string {
+	gw := f.gw
+	good, revoked := breakSecretID(t, f, secretIDFile)
+	stuck := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 	// Three requests: each refused call makes one login attempt, and
 	// Vault locks an AppRole out after 5 failed logins (user lockout); see
 	// TestVaultFailedReloginIsPaced.
@@ -259,12 +294,10 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	if n := highWatermarks(t, gw.Kafka, "purchases"); n != stuck {
+	if n := testkit.HighWatermarks(t, gw.Kafka, "purchases"); n != stuck {
 		t.Fatalf("%d records produced without a valid token", n-stuck)
 	}
-	if err := os.WriteFile(secretIDFile, good, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, filepath.Dir(secretIDFile), filepath.Base(secretIDFile), good)
 	fixedAt := time.Now()
 	var fixedAfter time.Duration
 	for {
@@ -274,25 +307,13 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 			break
 		}
 		if resp.StatusCode != 503 || time.Since(fixedAt) > 15*time.Second {
-			locked, _ := env.VC.Read(ctx, "sys/locked-users")
+			locked, _ := f.env.VC.Read(context.Background(), "sys/locked-users")
 			t.Fatalf("after fixing the secret id: %d; sys/locked-users: %v", resp.StatusCode, locked)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("unrecoverable revocation: %d/%d requests refused with 503 + Retry-After (codes %v), 0 produced; served again %v after the secret id was fixed", failing, failing, codes, fixedAfter)
-	l = logs.String()
-	for _, s := range append(append(creds, revokedTokens...), gw.Vault.API().Token()) {
-		if strings.Contains(l, s) {
-			t.Fatal("a token or AppRole credential appears in the log")
-		}
-	}
-
-	var worst time.Duration
-	for _, d := range recoveries {
-		worst = max(worst, d)
-	}
-	t.Logf("token revoked %d times under load (%d clients): %d requests, %d ok, %d refused (503 + Retry-After), 0 other; %d records in Kafka, 0 plaintext; recovery (revocation to next success) %v, worst %v",
-		revocations, clients, len(all), ok, refused, after-before, recoveries, worst)
+	return revoked
 }
 
 // TestVaultFailedReloginIsPaced: while the gateway's token is revoked and
@@ -303,19 +324,12 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 // (at most about one per second) and the gateway must serve again soon
 // after the fix.
 func TestVaultFailedReloginIsPaced(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	roleIDFile, secretIDFile, _ := setupAppRole(t, env)
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
 	ctx := context.Background()
-	good, err := os.ReadFile(secretIDFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(secretIDFile, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	revokeCurrent(t, f)
+	good, _ := breakSecretID(t, f, secretIDFile)
 	window := 2 * time.Second
 	start := time.Now()
 	sent := 0
@@ -331,9 +345,7 @@ func TestVaultFailedReloginIsPaced(t *testing.T) {
 	if limit := int(window/time.Second) + 2; failed > limit {
 		t.Errorf("%d failed logins for %d refused requests in %v; want at most %d (paced)", failed, sent, window, limit)
 	}
-	if err := os.WriteFile(secretIDFile, good, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, filepath.Dir(secretIDFile), filepath.Base(secretIDFile), good)
 	fixedAt := time.Now()
 	for {
 		resp, _ := f.post(t, f.url("purchases"), "application/json", produceBody(purchase))

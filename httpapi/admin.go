@@ -1,6 +1,6 @@
 package httpapi
 
-// Admin endpoints (kafkagate issue 6), under /v3/admin and so reserved to
+// Admin endpoints for key lifecycle operations, under /v3/admin and so reserved to
 // principals with the admin right (auth.go):
 //
 //	GET  /v3/admin/keys                         the transit keys the policies use

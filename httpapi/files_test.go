@@ -19,20 +19,19 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/filetransfer"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // uploadEnv is a real Vault dev server and a kfake broker, a file sender
 // over them, and policies: "files" in envelope mode, "purchases" in
 // transit field mode.
 type uploadEnv struct {
-	env    *devenv.Env
+	env    *testkit.Env
 	kc     *kafka.Client
 	ks     *kafka.Settings
 	cfg    *config.File
@@ -44,31 +43,18 @@ type uploadEnv struct {
 
 func newUploadEnv(t *testing.T) *uploadEnv {
 	t.Helper()
-	env := devenv.Start(t)
-	ctx := context.Background()
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0], "message.max.bytes": "8388608"}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kc.Close() })
-	cfg, err := config.Parse([]byte("[policy:files]\nmode = envelope\ndek = per-message\n\n[policy:purchases]\nfields = Name transit\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testkit.Start(t)
+	testkit.EnsureEnvelopeKEK(t, env)
+	quiet := testkit.Quiet()
+	ks := testkit.KafkaSettings(t, env.Brokers, "message.max.bytes", "8388608")
+	kc := testkit.KafkaClient(t, ks)
+	cfg := testkit.Config(t, "[policy:files]\nmode = envelope\ndek = per-message\n\n[policy:purchases]\nfields = Name transit\n")
 	keys := envelope.NewTransitKeys(env.Transit)
 	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: keys, Producer: kc, MaxMessageBytes: ks.Sarama.Producer.MaxMessageBytes, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cid, err := kc.ClusterID(ctx)
+	cid, err := kc.ClusterID(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,19 +119,7 @@ func (u *uploadEnv) receive(t *testing.T, topic string) []filetransfer.Received 
 // records counts the records of topic.
 func (u *uploadEnv) records(t *testing.T, topic string) int64 {
 	t.Helper()
-	ps, err := u.kc.Partitions(topic)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, p := range ps {
-		lo, hi, err := u.kc.Watermarks(topic, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += hi - lo
-	}
-	return n
+	return testkit.Records(t, u.kc, topic)
 }
 
 // TestFileUpload streams a file of 3 MiB + 7 bytes in a chunked request body

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,16 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/kgclient"
-	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // countingStreamer counts the streams open, to see them closed.
@@ -56,7 +50,7 @@ type streamFixture struct {
 	// client bounds every request with its body, so that a stream that
 	// should have been refused fails the test instead of hanging it.
 	client *http.Client
-	env    *devenv.Env
+	env    *testkit.Env
 	srv    *httptest.Server
 	base   string
 	prod   *kgclient.Producer
@@ -65,28 +59,13 @@ type streamFixture struct {
 
 func setupStream(t *testing.T, maxStreams int) *streamFixture {
 	t.Helper()
-	env := devenv.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0]}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testkit.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
+	quiet := testkit.Quiet()
+	ks := testkit.KafkaSettings(t, env.Brokers)
 	ks.Sarama.Consumer.MaxWaitTime = 50 * time.Millisecond
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kc.Close() })
-	cfg, err := config.Parse([]byte("[policy:purchases]\nfields = Name transit, Address transit\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, err := vaultclient.New(vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 3 * time.Second, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := protect.New(transit.New(vc, transit.Options{}), protect.Options{Policies: cfg.Policies})
-	t.Cleanup(eng.Close)
+	kc := testkit.KafkaClient(t, ks)
+	cfg := testkit.Config(t, "[policy:purchases]\nfields = Name transit, Address transit\n")
+	eng, vc := testkit.Engine(t, env, cfg.Policies, 3*time.Second)
 	st := &countingStreamer{kc: kc}
 	api := httpapi.New(httpapi.Config{Engine: eng, Policies: cfg.Policies, Kafka: kc, Vault: vc, Logger: quiet,
 		Stream: httpapi.StreamConfig{Streamer: st, Heartbeat: 100 * time.Millisecond, MaxStreams: maxStreams,
@@ -97,11 +76,7 @@ func setupStream(t *testing.T, maxStreams int) *streamFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := sarama.NewSyncProducer(ks.Brokers, ks.Sarama)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sp.Close() })
+	sp := testkit.SyncProducer(t, ks)
 	return &streamFixture{client: &http.Client{Timeout: 60 * time.Second}, env: env, srv: srv, base: srv.URL + "/v3/clusters/" + cid + "/topics/purchases/records:stream",
 		prod: kgclient.NewProducer(sp, eng, cfg.Policies), st: st}
 }
@@ -259,7 +234,7 @@ func TestStreamNDJSONGroup(t *testing.T) {
 
 func waitGroupStable(t *testing.T, brokers []string, group string) {
 	t.Helper()
-	admin := newAdmin(t, brokers)
+	admin := testkit.Admin(t, brokers)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		gs, err := admin.DescribeConsumerGroups([]string{group})
@@ -328,23 +303,10 @@ func TestStreamRefusals(t *testing.T) {
 
 func topicExists(t *testing.T, brokers []string, topic string) bool {
 	t.Helper()
-	topics, err := newAdmin(t, brokers).ListTopics()
+	topics, err := testkit.Admin(t, brokers).ListTopics()
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, ok := topics[topic]
 	return ok
-}
-
-// newAdmin returns a cluster admin closed at the end of the test.
-func newAdmin(t *testing.T, brokers []string) sarama.ClusterAdmin {
-	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
-	admin, err := sarama.NewClusterAdmin(brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	return admin
 }

@@ -5,19 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/kgclient"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
@@ -26,58 +22,14 @@ const testConfig = `
 fields = Name transit, Address transit
 `
 
-// consumeAll reads every record of one-partition topic.
-func consumeAll(t *testing.T, brokers []string, topic string) []*sarama.ConsumerMessage {
-	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
-	cons, err := sarama.NewConsumer(brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	pc, err := cons.ConsumePartition(topic, 0, sarama.OffsetOldest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	hw := pc.HighWaterMarkOffset()
-	var out []*sarama.ConsumerMessage
-	for int64(len(out)) < hw {
-		select {
-		case m := <-pc.Messages():
-			out = append(out, m)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("read %d of %d records", len(out), hw)
-		}
-	}
-	return out
-}
-
 // TestRoundTrip encrypts with Producer against a real Vault and kfake,
 // checks the stored bytes, and decrypts with Decoder.
 func TestRoundTrip(t *testing.T) {
-	env := devenv.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
+	env := testkit.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
 	ctx := context.Background()
-	cfg, err := config.Parse([]byte(testConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := sarama.NewSyncProducer(ks.Brokers, ks.Sarama)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	vc, err := vaultclient.New(vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := protect.New(transit.New(vc, transit.Options{}), protect.Options{Policies: cfg.Policies})
-	defer engine.Close()
+	cfg := testkit.Config(t, testConfig)
+	sp := testkit.SyncProducer(t, testkit.KafkaSettings(t, env.Brokers))
+	engine, _ := testkit.Engine(t, env, cfg.Policies, 2*time.Second)
 	p := kgclient.NewProducer(sp, engine, cfg.Policies)
 
 	secrets := []string{"Ann Example", "1 Main St"}
@@ -102,7 +54,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	msgs := consumeAll(t, env.Brokers, "purchases")
+	msgs := testkit.ReadAll(t, env.Brokers, "purchases")
 	if len(msgs) != 4 {
 		t.Fatalf("%d records stored, want 4 (refused sends must write nothing)", len(msgs))
 	}
@@ -136,7 +88,7 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := kgclient.NewDecoder(engine).Decode(ctx, msgs); !errors.Is(err, vaultclient.ErrUnavailable) {
 		t.Fatalf("decode with vault down: %v", err)
 	}
-	if n := len(consumeAll(t, env.Brokers, "purchases")); n != 4 {
+	if n := len(testkit.ReadAll(t, env.Brokers, "purchases")); n != 4 {
 		t.Fatalf("%d records after the refused send", n)
 	}
 }

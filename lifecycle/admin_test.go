@@ -3,17 +3,15 @@ package lifecycle_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // TestAdminEndpoints: show, rotate (key and topic), config and inventory
@@ -21,7 +19,7 @@ import (
 // produce and consume rights only gets 403 and changes nothing, keys the
 // policies do not use are 404.
 func TestAdminEndpoints(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	admin, _, err := httpapi.NewToken()
 	if err != nil {
@@ -36,17 +34,7 @@ func TestAdminEndpoints(t *testing.T) {
 	gw, srv := provisionedGateway(t, env, "[kafkagate]\naccess_file = "+access+"\n[policy:orders]\nfields = Name transit\n")
 	call := func(method, path, token, body string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := testkit.Do(t, nil, method, srv.URL+path, "Bearer "+token, body)
 		return resp.StatusCode, b
 	}
 	cid, _ := gw.Kafka.ClusterID(ctx)

@@ -20,6 +20,7 @@ import (
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const indexConfig = `
@@ -41,22 +42,12 @@ fields =
 // read endpoint filters by it (header Kafkagate-Index-Filter), and a
 // rewrap after rotating the index key re-indexes under the new version.
 func TestBlindIndex(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	gw, srv := provisionedGateway(t, env, indexConfig)
 	cfg := gw.Config
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := srv.URL + "/v3/clusters/" + cid + "/topics/"
-	emails := []string{"ann@example.com", "bob@example.com", "ann@example.com", "cy@example.com", "ann@example.com", "bob@example.com"}
-	for i, e := range emails {
-		body := fmt.Sprintf(`{"partition_id":0,"value":{"type":"JSON","data":{"email":%q,"Name":"person %d"}}}`, e, i)
-		if st, b := do(t, "POST", base+"customers/records", body); st != 200 {
-			t.Fatalf("produce: %d %s", st, b)
-		}
-	}
+	base := srv.URL + "/v3/clusters/" + testkit.ClusterID(t, gw) + "/topics/"
+	produceEmails(t, base+"customers/records")
 	raw, err := gw.Kafka.Read(ctx, "customers", 0, -2, 100)
 	if err != nil || len(raw) != len(emails) {
 		t.Fatalf("read raw: %d records, %v", len(raw), err)
@@ -151,22 +142,28 @@ func TestBlindIndex(t *testing.T) {
 // the stateless GET: only matching records are decrypted and sent, max
 // counts the records sent, a group resumes after the records it skipped,
 // and a field without index=hmac is refused before the stream opens.
-func TestBlindIndexStream(t *testing.T) {
-	env := devenv.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
-	ctx := context.Background()
-	gw, srv := provisionedGateway(t, env, indexConfig)
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := srv.URL + "/v3/clusters/" + cid + "/topics/customers/"
-	emails := []string{"ann@example.com", "bob@example.com", "ann@example.com", "cy@example.com", "ann@example.com", "bob@example.com"}
+// emails are the index field of the records produceEmails writes: three
+// distinct values, "ann@example.com" three times.
+var emails = []string{"ann@example.com", "bob@example.com", "ann@example.com", "cy@example.com", "ann@example.com", "bob@example.com"}
+
+// produceEmails posts one record per email (field email, Name "person i")
+// to partition 0 through the records endpoint url.
+func produceEmails(t *testing.T, url string) {
+	t.Helper()
 	for i, e := range emails {
 		body := fmt.Sprintf(`{"partition_id":0,"value":{"type":"JSON","data":{"email":%q,"Name":"person %d"}}}`, e, i)
-		if st, b := do(t, "POST", base+"records", body); st != 200 {
+		if st, b := do(t, "POST", url, body); st != 200 {
 			t.Fatalf("produce: %d %s", st, b)
 		}
 	}
+}
+
+func TestBlindIndexStream(t *testing.T) {
+	env := testkit.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
+	ctx := context.Background()
+	gw, srv := provisionedGateway(t, env, indexConfig)
+	base := srv.URL + "/v3/clusters/" + testkit.ClusterID(t, gw) + "/topics/customers/"
+	produceEmails(t, base+"records")
 	stream := func(query, filter string) (int, []string) {
 		t.Helper()
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)

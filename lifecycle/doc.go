@@ -1,5 +1,4 @@
-// Package lifecycle runs kafkagate's key lifecycle jobs over whole topics
-// (issue 6):
+// Package lifecycle runs kafkagate's key lifecycle jobs over whole topics:
 //
 //   - Inventory scans a topic and counts, per key version its records refer
 //     to (transit key versions of fields, FPE domain versions, KEK versions

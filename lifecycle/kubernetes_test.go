@@ -10,8 +10,8 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const k8sConfig = `
@@ -34,12 +34,9 @@ mount = k8s
 // a second run leaves everything ok; a role edited by hand is drift, left
 // alone.
 func TestProvisionKubernetesRoles(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
-	cfg, err := config.Parse([]byte(k8sConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, k8sConfig)
 	k8s, err := lifecycle.KubernetesFromConfig(cfg)
 	if err != nil || k8s == nil {
 		t.Fatalf("KubernetesFromConfig: %+v %v", k8s, err)
@@ -104,12 +101,7 @@ func TestProvisionKubernetesRoles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var drift []string
-	for _, a := range third.Actions {
-		if a.Status == lifecycle.StatusDrift {
-			drift = append(drift, a.Kind+" "+a.Name+": "+a.Detail)
-		}
-	}
+	drift := drifted(third)
 	want := "kubernetes_role " + name + ": token_max_ttl 7200, want 86400; bound_service_account_names [intruder], want [gw-orders-consumer]"
 	if !slices.Equal(drift, []string{want}) {
 		t.Fatalf("third run drift %q, want %q", drift, want)

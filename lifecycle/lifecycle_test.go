@@ -5,22 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
-	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const lifecycleConfig = `
@@ -62,47 +58,49 @@ rewrapped_from = docs
 
 [policy:mixed_v2]
 fields = Name transit
+
+[policy:mixed]
+mode = envelope
+legacy = accept
+
+[policy:files]
+mode = envelope
+legacy = accept
+
+[policy:files_v2]
+mode = envelope
+legacy = accept
 `
 
 type lcFixture struct {
-	env *devenv.Env
+	env *testkit.Env
 	gw  *gateway.Gateway
 }
 
 func setupLifecycle(t *testing.T) *lcFixture {
 	t.Helper()
-	env := devenv.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "events_v3", "docs", "docs_v2", "files", "files_v2", "orders.dlq", "orders_v2.dlq", "mixed", "mixed_v2", "mixed_v2.dlq"}})
-	cfg, err := config.Parse([]byte(lifecycleConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testkit.StartWith(t, devenv.KafkaOptions{FastGroups: true, SeedTopics: []string{"orders", "orders_v2", "events", "events_v2", "events_v3", "docs", "docs_v2", "files", "files_v2", "orders.dlq", "orders_v2.dlq", "mixed", "mixed_v2", "mixed_v2.dlq"}})
+	cfg := testkit.Config(t, lifecycleConfig)
 	ctx := context.Background()
 	for _, k := range []string{"kafka-orders", "kafka-events", "kafka-events_v3"} {
 		if err := env.Transit.EnsureKey(ctx, k, transit.KeySpec{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
-	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
-	if err := kr.EnsureKEK(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Ensure(ctx, "payments.card_number"); err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Options{
-		Config:  cfg,
-		Vault:   vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 5 * time.Second},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Brokers: env.Brokers,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
+	testkit.EnsureEnvelopeKEK(t, env)
+	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
+	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 5*time.Second)})
 	return &lcFixture{env: env, gw: gw}
+}
+
+// retireVersion1 raises min_decryption_version to 2 on each transit key.
+func (f *lcFixture) retireVersion1(t *testing.T, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if err := f.env.Transit.Configure(context.Background(), k, map[string]any{"min_decryption_version": 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 var cards = []string{"2516-2848-6785-9087", "5425 2334 3010 9903", "4111111111111111"}
@@ -179,7 +177,7 @@ func wantVersions(t *testing.T, inv *lifecycle.Inventory, kind, key string, want
 	}
 }
 
-// TestRotateInventoryRewrapRetire is issue 6's must-show: rotate ->
+// TestRotateInventoryRewrapRetire walks the key lifecycle: rotate ->
 // inventory shows two versions -> rewrap -> inventory of the copy shows
 // one -> min_decryption_version raised -> every rewrapped record still
 // decrypts, and the un-rewrapped originals fail with a typed error.
@@ -278,11 +276,7 @@ func TestRotateInventoryRewrapRetire(t *testing.T) {
 	}
 
 	// Retire version 1 of every transit key involved.
-	for _, k := range []string{"kafka-orders", "kafka-events", envelope.DefaultKEK} {
-		if err := f.env.Transit.Configure(ctx, k, map[string]any{"min_decryption_version": 2}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.retireVersion1(t, "kafka-orders", "kafka-events", envelope.DefaultKEK)
 
 	for _, tp := range topics {
 		recs := f.readAll(t, tp+"_v2")
@@ -290,16 +284,7 @@ func TestRotateInventoryRewrapRetire(t *testing.T) {
 
 		// The un-rewrapped originals: version 1 no longer decrypts.
 		recs = f.readAll(t, tp)
-		opened, err := f.gw.Engine.Decrypt(ctx, toProtect(recs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		retired, ok := 0, 0
-		for i, o := range opened {
-			if o.Status == protect.StatusDecrypted {
-				ok++
-				continue
-			}
+		retired, ok := countRetired(t, f.gw.Engine, recs, func(i int, o protect.Opened) error {
 			var cause error = o.Err
 			if tp != "docs" {
 				for _, fs := range o.Fields {
@@ -311,11 +296,8 @@ func TestRotateInventoryRewrapRetire(t *testing.T) {
 					}
 				}
 			}
-			if !errors.Is(cause, transit.ErrVersionRetired) {
-				t.Fatalf("%s record %d: %v is not transit.ErrVersionRetired (status %s)", tp, i, cause, o.Status)
-			}
-			retired++
-		}
+			return cause
+		})
 		if retired != half || ok != half {
 			t.Fatalf("%s originals: %d retired, %d decrypted; want %d and %d", tp, retired, ok, half, half)
 		}
@@ -371,9 +353,7 @@ func TestRewrapResumes(t *testing.T) {
 		t.Fatalf("events_v3: %+v", inv.Uses)
 	}
 	// Retire every version of the source key: the copy does not need it.
-	if err := f.env.Transit.Configure(ctx, "kafka-events", map[string]any{"min_decryption_version": 2}); err != nil {
-		t.Fatal(err)
-	}
+	f.retireVersion1(t, "kafka-events")
 	if _, err := f.gw.Transit.Rotate(ctx, "kafka-events"); err != nil {
 		t.Fatal(err)
 	}
@@ -389,6 +369,28 @@ func TestRewrapResumes(t *testing.T) {
 			t.Fatalf("events_v3 record %d: %s %s", i, o.Status, o.Value)
 		}
 	}
+}
+
+// countRetired decrypts recs with eng and counts the records that open
+// and those whose failure, as cause picks it from the outcome, is
+// transit.ErrVersionRetired; any other failure fails t.
+func countRetired(t *testing.T, eng *protect.Engine, recs []kafka.Record, cause func(i int, o protect.Opened) error) (retired, ok int) {
+	t.Helper()
+	opened, err := eng.Decrypt(context.Background(), toProtect(recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range opened {
+		if o.Status == protect.StatusDecrypted {
+			ok++
+			continue
+		}
+		if c := cause(i, o); !errors.Is(c, transit.ErrVersionRetired) {
+			t.Fatalf("%s record %d: %s %v is not transit.ErrVersionRetired", recs[i].Topic, i, o.Status, c)
+		}
+		retired++
+	}
+	return retired, ok
 }
 
 // wantAllOpen: every record of recs decrypts, to the plaintexts plain

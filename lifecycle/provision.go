@@ -616,25 +616,7 @@ func PolicyHCL(p *policy.Policy, role string, o ProvisionOptions) string {
 		}
 	}
 	tm := o.TransitMount
-	var keys []string // the topic's transit keys
-	var domains []string
-	switch p.Mode {
-	case policy.Envelope:
-		keys = append(keys, p.Envelope.Key)
-	case policy.Fields:
-		for _, f := range p.Fields {
-			switch f.Mode {
-			case policy.Transit:
-				if !slices.Contains(keys, p.TransitKey) {
-					keys = append(keys, p.TransitKey)
-				}
-			case policy.FPE:
-				if !slices.Contains(domains, f.Options["domain"]) {
-					domains = append(domains, f.Options["domain"])
-				}
-			}
-		}
-	}
+	keys, domains := TopicKeys(p) // the topic's transit keys and FPE domains
 	var index []string
 	for _, f := range p.Fields {
 		if f.Mode == policy.Transit && f.Options["index"] == "hmac" && !slices.Contains(index, p.IndexKey) {
@@ -688,4 +670,29 @@ func quoteJoin(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return strings.Join(q, ", ")
+}
+
+// TopicKeys lists the keys new records of a policy are encrypted with:
+// transit keys (the policy's transit key when a field uses transit; the
+// KEK in envelope mode) and FPE domains.
+func TopicKeys(p *policy.Policy) (transitKeys, fpeDomains []string) {
+	switch p.Mode {
+	case policy.Envelope:
+		return []string{p.Envelope.Key}, nil
+	case policy.Passthrough:
+		return nil, nil
+	}
+	for _, f := range p.Fields {
+		switch f.Mode {
+		case policy.Transit:
+			if !slices.Contains(transitKeys, p.TransitKey) {
+				transitKeys = append(transitKeys, p.TransitKey)
+			}
+		case policy.FPE:
+			if d := f.Options["domain"]; !slices.Contains(fpeDomains, d) {
+				fpeDomains = append(fpeDomains, d)
+			}
+		}
+	}
+	return transitKeys, fpeDomains
 }

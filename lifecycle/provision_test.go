@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -20,12 +17,12 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -46,68 +43,45 @@ mode = envelope
 
 // provisionedGateway provisions the keys of configuration text (root
 // token) and serves a gateway for it, for the test.
-func provisionedGateway(t *testing.T, env *devenv.Env, text string) (*gateway.Gateway, *httptest.Server) {
+func provisionedGateway(t *testing.T, env *testkit.Env, text string) (*gateway.Gateway, *httptest.Server) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testkit.Config(t, text)
 	if _, err := lifecycle.Provision(context.Background(), env.VC, lifecycle.ProvisionOptions{Policies: cfg.Policies, TransitMount: cfg.Get("kafkagate", "transit_mount", "transit")}); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 5 * time.Second},
-		Logger: quietLog(), Brokers: env.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	return gw, srv
+	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 5*time.Second)})
+	return gw, testkit.ServeAPI(t, gw)
 }
-
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // roleGateway is a gateway logged in to Vault with the AppRole
 // credentials provision wrote for role.
-func roleGateway(t *testing.T, env *devenv.Env, cfg *config.File, dir, role string) (*gateway.Gateway, string, string) {
+func roleGateway(t *testing.T, env *testkit.Env, cfg *config.File, dir, role string) (*gateway.Gateway, string, string) {
 	t.Helper()
-	gw, err := gateway.New(gateway.Options{
+	gw := testkit.Gateway(t, env, gateway.Options{
 		Config: cfg,
 		Vault: vaultclient.Config{Addr: env.Vault.Addr, Timeout: 5 * time.Second,
 			RoleIDFile: filepath.Join(dir, role+".role-id"), SecretIDFile: filepath.Join(dir, role+".secret-id")},
-		Logger:  quietLog(),
-		Brokers: env.Brokers,
 	})
-	if err != nil {
-		t.Fatalf("gateway as %s: %v", role, err)
-	}
-	t.Cleanup(func() { _ = gw.Close() })
-	srv := httptest.NewServer(gw.API)
-	t.Cleanup(srv.Close)
-	cid, err := gw.Kafka.ClusterID(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testkit.ServeAPI(t, gw)
+	cid := testkit.ClusterID(t, gw)
 	return gw, srv.URL + "/v3/clusters/" + cid + "/topics/", gw.Vault.AuthMethod()
 }
 
 func do(t *testing.T, method, url, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := testkit.Do(t, nil, method, url, "", body)
 	return resp.StatusCode, b
+}
+
+// drifted lists the actions of rep that found drift, as "kind name: detail".
+func drifted(rep *lifecycle.ProvisionReport) []string {
+	var out []string
+	for _, a := range rep.Actions {
+		if a.Status == lifecycle.StatusDrift {
+			out = append(out, a.Kind+" "+a.Name+": "+a.Detail)
+		}
+	}
+	return out
 }
 
 func errorCode(t *testing.T, b []byte) int {
@@ -127,29 +101,33 @@ func errorCode(t *testing.T, b []byte) int {
 // credential encrypts and cannot decrypt (Vault's 403 becomes error 50302),
 // the consumer credential the reverse.
 func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
-	env := devenv.Start(t)
-	ctx := context.Background()
-	cfg, err := config.Parse([]byte(provisionConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testkit.Start(t)
+	cfg := testkit.Config(t, provisionConfig)
 	// 8 MiB records, as getting_started.ini.orig: the envelope topic docs
 	// (and its dead-letter topic) must take them.
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": strings.Join(env.Brokers, ","), "message.max.bytes": "8388608"}, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	ks := testkit.KafkaSettings(t, env.Brokers, "message.max.bytes", "8388608")
+	kc := testkit.KafkaClient(t, ks)
 	dir := filepath.Join(t.TempDir(), "creds")
 	o := lifecycle.ProvisionOptions{
 		Policies: cfg.Policies, TransitMount: "kgtransit", FPE: gateway.KeyringOptions(cfg),
 		CredentialsDir: dir, Kafka: kc, TokenTTL: 10 * time.Minute,
 	}
+	admin, err := sarama.NewClusterAdmin(env.Brokers, ks.Sarama)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	checkProvisionRuns(t, env, o)
+	checkProvisioned(t, dir, kc, admin)
+	checkProvisionDrift(t, env, admin, cfg, o)
+	checkRoleSeparation(t, env, cfg, dir)
+	checkEnvelopeRoles(t, env, dir)
+}
 
+// checkProvisionRuns: a dry run plans what the first run creates and
+// changes nothing; the second run changes nothing.
+func checkProvisionRuns(t *testing.T, env *testkit.Env, o lifecycle.ProvisionOptions) {
+	ctx := context.Background()
 	dry := o
 	dry.DryRun = true
 	plan, err := lifecycle.Provision(ctx, env.VC, dry)
@@ -176,8 +154,13 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 		t.Fatalf("second run changed or drifted:\n%s", tb.String())
 	}
 	t.Logf("dry run: %d would_create; first run: %d created; second run: %d of %d unchanged", plan.Count(lifecycle.StatusWouldCreate), first.Count(lifecycle.StatusCreated), second.Count(lifecycle.StatusOK), len(second.Actions))
+}
 
-	// Credentials are readable by their owner only; the topics exist.
+// checkProvisioned: credentials are readable by their owner only; the
+// topics exist; the envelope topic and its dead-letter topic take
+// message.max.bytes records (a topic override), the fields topics keep
+// the broker's default.
+func checkProvisioned(t *testing.T, dir string, kc *kafka.Client, admin sarama.ClusterAdmin) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -199,14 +182,6 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 			t.Fatalf("topic %s: %v %v", tp, ps, err)
 		}
 	}
-	// The envelope topic and its dead-letter topic take message.max.bytes
-	// records (a topic override); the fields topics keep the broker's
-	// default.
-	admin, err := sarama.NewClusterAdmin(env.Brokers, ks.Sarama)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
 	for tp, want := range map[string]string{"docs": "8388608", "docs.dlq": "8388608", "orders": "", "orders.dlq": ""} {
 		v, override := topicConfig(t, admin, tp, lifecycle.TopicMaxMessageBytes)
 		if override != (want != "") || (want != "" && v != want) {
@@ -214,8 +189,12 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 		}
 		t.Logf("topic %s: max.message.bytes %s (override %v)", tp, v, override)
 	}
+}
 
-	// Drift: a policy edited by hand is reported and left alone.
+// checkProvisionDrift: a policy, a topic and a role edited by hand are
+// reported as drift and left alone; the policy is restored afterwards.
+func checkProvisionDrift(t *testing.T, env *testkit.Env, admin sarama.ClusterAdmin, cfg *config.File, o lifecycle.ProvisionOptions) {
+	ctx := context.Background()
 	edited := `path "kgtransit/decrypt/*" { capabilities = ["update"] }`
 	if err := env.VC.API().Sys().PutPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer), edited); err != nil {
 		t.Fatal(err)
@@ -234,20 +213,15 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var drifted []string
-	for _, a := range third.Actions {
-		if a.Status == lifecycle.StatusDrift {
-			drifted = append(drifted, a.Kind+" "+a.Name+": "+a.Detail)
-		}
+	drift := drifted(third)
+	slices.Sort(drift)
+	if len(drift) != 3 || third.Count(lifecycle.StatusCreated) != 0 ||
+		drift[0] != "approle_role "+lifecycle.RoleName("orders", lifecycle.RoleConsumer)+": token_ttl 1200, want 600" ||
+		!strings.HasPrefix(drift[1], "kafka_topic docs.dlq: max.message.bytes 1048576, want at least 8388608") ||
+		!strings.HasPrefix(drift[2], "vault_policy "+lifecycle.RoleName("orders", lifecycle.RoleProducer)+":") {
+		t.Fatalf("after the edits: %d created, drift %q", third.Count(lifecycle.StatusCreated), drift)
 	}
-	slices.Sort(drifted)
-	if len(drifted) != 3 || third.Count(lifecycle.StatusCreated) != 0 ||
-		drifted[0] != "approle_role "+lifecycle.RoleName("orders", lifecycle.RoleConsumer)+": token_ttl 1200, want 600" ||
-		!strings.HasPrefix(drifted[1], "kafka_topic docs.dlq: max.message.bytes 1048576, want at least 8388608") ||
-		!strings.HasPrefix(drifted[2], "vault_policy "+lifecycle.RoleName("orders", lifecycle.RoleProducer)+":") {
-		t.Fatalf("after the edits: %d created, drift %q", third.Count(lifecycle.StatusCreated), drifted)
-	}
-	t.Logf("third run drift: %q", drifted)
+	t.Logf("third run drift: %q", drift)
 	if got, _ := env.VC.API().Sys().GetPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer)); got != edited {
 		t.Fatalf("provision changed a drifted policy: %q", got)
 	}
@@ -260,7 +234,13 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	if err := env.VC.API().Sys().PutPolicyWithContext(ctx, lifecycle.RoleName("orders", lifecycle.RoleProducer), lifecycle.PolicyHCL(mustPolicy(t, cfg, "orders"), lifecycle.RoleProducer, o)); err != nil {
 		t.Fatal(err)
 	}
+}
 
+// checkRoleSeparation: the producer credential encrypts and cannot
+// decrypt (Vault's 403 becomes error 50302), the consumer credential the
+// reverse.
+func checkRoleSeparation(t *testing.T, env *testkit.Env, cfg *config.File, dir string) {
+	ctx := context.Background()
 	// The producer can encrypt and cannot decrypt.
 	prod, produrl, method := roleGateway(t, env, cfg, dir, lifecycle.RoleName("orders", lifecycle.RoleProducer))
 	if method != "approle" {
@@ -291,14 +271,14 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	if st != 200 || !strings.Contains(string(b), `"Name":"Ann Example"`) || !strings.Contains(string(b), `"credit_card":"2516-2848-6785-9087"`) || !strings.Contains(string(b), `"status":"decrypted"`) {
 		t.Fatalf("consumer read: %d %s", st, b)
 	}
+}
 
-	// Envelope topic: the producer seals, only the consumer opens.
+// checkEnvelopeRoles: on the envelope topic the producer seals, only the
+// consumer opens.
+func checkEnvelopeRoles(t *testing.T, env *testkit.Env, dir string) {
 	// (A gateway loads the FPE keys of every policy in its configuration
 	// at start: one serving only docs gets a configuration with docs only.)
-	docsCfg, err := config.Parse([]byte("[kafkagate]\ntransit_mount = kgtransit\n[policy:docs]\nmode = envelope\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	docsCfg := testkit.Config(t, "[kafkagate]\ntransit_mount = kgtransit\n[policy:docs]\nmode = envelope\n")
 	_, dprod, _ := roleGateway(t, env, docsCfg, dir, lifecycle.RoleName("docs", lifecycle.RoleProducer))
 	_, dcons, _ := roleGateway(t, env, docsCfg, dir, lifecycle.RoleName("docs", lifecycle.RoleConsumer))
 	doc := base64.StdEncoding.EncodeToString([]byte("a sealed document"))

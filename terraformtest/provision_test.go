@@ -19,9 +19,9 @@ import (
 
 	"github.com/kafkagate/kafkagate"
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 )
 
@@ -51,7 +51,7 @@ func provisionDefaultConfig(t *testing.T) provisioned {
 	if err != nil {
 		t.Fatalf("embedded default configuration: %v", err)
 	}
-	vc, err := devenv.StartTestVault(t).Client()
+	vc, err := testkit.StartVault(t).Client()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -55,7 +55,7 @@ func (w *wrapVault) Write(ctx context.Context, path string, data map[string]any)
 
 func newWrapped(t *testing.T, o transit.Options) (*transit.Client, *wrapVault) {
 	t.Helper()
-	v := devenv.StartTestVault(t)
+	v := testkit.StartVault(t)
 	vc, err := v.Client()
 	if err != nil {
 		t.Fatal(err)

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/kms"
 	"github.com/kafkagate/kafkagate/kms/memkms"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 )
 
@@ -338,7 +338,7 @@ func runConformance(t *testing.T, k conformKMS) {
 // ErrUnavailable when the KMS is gone.
 
 func TestConformanceVault(t *testing.T) {
-	v := devenv.StartTestVault(t)
+	v := testkit.StartVault(t)
 	vc, err := v.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -371,7 +371,7 @@ func checkUnavailable(t *testing.T, k conformKMS) {
 // refuses to encrypt with a missing key as Vault refuses a token that may
 // only update transit/encrypt (the gateway's).
 func TestMemKMSDeniesLikeAGatewayToken(t *testing.T) {
-	v := devenv.StartTestVault(t)
+	v := testkit.StartVault(t)
 	vc, err := v.Client()
 	if err != nil {
 		t.Fatal(err)

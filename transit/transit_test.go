@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -27,7 +28,7 @@ func (c *countingVault) Write(ctx context.Context, path string, data map[string]
 }
 
 func TestBatchesRoundTripAndSplit(t *testing.T) {
-	v := devenv.StartTestVault(t)
+	v := testkit.StartVault(t)
 	vc, err := v.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func TestBatchesRoundTripAndSplit(t *testing.T) {
 }
 
 func TestRotateRetireRewrapAndErrors(t *testing.T) {
-	v := devenv.StartTestVault(t)
+	v := testkit.StartVault(t)
 	vc, err := v.Client()
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,8 @@
 package ui_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,10 +11,8 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/demo"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // served is a gateway on the embedded default configuration, against a
@@ -33,7 +27,7 @@ type served struct {
 // ([kafkagate] access_file): authentication on.
 func serve(t *testing.T, accessLines ...string) *served {
 	t.Helper()
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	orig, err := os.ReadFile("../getting_started.ini.orig")
 	if err != nil {
 		t.Fatal(err)
@@ -55,55 +49,21 @@ func serve(t *testing.T, accessLines ...string) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := demo.Provision(ctx, env.VC, cfg); err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token, Timeout: 10 * time.Second},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Brokers: env.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testkit.ProvisionDemo(t, env, cfg)
+	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 10*time.Second)})
 	if (len(accessLines) > 0) != (gw.Access != nil) {
 		t.Fatalf("access control on: %t, want %t", gw.Access != nil, len(accessLines) > 0)
 	}
-	l, err := gateway.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Serve(sctx, l) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		_ = gw.Close()
-	})
-	cid, err := gw.Kafka.ClusterID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &served{base: "http://" + l.Addr().String(), cid: cid, gw: gw}
+	base := testkit.Serve(t, gw)
+	cid := testkit.ClusterID(t, gw)
+	return &served{base: base, cid: cid, gw: gw}
 }
 
 // produce posts one JSON record through the REST API.
 func (s *served) produce(t *testing.T, token, topic string, value any) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"key": map[string]any{"type": "STRING", "data": "viewer-test"}, "value": map[string]any{"type": "JSON", "data": value}})
-	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", s.base, s.cid, topic), bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := testkit.Do(t, nil, http.MethodPost, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", s.base, s.cid, topic), testkit.Bearer(token), string(body))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("produce to %s: %d %s", topic, resp.StatusCode, b)
 	}
@@ -112,16 +72,7 @@ func (s *served) produce(t *testing.T, token, topic string, value any) {
 // get calls a viewer endpoint and returns the status and body.
 func (s *served) get(t *testing.T, token, path string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.base+path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := testkit.Do(t, nil, http.MethodGet, s.base+path, testkit.Bearer(token), "")
 	return resp.StatusCode, b
 }
 

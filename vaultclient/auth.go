@@ -137,12 +137,9 @@ func newAuthenticator(c *api.Client, cfg Config, log *slog.Logger) (*authenticat
 		mount := mountOr(cfg.AppRoleMount, "approle")
 		a.method, a.canRelogin, a.renew = AuthAppRole, true, true
 		a.login = func(ctx context.Context) (string, lease, error) {
-			roleID := cfg.RoleID
-			if cfg.RoleIDFile != "" {
-				var err error
-				if roleID, err = readSecretFile("VAULT_ROLE_ID_FILE", cfg.RoleIDFile); err != nil {
-					return "", lease{}, err
-				}
+			roleID, err := valueOrFile("VAULT_ROLE_ID_FILE", cfg.RoleID, cfg.RoleIDFile)
+			if err != nil {
+				return "", lease{}, err
 			}
 			body := map[string]any{"role_id": roleID}
 			if cfg.SecretIDFile != "" {
@@ -177,12 +174,9 @@ func newAuthenticator(c *api.Client, cfg Config, log *slog.Logger) (*authenticat
 		}
 		a.method, a.canRelogin, a.renew = AuthToken, cfg.TokenFile != "", cfg.RenewToken
 		a.login = func(ctx context.Context) (string, lease, error) {
-			tok := cfg.Token
-			if cfg.TokenFile != "" {
-				var err error
-				if tok, err = readSecretFile("VAULT_TOKEN_FILE", cfg.TokenFile); err != nil {
-					return "", lease{}, err
-				}
+			tok, err := valueOrFile("VAULT_TOKEN_FILE", cfg.Token, cfg.TokenFile)
+			if err != nil {
+				return "", lease{}, err
 			}
 			if !a.renew || tok == "" {
 				return tok, lease{}, nil
@@ -213,6 +207,15 @@ func mountOr(m, def string) string {
 		return def
 	}
 	return m
+}
+
+// valueOrFile is value, or the content of file (readSecretFile, env names
+// it) when file is set.
+func valueOrFile(env, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	return readSecretFile(env, file)
 }
 
 // readSecretFile reads a credential file, trimmed. Errors name the

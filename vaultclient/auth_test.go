@@ -1,41 +1,21 @@
 package vaultclient_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
-
-// logBuf collects a client's log lines (to check that no secret leaks).
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // approleFixture enables AppRole on a real Vault dev server with a role
 // that may encrypt (not decrypt) with transit key "k", and writes its
@@ -50,7 +30,7 @@ type approleFixture struct {
 
 func newAppRole(t *testing.T, tokenTTL, maxTTL string) *approleFixture {
 	t.Helper()
-	v := devenv.StartTestVault(t)
+	v := testkit.StartVault(t)
 	root, err := v.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +86,7 @@ func (f *approleFixture) accessorOf(t *testing.T, token string) string {
 // carries the role id, the secret id or a token.
 func TestAppRoleRenewalAndRelogin(t *testing.T) {
 	f := newAppRole(t, "3s", "9s")
-	logs := &logBuf{}
+	logs := &testkit.SyncBuffer{}
 	c, err := vaultclient.New(vaultclient.Config{Addr: f.vaultAddr, RoleIDFile: f.roleIDFile, SecretIDFile: f.sidFile,
 		Timeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
@@ -181,7 +161,7 @@ func TestAppRoleBadSecretThenFixed(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("not-the-secret-id"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuf{}
+	logs := &testkit.SyncBuffer{}
 	c, err := vaultclient.New(vaultclient.Config{Addr: f.vaultAddr, RoleID: f.roleID, SecretIDFile: bad, Timeout: 5 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -218,7 +198,7 @@ func TestTokenFileReread(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := vaultclient.New(vaultclient.Config{Addr: f.vaultAddr, TokenFile: file, RenewToken: true, Timeout: 5 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(&logBuf{}, nil))})
+		Logger: slog.New(slog.NewTextHandler(&testkit.SyncBuffer{}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +245,7 @@ func TestKubernetesLoginRequest(t *testing.T) {
 	if err := os.WriteFile(jwt, []byte(secretJWT), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuf{}
+	logs := &testkit.SyncBuffer{}
 	c, err := vaultclient.New(vaultclient.Config{Addr: f.vaultAddr, K8sRole: "gateway", K8sJWTFile: jwt, K8sMount: "k8s", Timeout: 5 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,23 +18,15 @@ import (
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/testkit"
 )
-
-func writeTemp(t *testing.T, dir, name, text string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // TestServeRefusesExposureWithoutAuth: with no access_file, `gateway
 // serve` refuses any non-loopback address before dialling anything (the
 // broker in the config does not exist).
 func TestServeRefusesExposureWithoutAuth(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeTemp(t, dir, "gw.ini", "[default]\nbootstrap.servers=127.0.0.1:1\n\n[kafkagate]\nlisten = 0.0.0.0:8080\n")
+	cfg := testkit.WriteFile(t, dir, "gw.ini", "[default]\nbootstrap.servers=127.0.0.1:1\n\n[kafkagate]\nlisten = 0.0.0.0:8080\n")
 	for _, args := range [][]string{
 		{"serve", "--config", cfg},
 		{"serve", "--config", cfg, "--listen", ":8080"},
@@ -100,10 +91,11 @@ func TestTokenNew(t *testing.T) {
 	}
 }
 
-// waitHealthy polls url until it answers 200 or serve exits.
-func waitHealthy(t *testing.T, c *http.Client, url string, done <-chan error, out *syncBuffer) {
+// waitHealthy polls url until it answers 200, failing t when the command
+// behind it exits first or limit passes.
+func waitHealthy(t *testing.T, c *http.Client, url string, done <-chan error, out *testkit.SyncBuffer, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(limit)
 	for {
 		if resp, err := c.Get(url); err == nil {
 			resp.Body.Close()
@@ -113,13 +105,28 @@ func waitHealthy(t *testing.T, c *http.Client, url string, done <-chan error, ou
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("serve exited: %v\n%s", err, out.String())
+			t.Fatalf("exited before %s answered: %v\n%s", url, err, out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("serve not healthy:\n%s", out.String())
+			t.Fatalf("%s not healthy within %s:\n%s", url, limit, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stopRun cancels a command running in the background and fails t unless
+// it returns nil within limit.
+func stopRun(t *testing.T, cancel context.CancelFunc, done <-chan error, limit time.Duration, what string) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s did not stop cleanly: %v", what, err)
+		}
+	case <-time.After(limit):
+		t.Fatalf("%s did not stop within %s of cancellation", what, limit)
 	}
 }
 
@@ -129,9 +136,8 @@ func waitHealthy(t *testing.T, c *http.Client, url string, done <-chan error, ou
 // then without authentication, where it warns that it listens on
 // loopback only.
 func TestServeTLSAndTokens(t *testing.T) {
-	env := devenv.Start(t)
-	t.Setenv("VAULT_ADDR", env.Vault.Addr)
-	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+	env := testkit.Start(t)
+	testkit.UseVault(t, env)
 	dir := t.TempDir()
 	ca, err := devenv.NewTestCA("test CA")
 	if err != nil {
@@ -152,15 +158,15 @@ func TestServeTLSAndTokens(t *testing.T) {
 	listen := freeAddr(t)
 	base := fmt.Sprintf("[default]\nbootstrap.servers=%s\n\n[policy:purchases]\nfields = Name transit\n\n[kafkagate]\nlisten = %s\n", env.Brokers[0], listen)
 	// Relative paths are taken from the configuration file's directory.
-	cfg := writeTemp(t, dir, "gw.ini", base+"access_file = access\ntls_cert = server.crt\ntls_key = server.key\n")
+	cfg := testkit.WriteFile(t, dir, "gw.ini", base+"access_file = access\ntls_cert = server.crt\ntls_key = server.key\n")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, out, "serve", "--config", cfg) }()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
-	waitHealthy(t, client, "https://"+listen+"/healthz", done, out)
+	waitHealthy(t, client, "https://"+listen+"/healthz", done, out, 30*time.Second)
 	cid := func() string {
 		req, _ := http.NewRequest("GET", "https://"+listen+"/v3/clusters", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -180,17 +186,7 @@ func TestServeTLSAndTokens(t *testing.T) {
 		return cl.Data[0].ClusterID
 	}()
 	post := func(auth string) (int, string) {
-		req, _ := http.NewRequest("POST", "https://"+listen+"/v3/clusters/"+cid+"/topics/purchases/records", strings.NewReader(`{"value":{"data":{"Name":"Ann"}}}`))
-		req.Header.Set("Content-Type", "application/json")
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := testkit.Do(t, client, "POST", "https://"+listen+"/v3/clusters/"+cid+"/topics/purchases/records", auth, `{"value":{"data":{"Name":"Ann"}}}`)
 		return resp.StatusCode, string(b)
 	}
 	if st, b := post(""); st != 401 {
@@ -224,13 +220,13 @@ func TestServeTLSAndTokens(t *testing.T) {
 	}
 
 	// No access file: loopback only, and it says so.
-	cfg = writeTemp(t, dir, "open.ini", base)
+	cfg = testkit.WriteFile(t, dir, "open.ini", base)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
-	out2 := &syncBuffer{}
+	out2 := &testkit.SyncBuffer{}
 	done2 := make(chan error, 1)
 	go func() { done2 <- run(ctx2, out2, "serve", "--config", cfg) }()
-	waitHealthy(t, http.DefaultClient, "http://"+listen+"/healthz", done2, out2)
+	waitHealthy(t, http.DefaultClient, "http://"+listen+"/healthz", done2, out2, 30*time.Second)
 	cancel2()
 	if err := <-done2; err != nil {
 		t.Fatalf("serve: %v", err)

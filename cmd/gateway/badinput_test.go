@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/envelope"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // buildGateway builds this command into a temporary directory.
@@ -29,27 +24,6 @@ func buildGateway(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// topicRecords sums a topic's high watermarks (0 when it does not exist).
-func topicRecords(t *testing.T, kc *kafka.Client, topic string) int64 {
-	t.Helper()
-	parts, err := kc.Partitions(topic)
-	if errors.Is(err, kafka.ErrUnknownTopic) {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, p := range parts {
-		_, hi, err := kc.Watermarks(topic, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += hi
-	}
-	return n
 }
 
 const cliBadConfig = `
@@ -66,11 +40,9 @@ mode = envelope
 // fault; the send-file refusals produce nothing (watermarks unchanged).
 func TestCLIBadInput(t *testing.T) {
 	bin := buildGateway(t)
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
+	testkit.EnsureEnvelopeKEK(t, env)
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)
@@ -87,19 +59,11 @@ func TestCLIBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	brokers := "--brokers=" + env.Brokers[0]
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kc.Close() })
+	kc := testkit.KafkaClient(t, testkit.KafkaSettings(t, env.Brokers))
 	watched := []string{"purchases", "docs", "nopolicy"}
 	before := map[string]int64{}
 	for _, tp := range watched {
-		before[tp] = topicRecords(t, kc, tp)
+		before[tp] = testkit.HighWatermarks(t, kc, tp)
 	}
 
 	vaultEnv := []string{"VAULT_ADDR=" + env.Vault.Addr, "VAULT_TOKEN=" + env.Vault.Token}
@@ -164,7 +128,7 @@ func TestCLIBadInput(t *testing.T) {
 		})
 	}
 	for _, tp := range watched {
-		if n := topicRecords(t, kc, tp); n != before[tp] {
+		if n := testkit.HighWatermarks(t, kc, tp); n != before[tp] {
 			t.Errorf("topic %s: %d -> %d records after refused commands", tp, before[tp], n)
 		}
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/metrics"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 func newBridge(g *globals) *cobra.Command {
@@ -67,11 +66,7 @@ Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT. Group t
 can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			cfg, err := g.config()
+			log, cfg, err := g.loggerAndConfig(os.Stderr)
 			if err != nil {
 				return err
 			}
@@ -111,8 +106,7 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 			if err != nil {
 				return err
 			}
-			vcfg := vaultclient.FromEnv()
-			vcfg.Logger = log
+			vcfg := envVault(log)
 			if vcfg.Timeout == 0 {
 				vcfg.Timeout = 10 * time.Second
 			}

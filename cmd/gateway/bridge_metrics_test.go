@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const bridgeMetricsConfig = `
@@ -43,22 +42,13 @@ func metricValue(body, sample string) (float64, bool) {
 // record and nothing is produced); after the bridge stops the endpoint is
 // gone.
 func TestCLIBridgeMetrics(t *testing.T) {
-	env := devenv.Start(t)
-	t.Setenv("VAULT_ADDR", env.Vault.Addr)
-	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+	env := testkit.Start(t)
+	testkit.UseVault(t, env)
 	cfgPath := filepath.Join(t.TempDir(), "kafkagate.ini")
 	if err := os.WriteFile(cfgPath, []byte(bridgeMetricsConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kc.Close() })
+	kc := testkit.KafkaClient(t, testkit.KafkaSettings(t, env.Brokers))
 	const n = 20
 	var msgs []kafka.Message
 	for i := range n {
@@ -80,19 +70,11 @@ func TestCLIBridgeMetrics(t *testing.T) {
 
 	// Vault frozen: the bridge can encrypt nothing, so the lag is every
 	// record; after SIGCONT it drains to 0.
-	if err := env.Vault.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = env.Vault.Resume()
-		}
-	}()
+	resume := testkit.PauseVault(t, env.Vault)
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, &out, "--config", cfgPath, "--brokers="+env.Brokers[0], "--log-level", "warn",
@@ -104,10 +86,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 		`kafkagate_bridge_consumer_lag{target="enc"}`:                   n,
 	}
 	waitMetrics(t, url, frozen, done, &out)
-	if err := env.Vault.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	resume()
 	want := map[string]float64{
 		`kafkagate_bridge_records_total{event="consumed",target="enc"}`:      n,
 		`kafkagate_bridge_records_total{event="produced",target="enc"}`:      n - 1,
@@ -125,15 +104,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 	}
 	t.Logf("bridge /metrics after %d records:\n%s", n, grepBridge(body))
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("bridge: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("bridge did not stop")
-	}
+	stopRun(t, cancel, done, 60*time.Second, "bridge")
 	if resp, err := http.Get(url); err == nil {
 		resp.Body.Close()
 		t.Fatal("/metrics still served after the bridge stopped")
@@ -145,7 +116,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var errOut syncBuffer
+	var errOut testkit.SyncBuffer
 	err = run(context.Background(), &errOut, "--config", cfgPath, "--brokers="+env.Brokers[0], "bridge", "--source", "plain", "--target", "enc", "--metrics-listen", ln.Addr().String())
 	if err == nil || !strings.Contains(err.Error(), "--metrics-listen "+ln.Addr().String()) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("taken --metrics-listen address: %v", err)
@@ -154,7 +125,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 
 // waitMetrics polls url until every sample in want has its value, and
 // returns the exposition.
-func waitMetrics(t *testing.T, url string, want map[string]float64, done <-chan error, out *syncBuffer) string {
+func waitMetrics(t *testing.T, url string, want map[string]float64, done <-chan error, out *testkit.SyncBuffer) string {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	var body string

@@ -1,7 +1,8 @@
 package main
 
-// gateway consume: the decrypting consumer (issue 5) with the
-// undecryptable-record options of issue 4.
+// gateway consume: the decrypting consumer, with options for records it
+// cannot decrypt (print them raw, bound each decryption's wait) and for
+// records kafkagate did not write (refuse them).
 
 import (
 	"encoding/json"
@@ -67,11 +68,7 @@ error (fail closed).`,
 			if format != "json" && format != "raw" {
 				return fmt.Errorf("--format %q: want json or raw", format)
 			}
-			log, err := g.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			cfg, err := g.config()
+			log, cfg, err := g.loggerAndConfig(os.Stderr)
 			if err != nil {
 				return err
 			}

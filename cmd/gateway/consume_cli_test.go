@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,13 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const consumeCLIConfig = `
@@ -38,27 +32,18 @@ const consumePurchase = `{"Name":"Ann Example","Address":"1 Main St, Springfield
 // that writes the records the binary then reads.
 type consumeCLI struct {
 	bin, cfgPath string
-	env          *devenv.Env
+	env          *testkit.Env
 	gw           *gateway.Gateway
 }
 
 func startConsumeCLI(t *testing.T) *consumeCLI {
 	t.Helper()
-	c := &consumeCLI{bin: buildGateway(t), env: devenv.Start(t)}
+	c := &consumeCLI{bin: buildGateway(t), env: testkit.Start(t)}
 	c.cfgPath = filepath.Join(t.TempDir(), "kafkagate.ini")
 	if err := os.WriteFile(c.cfgPath, []byte(consumeCLIConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse([]byte(consumeCLIConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.gw, err = gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: c.env.Vault.Addr, Token: c.env.Vault.Token, Timeout: 3 * time.Second},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Brokers: c.env.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.gw.Close() })
+	c.gw = testkit.Gateway(t, c.env, gateway.Options{Config: testkit.Config(t, consumeCLIConfig), Vault: testkit.RootVault(c.env, 3*time.Second)})
 	return c
 }
 
@@ -66,18 +51,9 @@ func startConsumeCLI(t *testing.T) *consumeCLI {
 // damaged makes every ciphertext of the encrypted value inauthentic.
 func (c *consumeCLI) produce(t *testing.T, topic, value string, plain, damaged bool) {
 	t.Helper()
-	ctx := context.Background()
 	m := kafka.Message{Topic: topic, Partition: 0, Value: []byte(value)}
 	if !plain {
-		p, _ := c.gw.Config.Policies.For(topic)
-		sealed, err := c.gw.Engine.Encrypt(ctx, p, [][]byte{[]byte(value)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Value = sealed[0].Value
-		for _, h := range sealed[0].Headers {
-			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-		}
+		m = testkit.Seal(t, c.gw, topic, []byte(value))[0]
 		if damaged {
 			var v map[string]any
 			if err := json.Unmarshal(m.Value, &v); err != nil {
@@ -91,19 +67,13 @@ func (c *consumeCLI) produce(t *testing.T, topic, value string, plain, damaged b
 			m.Value, _ = json.Marshal(v)
 		}
 	}
-	if ds, err := c.gw.Kafka.Produce(ctx, []kafka.Message{m}); err != nil || ds[0].Err != nil {
-		t.Fatalf("produce to %s: %v %+v", topic, err, ds)
-	}
+	testkit.Produce(t, c.gw.Kafka, m)
 }
 
-// stored reads partition 0 of topic as stored.
+// stored reads topic as stored (the tests write partition 0 only).
 func (c *consumeCLI) stored(t *testing.T, topic string) []kafka.Record {
 	t.Helper()
-	recs, err := c.gw.Kafka.Read(context.Background(), topic, 0, sarama.OffsetOldest, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
+	return testkit.Stored(t, c.gw.Kafka, topic)
 }
 
 // consume runs `gateway consume --topic topic args...` and returns stdout,
@@ -137,16 +107,6 @@ func (c *consumeCLI) consume(t *testing.T, topic string, args ...string) ([]gate
 	return recs, stderr.String(), code
 }
 
-// topicExists asks for the full topic list (creating none).
-func (c *consumeCLI) topicExists(t *testing.T, topic string) bool {
-	t.Helper()
-	ok, err := c.gw.Kafka.TopicExists(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ok
-}
-
 func compactJSON(t *testing.T, b []byte) string {
 	t.Helper()
 	var buf bytes.Buffer
@@ -175,7 +135,7 @@ func TestCLIConsume(t *testing.T) {
 			!strings.HasPrefix(line, "gateway: ") || !strings.Contains(line, `"nope"`) || !strings.Contains(line, kafka.ErrUnknownTopic.Error()) {
 			t.Fatalf("exit %d, %d records, stderr %q", code, len(recs), stderr)
 		}
-		if c.topicExists(t, "nope") {
+		if testkit.TopicExists(t, c.gw.Kafka, "nope") {
 			t.Fatal("gateway consume created topic nope")
 		}
 	})
@@ -250,15 +210,7 @@ func TestCLIConsume(t *testing.T) {
 	})
 
 	t.Run("max-wait-per-decrypt with Vault frozen", func(t *testing.T) {
-		if err := c.env.Vault.Pause(); err != nil {
-			t.Fatal(err)
-		}
-		resumed := false
-		defer func() {
-			if !resumed {
-				_ = c.env.Vault.Resume()
-			}
-		}()
+		resume := testkit.PauseVault(t, c.env.Vault)
 		start := time.Now()
 		recs, stderr, code := c.consume(t, "purchases", "--max-wait-per-decrypt", "300ms")
 		took := time.Since(start)
@@ -276,10 +228,7 @@ func TestCLIConsume(t *testing.T) {
 				t.Fatal("a timed-out record carries plaintext")
 			}
 		}
-		if err := c.env.Vault.Resume(); err != nil {
-			t.Fatal(err)
-		}
-		resumed = true
+		resume()
 		recs, stderr, code = c.consume(t, "purchases", "--max-wait-per-decrypt", "10s")
 		if code != 0 || len(recs) != 3 || recs[0].Decryption.Status != "decrypted" || recs[2].Decryption.Status != "decrypted" {
 			t.Fatalf("after SIGCONT: exit %d, %d records, stderr %q", code, len(recs), stderr)

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/demo"
-	"github.com/kafkagate/kafkagate/gateway"
 )
 
 // newDemo is `gateway demo`, what `make demo` runs: the dev stack, the
@@ -32,24 +31,17 @@ func newDemo(g *globals) *cobra.Command {
 			if f := cmd.Flag("log-level"); f != nil && !f.Changed {
 				g.logLevel = "warn" // the demo's own output is the point; --log-level info shows the components' logs
 			}
-			cfg, err := g.config()
-			if err != nil {
-				return err
-			}
-			log, err := g.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			d, err := startDev(ctx, cfg, vaultAddr, kafkaAddr, nil, g)
+			d, l, err := startDevOn(ctx, vaultAddr, kafkaAddr, listen, g)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			l, err := gateway.Listen(listen)
+			log, err := g.logger(cmd.ErrOrStderr()) // --log-level was checked by startDev
 			if err != nil {
 				return err
 			}
+			cfg := d.GW.Config
 			sctx, stopServe := context.WithCancel(ctx)
 			served := make(chan error, 1)
 			go func() { served <- d.GW.Serve(sctx, l) }() // ends with Ctrl-C, or when the demo returns

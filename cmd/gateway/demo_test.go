@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // TestDemoExit runs what `make demo` runs (`gateway demo`, embedded
@@ -26,7 +27,7 @@ func TestDemoExit(t *testing.T) {
 	listen, vaddr, kaddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	err := run(ctx, out, "demo", "--exit", "--count", "4", "--sleep", "0s", "--listen", listen, "--vault-addr", vaddr, "--kafka-addr", kaddr, "--workdir", t.TempDir())
 	text := out.String()
 	if err != nil {

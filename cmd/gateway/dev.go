@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -80,6 +81,26 @@ func startDev(ctx context.Context, cfg *config.File, vaultAddr, kafkaAddr string
 	return d, nil
 }
 
+// startDevOn loads the configuration, starts the dev stack on it
+// (startDev) and listens on listen for the gateway; on error nothing is
+// left running.
+func startDevOn(ctx context.Context, vaultAddr, kafkaAddr, listen string, g *globals) (*devStack, net.Listener, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := startDev(ctx, cfg, vaultAddr, kafkaAddr, nil, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := gateway.Listen(listen)
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	return d, l, nil
+}
+
 func newDev(g *globals) *cobra.Command {
 	var listen, vaultAddr, kafkaAddr string
 	cmd := &cobra.Command{
@@ -87,20 +108,12 @@ func newDev(g *globals) *cobra.Command {
 		Short: "Run a self-contained stack: a Vault dev server, an embedded Kafka broker and the gateway",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.config()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			d, err := startDev(ctx, cfg, vaultAddr, kafkaAddr, nil, g)
+			d, l, err := startDevOn(ctx, vaultAddr, kafkaAddr, listen, g)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			l, err := gateway.Listen(listen)
-			if err != nil {
-				return err
-			}
 			base := "http://" + l.Addr().String()
 			cid, err := d.GW.Kafka.ClusterID(ctx)
 			if err != nil {

@@ -48,15 +48,19 @@ func (e *fileEnv) Close() {
 	}
 }
 
+// openTopicEnv is openFileEnv for a command that needs --topic.
+func openTopicEnv(g *globals, cmd *cobra.Command, topic string) (*fileEnv, error) {
+	if topic == "" {
+		return nil, errors.New("--topic is required")
+	}
+	return openFileEnv(g, cmd)
+}
+
 // openFileEnv loads the configuration, connects to Kafka ([default] of the
 // configuration, --brokers) and prepares the Vault client (VAULT_*
 // environment; Vault is not contacted until a key is needed).
 func openFileEnv(g *globals, cmd *cobra.Command) (*fileEnv, error) {
-	log, err := g.logger(cmd.ErrOrStderr())
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := g.config()
+	log, cfg, err := g.loggerAndConfig(cmd.ErrOrStderr())
 	if err != nil {
 		return nil, err
 	}
@@ -71,9 +75,7 @@ func openFileEnv(g *globals, cmd *cobra.Command) (*fileEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	vcfg := vaultclient.FromEnv()
-	vcfg.Logger = log
-	vc, err := vaultclient.New(vcfg)
+	vc, err := vaultclient.New(envVault(log))
 	if err != nil {
 		return nil, err
 	}
@@ -284,10 +286,7 @@ arrive within --incomplete-timeout. Offsets are committed only once a file is
 written or quarantined. --once stops when caught up.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if topic == "" {
-				return errors.New("--topic is required")
-			}
-			e, err := openFileEnv(g, cmd)
+			e, err := openTopicEnv(g, cmd, topic)
 			if err != nil {
 				return err
 			}
@@ -372,10 +371,7 @@ redriven entry is kept and marked with a <entry>.redriven.json sidecar;
 marked entries are skipped unless --again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if topic == "" {
-				return errors.New("--topic is required")
-			}
-			e, err := openFileEnv(g, cmd)
+			e, err := openTopicEnv(g, cmd, topic)
 			if err != nil {
 				return err
 			}

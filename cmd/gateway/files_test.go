@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 )
 
@@ -29,61 +29,38 @@ import (
 // need, a configuration file with an envelope policy for topic "files",
 // and the VAULT_* environment the commands read.
 type fileCLI struct {
-	env  *devenv.Env
+	env  *testkit.Env
 	conf string
 	kc   *kafka.Client
 }
 
 func newFileCLI(t *testing.T) *fileCLI {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
-	if err := env.Transit.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
+	testkit.EnsureEnvelopeKEK(t, env)
 	if err := env.Transit.EnsureKey(ctx, envelope.DefaultLegacyKEK, transit.KeySpec{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("VAULT_ADDR", env.Vault.Addr)
-	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+	testkit.UseVault(t, env)
 	conf := filepath.Join(t.TempDir(), "getting_started.ini")
 	ini := fmt.Sprintf("[default]\nbootstrap.servers=%s\nmessage.max.bytes=8388608\n\n[policy:files]\nmode = envelope\ndek = per-message\nlegacy = accept\n\n[policy:purchases]\nfields = Name transit\n", env.Brokers[0])
 	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := kafka.Configure(map[string]string{"bootstrap.servers": env.Brokers[0]}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := kafka.Dial(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { kc.Close() })
+	kc := testkit.KafkaClient(t, testkit.KafkaSettings(t, env.Brokers))
 	return &fileCLI{env: env, conf: conf, kc: kc}
 }
 
 // gw runs the gateway command line and returns its output.
 func (f *fileCLI) gw(ctx context.Context, args ...string) (string, error) {
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	err := run(ctx, &out, append([]string{"--config", f.conf, "--log-level", "warn"}, args...)...)
 	return out.String(), err
 }
 
 func (f *fileCLI) records(t *testing.T, topic string) int64 {
 	t.Helper()
-	ps, err := f.kc.Partitions(topic)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, p := range ps {
-		lo, hi, err := f.kc.Watermarks(topic, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += hi - lo
-	}
-	return n
+	return testkit.Records(t, f.kc, topic)
 }
 
 func writeRandom(t *testing.T, path string, n int) string {
@@ -199,7 +176,7 @@ func TestWatchDirAndRedriveCLI(t *testing.T) {
 	watch := func() string {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var out syncBuffer
+		var out testkit.SyncBuffer
 		done := make(chan error, 1)
 		go func() {
 			done <- run(ctx, &out, "--config", f.conf, "--log-level", "warn", "watch-dir", src, "--topic", "files", "--settle", "200ms")
@@ -257,14 +234,14 @@ func TestServeFileUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	listen := freeAddr(t)
-	conf := writeTemp(t, t.TempDir(), "serve.ini", string(ini)+"\n[kafkagate]\nlisten = "+listen+"\n")
+	conf := testkit.WriteFile(t, t.TempDir(), "serve.ini", string(ini)+"\n[kafkagate]\nlisten = "+listen+"\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, out, "--config", conf, "--log-level", "warn", "serve") }()
 	client := &http.Client{Timeout: 60 * time.Second}
-	waitHealthy(t, client, "http://"+listen+"/healthz", done, out)
+	waitHealthy(t, client, "http://"+listen+"/healthz", done, out, 30*time.Second)
 	cid, err := f.kc.ClusterID(ctx)
 	if err != nil {
 		t.Fatal(err)

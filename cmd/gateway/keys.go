@@ -19,25 +19,37 @@ import (
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
+// envVault is the Vault configuration from VAULT_*, logging to log.
+func envVault(log *slog.Logger) vaultclient.Config {
+	vcfg := vaultclient.FromEnv()
+	vcfg.Logger = log
+	return vcfg
+}
+
 // vaultClient is a Vault client from VAULT_*; the caller closes it.
 func (g *globals) vaultClient() (*vaultclient.Client, error) {
 	log, err := g.logger(os.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	vcfg := vaultclient.FromEnv()
-	vcfg.Logger = log
-	return vaultclient.New(vcfg)
+	return vaultclient.New(envVault(log))
 }
 
-// transitClient is a transit client from VAULT_* and the config's
-// transit_mount. The caller closes the Vault client.
-func (g *globals) transitClient() (*transit.Client, *vaultclient.Client, error) {
+// configAndVault is the configuration and a Vault client from VAULT_*;
+// the caller closes the client.
+func (g *globals) configAndVault() (*config.File, *vaultclient.Client, error) {
 	cfg, err := g.config()
 	if err != nil {
 		return nil, nil, err
 	}
 	vc, err := g.vaultClient()
+	return cfg, vc, err
+}
+
+// transitClient is a transit client from VAULT_* and the config's
+// transit_mount. The caller closes the Vault client.
+func (g *globals) transitClient() (*transit.Client, *vaultclient.Client, error) {
+	cfg, vc, err := g.configAndVault()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,11 +59,7 @@ func (g *globals) transitClient() (*transit.Client, *vaultclient.Client, error) 
 // gateway assembles a gateway (Vault from VAULT_*, Kafka from the config)
 // for a one-shot command. The caller closes it.
 func (g *globals) gateway() (*gateway.Gateway, error) {
-	log, err := g.logger(os.Stderr)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := g.config()
+	log, cfg, err := g.loggerAndConfig(os.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -60,9 +68,7 @@ func (g *globals) gateway() (*gateway.Gateway, error) {
 
 // gatewayWith assembles a gateway from cfg, Vault from VAULT_*.
 func (g *globals) gatewayWith(log *slog.Logger, cfg *config.File) (*gateway.Gateway, error) {
-	vcfg := vaultclient.FromEnv()
-	vcfg.Logger = log
-	return gateway.New(gateway.Options{Config: cfg, Vault: vcfg, Logger: log, Brokers: g.brokerList()})
+	return gateway.New(gateway.Options{Config: cfg, Vault: envVault(log), Logger: log, Brokers: g.brokerList()})
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -15,11 +15,7 @@ func newRotateFPE(g *globals) *cobra.Command {
 		Short: "Create the next FPE key version of a domain (new records use it; older versions keep decrypting)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.config()
-			if err != nil {
-				return err
-			}
-			vc, err := g.vaultClient()
+			cfg, vc, err := g.configAndVault()
 			if err != nil {
 				return err
 			}

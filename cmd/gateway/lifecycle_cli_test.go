@@ -5,20 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/lifecycle"
 	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 const lifecycleCLIConfig = `
@@ -33,14 +28,13 @@ fields = Name transit
 // TestLifecycleCLI drives provision, keys rotate/inventory/config/list,
 // rewrap and consume as an operator would.
 func TestLifecycleCLI(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "kafkagate.ini")
 	if err := os.WriteFile(cfgPath, []byte(lifecycleCLIConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("VAULT_ADDR", env.Vault.Addr)
-	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+	testkit.UseVault(t, env)
 	ctx := context.Background()
 	brokers := strings.Join(env.Brokers, ",")
 	cli := func(args ...string) (string, error) {
@@ -68,38 +62,14 @@ func TestLifecycleCLI(t *testing.T) {
 		t.Fatalf("second provision:\n%s", again)
 	}
 
-	cfg, err := config.Parse([]byte(lifecycleCLIConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultclient.Config{Addr: env.Vault.Addr, Token: env.Vault.Token},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Brokers: env.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
+	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, lifecycleCLIConfig), Vault: testkit.RootVault(env, 0)})
 	produce := func(from, n int) {
 		t.Helper()
-		p, _ := cfg.Policies.For("orders")
 		var vals [][]byte
 		for i := from; i < from+n; i++ {
 			vals = append(vals, []byte(fmt.Sprintf(`{"Name":"customer-%d"}`, i)))
 		}
-		sealed, err := gw.Engine.Encrypt(ctx, p, vals)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var msgs []kafka.Message
-		for _, s := range sealed {
-			m := kafka.Message{Topic: "orders", Partition: 0, Value: s.Value}
-			for _, h := range s.Headers {
-				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-			}
-			msgs = append(msgs, m)
-		}
-		if ds, err := gw.Kafka.Produce(ctx, msgs); err != nil || ds[0].Err != nil {
-			t.Fatal(err, ds)
-		}
+		testkit.Produce(t, gw.Kafka, testkit.Seal(t, gw, "orders", vals...)...)
 	}
 	produce(0, 4)
 	if out := mustCLI("keys", "rotate", "--topic", "orders"); !strings.Contains(out, "rotated transit kafka-orders: latest version is now 2") {

@@ -9,30 +9,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/testkit"
 )
-
-// syncBuffer is a goroutine-safe output sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func run(ctx context.Context, out io.Writer, args ...string) error {
 	root := newRoot()
@@ -61,31 +43,13 @@ func TestDevStackEndToEnd(t *testing.T) {
 	listen, vaddr, kaddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, out, "dev", "--log-level", "error", "--listen", listen, "--vault-addr", vaddr, "--kafka-addr", kaddr)
 	}()
 	base := "http://" + listen
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("dev exited early: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dev stack not ready:\n%s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHealthy(t, http.DefaultClient, base+"/readyz", done, out, 60*time.Second)
 	banner := out.String()
 	token := regexp.MustCompile(`VAULT_TOKEN=(\S+)`).FindStringSubmatch(banner)
 	if token == nil || !strings.Contains(banner, "curl") {
@@ -165,15 +129,7 @@ func TestDevStackEndToEnd(t *testing.T) {
 		t.Fatalf("want 2 decrypted records:\n%s", cons.String())
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("dev did not stop cleanly: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev did not stop within 30 s of cancellation")
-	}
+	stopRun(t, cancel, done, 30*time.Second, "dev")
 }
 
 func TestCLIErrorsAreOneLine(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/kafkagate/kafkagate/testkit"
 )
 
 // TestBuiltGatewaySurvivesPoisonRecord runs the built binary (`gateway
@@ -28,7 +30,7 @@ func TestBuiltGatewaySurvivesPoisonRecord(t *testing.T) {
 	listen, vaddr, kaddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	cmd := exec.CommandContext(ctx, bin, "dev", "--log-level", "error", "--listen", listen, "--vault-addr", vaddr, "--kafka-addr", kaddr)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -38,11 +38,7 @@ reported as drift. --dry-run prints the plan and changes nothing. Needs an admin
 Vault token (VAULT_TOKEN or another VAULT_* login).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			cfg, err := g.config()
+			log, cfg, err := g.loggerAndConfig(os.Stderr)
 			if err != nil {
 				return err
 			}

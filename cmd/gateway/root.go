@@ -54,6 +54,21 @@ func (g *globals) config() (*config.File, error) {
 	return config.Load(g.configPath)
 }
 
+// loggerAndConfig is the logger (to w, at --log-level) and the
+// configuration (--config, or the embedded default) most commands start
+// with.
+func (g *globals) loggerAndConfig(w io.Writer) (*slog.Logger, *config.File, error) {
+	log, err := g.logger(w)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := g.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, cfg, nil
+}
+
 func (g *globals) brokerList() []string {
 	if g.brokers == "" {
 		return nil
@@ -68,11 +83,7 @@ func newServe(g *globals) *cobra.Command {
 		Short: "Run the HTTP gateway (Vault from VAULT_* environment, Kafka from the config file)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			cfg, err := g.config()
+			log, cfg, err := g.loggerAndConfig(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

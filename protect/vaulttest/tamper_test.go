@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/testkit"
 	"github.com/kafkagate/kafkagate/transit"
 )
 
@@ -33,7 +33,7 @@ fields = Name transit, Address transit, customer.email transit
 // docs/security.md); the test pins that down so the documentation stays
 // true.
 func TestFieldTamperVault(t *testing.T) {
-	env := devenv.Start(t)
+	env := testkit.Start(t)
 	ctx := context.Background()
 	cfg, err := config.Parse([]byte(tamperConfig))
 	if err != nil {

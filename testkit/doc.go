@@ -1,0 +1,9 @@
+// Package testkit holds the shared test fixtures of kafkagate: a real
+// Vault dev server and an embedded Kafka broker started for one test, a
+// gateway assembled and served on them, a goroutine-safe log buffer, and
+// helpers that produce, read and count records.
+//
+// It is imported only by _test.go files. Packages that testkit itself
+// imports (directly or through gateway) cannot use it from their internal
+// tests (package foo); their external tests (package foo_test) can.
+package testkit
