@@ -60,7 +60,7 @@ func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
 		before map[string]float64
 		last   map[string]float64
 	)
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	limit := time.After(10 * time.Minute)
 	for {
