@@ -59,6 +59,9 @@ type Config struct {
 	// GatewayBinary is the built gateway command run for REST and the
 	// bridge; default `gateway` beside the bench executable, else built.
 	GatewayBinary string
+	// GatewayProfileDir, when set, receives CPU profiles of the gateway
+	// process (`serve --pprof`) over each REST saturation sweep.
+	GatewayProfileDir string
 	// Progress receives progress lines, default os.Stderr.
 	Progress io.Writer
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -80,7 +82,16 @@ func (e *env) restProduce(ctx context.Context) (*restResult, error) {
 		return nil, err
 	}
 	base := "http://" + addr
-	if err := e.startGateway(ctx, base+"/metrics", "serve", "--listen", addr); err != nil {
+	args := []string{"serve", "--listen", addr}
+	var pprofBase string
+	if e.cfg.GatewayProfileDir != "" {
+		pa, err := loopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		args, pprofBase = append(args, "--pprof", pa), "http://"+pa
+	}
+	if err := e.startGateway(ctx, base+"/metrics", args...); err != nil {
 		return nil, err
 	}
 	defer func() { _ = e.stopGateway() }()
@@ -94,7 +105,7 @@ func (e *env) restProduce(ctx context.Context) (*restResult, error) {
 	}
 	url := base + "/v3/clusters/" + cid + "/topics/" + restTopic + "/records"
 	res := &restResult{}
-	if res.Batched, err = e.restMode(ctx, hc, url, base+"/metrics", e.cfg.RESTRecordsPerRequest, e.cfg.RESTClients, 0); err != nil {
+	if res.Batched, err = e.restMode(ctx, hc, url, base+"/metrics", pprofBase, e.cfg.RESTRecordsPerRequest, e.cfg.RESTClients, 0); err != nil {
 		return nil, err
 	}
 	// One record per request: twice the clients, so as many requests are
@@ -103,10 +114,50 @@ func (e *env) restProduce(ctx context.Context) (*restResult, error) {
 	for i, n := range e.cfg.RESTClients {
 		single[i] = 2 * n
 	}
-	if res.Single, err = e.restMode(ctx, hc, url, base+"/metrics", 1, single, e.cfg.restSingleRate()); err != nil {
+	if res.Single, err = e.restMode(ctx, hc, url, base+"/metrics", pprofBase, 1, single, e.cfg.restSingleRate()); err != nil {
 		return nil, err
 	}
 	return res, e.stopGateway()
+}
+
+// gatewayProfile fetches a CPU profile of d from the gateway process's
+// pprof server into GatewayProfileDir/name; the channel gets its outcome.
+func (e *env) gatewayProfile(ctx context.Context, pprofBase string, d time.Duration, name string) <-chan error {
+	done := make(chan error, 1)
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	go func() { // ends when the profile (d long) is written
+		done <- func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofBase, secs), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("gateway profile: %w", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("gateway profile: HTTP %d", resp.StatusCode)
+			}
+			if err := os.MkdirAll(e.cfg.GatewayProfileDir, 0o755); err != nil {
+				return fmt.Errorf("gateway profile: %w", err)
+			}
+			f, err := os.Create(filepath.Join(e.cfg.GatewayProfileDir, name))
+			if err != nil {
+				return fmt.Errorf("gateway profile: %w", err)
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				f.Close()
+				return fmt.Errorf("gateway profile: %w", err)
+			}
+			if err := f.Close(); err != nil {
+				return fmt.Errorf("gateway profile: %w", err)
+			}
+			e.progress("gateway CPU profile written to %s", f.Name())
+			return nil
+		}()
+	}()
+	return done
 }
 
 // clusterID is the gateway's one cluster.
@@ -133,8 +184,9 @@ func clusterID(ctx context.Context, hc *http.Client, base string) (string, error
 
 // restMode measures one request shape: perReq records per request,
 // saturation over clients, then an open loop at rate requests/s (0: half
-// the saturating request rate).
-func (e *env) restMode(ctx context.Context, hc *http.Client, url, metricsURL string, perReq int, clients []int, rate float64) (*restMode, error) {
+// the saturating request rate). With pprofBase, the gateway process's CPU
+// profile of the saturation sweep is written to GatewayProfileDir.
+func (e *env) restMode(ctx context.Context, hc *http.Client, url, metricsURL, pprofBase string, perReq int, clients []int, rate float64) (*restMode, error) {
 	bodies := make([][]byte, 64)
 	for i := range bodies {
 		bodies[i] = restBody(perReq, i)
@@ -170,6 +222,11 @@ func (e *env) restMode(ctx context.Context, hc *http.Client, url, metricsURL str
 	if err != nil {
 		return nil, err
 	}
+	var profiled <-chan error
+	if pprofBase != "" {
+		sweep := time.Duration(len(clients)) * e.cfg.Point
+		profiled = e.gatewayProfile(ctx, pprofBase, sweep, fmt.Sprintf("gateway-rest-%d-per-request.pprof", perReq))
+	}
 	meter := e.meter()
 	var total int64
 	for _, n := range clients {
@@ -186,6 +243,11 @@ func (e *env) restMode(ctx context.Context, hc *http.Client, url, metricsURL str
 		}
 	}
 	m.CPU = meter.stop(float64(total), float64(total*int64(m.FieldsPerRec)))
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return nil, err
+		}
+	}
 	after, err := scrape(ctx, metricsURL)
 	if err != nil {
 		return nil, err
