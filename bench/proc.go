@@ -172,6 +172,8 @@ func startChild(name string, cmd *exec.Cmd) (*child, error) {
 		cmd.Stdout = c.log
 	}
 	cmd.Stderr = c.log
+	// Should the bench die without stopping it, the child gets SIGTERM.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
