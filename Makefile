@@ -71,8 +71,9 @@ demo: vault build
 dev: vault build
 	.bin/gateway dev
 
-## bench: measure against Vault's ceiling, the demo and plain Kafka; print the table, write bench-results.json (BENCHFLAGS=-quick for a smoke run; never a pass/fail on time)
+## bench: measure against Vault's ceiling, the demo and plain Kafka, with each process's CPU per record (Vault, broker, gateway, client); print the table, write bench-results.json (BENCHFLAGS=-quick for a smoke run; never a pass/fail on time)
 bench: vault
+	$(GO) build -o .bin/gateway ./cmd/gateway
 	$(GO) build -o .bin/bench ./cmd/bench
 	.bin/bench $(BENCHFLAGS)
 

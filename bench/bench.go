@@ -6,8 +6,10 @@
 // bridge, envelope records against plain produce, files against plain
 // produce and consume (with each side's peak memory measured in a child
 // process), and the FPE wrapper against raw FF1. It starts its own Vault
-// dev server and kfake broker. cmd/bench (`make bench`) runs it; the
-// figures never pass or fail a test.
+// dev server, a kfake broker and the built gateway, each a process of its
+// own, and reads each one's CPU time per record and per encrypted field
+// (proc.go). cmd/bench (`make bench`) runs it; the figures never pass or
+// fail a test.
 package bench
 
 import (
@@ -23,8 +25,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kafkagate/kafkagate/devenv"
 	"github.com/kafkagate/kafkagate/gateway"
@@ -56,6 +56,12 @@ type Config struct {
 	TmpDir string
 	// VaultBinary, default devenv.FindVault().
 	VaultBinary string
+	// GatewayBinary is the built gateway command run for REST and the
+	// bridge; default `gateway` beside the bench executable, else built.
+	GatewayBinary string
+	// GatewayProfileDir, when set, receives CPU profiles of the gateway
+	// process (`serve --pprof`) over each REST saturation sweep.
+	GatewayProfileDir string
 	// Progress receives progress lines, default os.Stderr.
 	Progress io.Writer
 }
@@ -85,7 +91,7 @@ func (c Config) Defaults() Config {
 		c.RESTRecordsPerRequest = 10
 	}
 	if c.BridgeRecords <= 0 {
-		c.BridgeRecords = def(3000, 200_000)
+		c.BridgeRecords = def(20_000, 200_000)
 	}
 	if c.EnvelopeRecords <= 0 {
 		c.EnvelopeRecords = def(3000, 100_000)
@@ -124,6 +130,11 @@ type Line struct {
 	RatioText string  `json:"ratio_text,omitempty"`
 	Target    string  `json:"target,omitempty"`
 	Met       *bool   `json:"met,omitempty"`
+	// CPU is each process's CPU time per unit of work over the line's
+	// measurement (vault, gateway, broker, client), CPUPer the unit the
+	// table shows: "field" or "record".
+	CPU    []ProcCPU `json:"cpu,omitempty"`
+	CPUPer string    `json:"cpu_per,omitempty"`
 	// Missing says why the line has no figure (section not run, package
 	// not available, failure).
 	Missing string `json:"missing,omitempty"`
@@ -139,14 +150,18 @@ type Report struct {
 	LoadAfter  string        `json:"load_after"`
 	Quick      bool          `json:"quick"`
 	Lines      []Line        `json:"lines"`
+	// Capacity is each measured workload's cores per 100k fields (or
+	// records) a second, per process: the lines' CPU columns scaled.
+	Capacity []CapacityRow `json:"capacity"`
 }
 
 // LineIDs are the ids every report has, in table order.
 var LineIDs = []string{
 	"vault_ceiling", "demo_pattern",
-	"rest_saturation", "rest_latency",
-	"bridge_vs_demo", "bridge_vs_vault",
-	"envelope_overhead",
+	"rest_saturation", "rest_latency", "rest_gateway_cpu",
+	"rest_single_saturation", "rest_single_vault_calls", "rest_single_latency", "rest_single_gateway_cpu",
+	"bridge_vs_demo", "bridge_vs_vault", "bridge_gateway_cpu",
+	"envelope_overhead", "envelope_client_cpu",
 	"files_throughput", "files_rss",
 	"fpe_wrapper",
 }
@@ -157,7 +172,7 @@ type results struct {
 	demo     *demoResult
 	rest     *restResult
 	bridge   *bridgeResult
-	envelope *envelopeResult
+	envelope []envelopeResult
 	files    []fileResult
 	fpe      *fpeResult
 	errs     map[string]error
@@ -168,10 +183,15 @@ type env struct {
 	cfg     Config
 	vault   *devenv.Vault
 	vc      *vaultclient.Client
-	kafka   *kfake.Cluster
+	broker  *child // kfake in a process of its own (broker.go)
 	brokers []string
 	log     *slog.Logger
-	gw      *gateway.Gateway // assembled on first use (gateway.go)
+	dir     string           // the run's scratch directory
+	gw      *gateway.Gateway // the envelope client, assembled on first use (gateway.go)
+	gwProc  *child           // the gateway process of the section running (gwproc.go)
+	gwBin   string
+	// keysReady: the bench policies' Vault keys exist.
+	keysReady bool
 }
 
 func (e *env) progress(format string, args ...any) {
@@ -189,7 +209,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Started: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), LoadBefore: loadAvg(), Quick: cfg.Quick}
 	e := &env{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	e.progress("starting Vault dev server and kfake broker")
-	var err error
+	self, err := cfg.self()
+	if err != nil {
+		return nil, err
+	}
+	if e.dir, err = os.MkdirTemp(cfg.TmpDir, "kafkagate-bench-"); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(e.dir) }()
 	e.vault, err = devenv.StartVault(ctx, devenv.VaultOptions{Binary: cfg.VaultBinary})
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
@@ -198,15 +225,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if e.vc, err = vaultclient.New(vaultclient.Config{Addr: e.vault.Addr, Token: e.vault.Token, Timeout: 60 * time.Second, Logger: e.log}); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	if e.kafka, err = devenv.StartKafka(devenv.KafkaOptions{Partitions: 4}); err != nil {
+	if e.broker, e.brokers, err = startBroker(ctx, self); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	defer e.kafka.Close()
-	e.brokers = e.kafka.ListenAddrs()
+	defer func() { _ = e.broker.stop() }()
 	defer func() {
 		if e.gw != nil {
 			_ = e.gw.Close()
 		}
+		_ = e.stopGateway()
 	}()
 
 	r := &results{errs: map[string]error{}}
@@ -226,7 +253,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	run("vault", func() (err error) { r.vault, err = e.vaultCeiling(ctx); return })
 	run("demo", func() (err error) { r.demo, err = e.demoPattern(ctx); return })
 	run("fpe", func() (err error) { r.fpe, err = e.fpeWrapper(); return })
-	run("envelope", func() (err error) { r.envelope, err = e.envelopeOverhead(ctx); return })
+	run("envelope", func() (err error) { r.envelope, err = e.envelopeSweep(ctx); return })
 	run("rest", func() (err error) { r.rest, err = e.restProduce(ctx); return })
 	run("bridge", func() (err error) { r.bridge, err = e.bridgeThroughput(ctx); return })
 	run("files", func() (err error) { r.files, err = e.fileTransfer(ctx); return })
@@ -234,6 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.Lines = r.lines(cfg)
+	rep.Capacity = capacity(rep.Lines)
 	rep.LoadAfter = loadAvg()
 	rep.Took = time.Since(rep.Started)
 	return rep, nil
@@ -257,19 +285,59 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "kafkagate bench — %s, %d CPUs, load %s → %s, took %s%s\n\n", r.GoVersion, r.CPUs, r.LoadBefore, r.LoadAfter,
 		r.Took.Round(time.Second), map[bool]string{true: " (quick: smoke sizes, figures not meaningful)"}[r.Quick])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "measure\tfigure\tdetail\treference\tratio\ttarget\tmet")
+	fmt.Fprintln(tw, "measure\tfigure\tratio\ttarget\tmet\tCPU µs per\tvault\tgateway\tbroker\tclient\treference\tdetail")
 	for _, l := range r.Lines {
 		if l.Missing != "" {
-			fmt.Fprintf(tw, "%s\tmissing\t%s\t%s\t\t%s\t-\n", l.Name, l.Missing, l.Reference, l.Target)
+			fmt.Fprintf(tw, "%s\tmissing\t\t%s\t-\t\t\t\t\t\t%s\t%s\n", l.Name, l.Target, l.Reference, l.Missing)
 			continue
 		}
 		met := "-"
 		if l.Met != nil {
 			met = map[bool]string{true: "yes", false: "NO"}[*l.Met]
 		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\t%s\n", l.Name, human(l.Value), l.Unit, l.Detail, l.Reference, l.RatioText, l.Target, met)
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Name, human(l.Value), l.Unit, l.RatioText, l.Target, met, l.CPUPer, cpuCells(l), l.Reference, l.Detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Capacity) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\ncapacity: cores per 100,000 units/s (unit: field or record, as in the CPU column)\n\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "workload\tper\tvault\tgateway\tbroker\tclient\tgateway cores per Vault core")
+	for _, c := range r.Capacity {
+		cells := make([]string, len(cpuProcs))
+		for i, name := range cpuProcs {
+			cells[i] = "-"
+			if v, ok := c.Cores[name]; ok {
+				cells[i] = fmt.Sprintf("%.2f", v)
+			}
+		}
+		ratio := "-"
+		if c.GatewayPerVaultCore > 0 {
+			ratio = fmt.Sprintf("%.2f", c.GatewayPerVaultCore)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.CPUPer, strings.Join(cells, "\t"), ratio)
 	}
 	return tw.Flush()
+}
+
+// cpuCells are the vault, gateway, broker and client columns of l: µs of
+// CPU per l.CPUPer, "-" for a process that took no part.
+func cpuCells(l Line) string {
+	cells := make([]string, len(cpuProcs))
+	for i, name := range cpuProcs {
+		cells[i] = "-"
+		if p := cpuOf(l.CPU, name); p != nil {
+			v := p.USPerRecord
+			if l.CPUPer == "field" {
+				v = p.USPerField
+			}
+			cells[i] = fmt.Sprintf("%.2f", v)
+		}
+	}
+	return strings.Join(cells, "\t")
 }
 
 // WriteJSON writes the report as indented JSON.

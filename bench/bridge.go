@@ -7,21 +7,23 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-
-	"github.com/kafkagate/kafkagate/bridge"
 )
 
-// bridgeResult is the encryptor bridge copying records with one transit
-// and one FPE field from a plaintext topic to an encrypted one, timed
-// from its first consumed record to the last acknowledged one.
+// bridgeResult is the encryptor bridge (`gateway bridge`, a process of
+// its own) copying records with one transit and one FPE field from a
+// plaintext topic to an encrypted one, timed from its first consumed
+// record to the last produced one, as its /metrics count them.
 type bridgeResult struct {
 	Records       int64   `json:"records"`
 	RecordsPerSec float64 `json:"records_per_sec"`
 	// TransitFieldsPerSec counts the fields that go to Vault (one per
 	// record); the FPE field is encrypted locally.
 	TransitFieldsPerSec float64 `json:"transit_fields_per_sec"`
-	Batches             int64   `json:"batches"`
 	Partitions          int     `json:"partitions"`
+	// CPU is each process's CPU time over the timed interval, per record
+	// and per field (two: one transit, one FPE).
+	CPU             []ProcCPU `json:"cpu"`
+	VaultCallsPer1k float64   `json:"vault_calls_per_1k_records"`
 }
 
 func bridgeValue(i int) []byte {
@@ -33,57 +35,70 @@ func bridgeValue(i int) []byte {
 }
 
 func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
-	gw, pol, err := e.gatewayFor(ctx, "bridge", bridgeTarget)
-	if err != nil {
-		return nil, err
-	}
 	n := e.cfg.BridgeRecords
 	// Fill the source topic first (untimed), as fast as sarama goes.
 	if err := e.fill(bridgeSource, n, bridgeValue); err != nil {
 		return nil, err
 	}
-	ks := *gw.Kafka.Settings()
-	b, err := bridge.New(bridge.Config{
-		Source: bridgeSource, Target: bridgeTarget, Policy: pol, Engine: gw.Engine, Kafka: &ks,
-		StatsInterval: -1, Logger: e.log,
-	})
+	addr, err := loopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(rctx) }() // ends with rctx
-	defer func() { cancel(); <-done }()
+	metricsURL := "http://" + addr + "/metrics"
+	if err := e.startGateway(ctx, metricsURL, "bridge", "--source", bridgeSource, "--target", bridgeTarget,
+		"--stats-interval", "1h", "--metrics-listen", addr); err != nil {
+		return nil, err
+	}
+	defer func() { _ = e.stopGateway() }()
 
-	st := b.Stats()
-	var start time.Time
-	tick := time.NewTicker(2 * time.Millisecond)
+	count := func(m map[string]float64, event string) int64 {
+		return int64(metricSum(m, "kafkagate_bridge_records_total", `event="`+event+`"`, `target="`+bridgeTarget+`"`))
+	}
+	var (
+		start  time.Time
+		meter  *cpuMeter
+		before map[string]float64
+		last   map[string]float64
+	)
+	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	limit := time.After(10 * time.Minute)
-	for st.Produced.Load()+st.DeadLettered.Load() < int64(n) {
+	for {
+		m, err := scrape(ctx, metricsURL)
+		if err != nil {
+			return nil, fmt.Errorf("bridge: %w", err)
+		}
+		last = m
+		if meter == nil && count(m, "consumed") > 0 {
+			start, meter, before = time.Now(), e.meter(), m
+		}
+		if count(m, "produced")+count(m, "dead_lettered") >= int64(n) {
+			break
+		}
 		select {
 		case <-tick.C:
-		case err := <-done:
-			done <- err
-			return nil, fmt.Errorf("bridge stopped early: %w", err)
+		case <-e.gwProc.done:
+			return nil, fmt.Errorf("bridge stopped early: %w", e.gwProc.exited())
 		case <-limit:
-			return nil, fmt.Errorf("bridge: %d of %d records in 10 minutes", st.Produced.Load(), n)
+			return nil, fmt.Errorf("bridge: %d of %d records in 10 minutes", count(m, "produced"), n)
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		}
-		if start.IsZero() && st.Consumed.Load() > 0 {
-			start = time.Now()
-		}
+	}
+	if meter == nil { // done within one poll
+		return nil, fmt.Errorf("bridge: all %d records copied before the first poll; raise BridgeRecords", n)
 	}
 	d := time.Since(start)
-	s := st.Snapshot()
-	if s.DeadLettered != 0 {
-		return nil, fmt.Errorf("bridge: %d records dead-lettered", s.DeadLettered)
+	cpu := meter.stop(float64(n), float64(2*n))
+	if dl := count(last, "dead_lettered"); dl != 0 {
+		return nil, fmt.Errorf("bridge: %d records dead-lettered", dl)
 	}
-	r := &bridgeResult{Records: int64(n), RecordsPerSec: float64(n) / d.Seconds(), Batches: s.Batches, Partitions: 4}
+	calls := metricSum(last, "kafkagate_vault_batch_calls_total", `op="encrypt"`) - metricSum(before, "kafkagate_vault_batch_calls_total", `op="encrypt"`)
+	r := &bridgeResult{Records: int64(n), RecordsPerSec: float64(n) / d.Seconds(), Partitions: brokerPartitions, CPU: cpu,
+		VaultCallsPer1k: calls * 1000 / float64(n)}
 	r.TransitFieldsPerSec = r.RecordsPerSec
-	e.progress("bridge %.0f records/s (%d batches)", r.RecordsPerSec, s.Batches)
-	return r, nil
+	e.progress("bridge %.0f records/s (%.1f Vault calls per 1,000 records)", r.RecordsPerSec, r.VaultCallsPer1k)
+	return r, e.stopGateway()
 }
 
 // fill produces n records value(i) to topic with an async producer and

@@ -80,12 +80,9 @@ func (e *env) fileTransfer(ctx context.Context) ([]fileResult, error) {
 	if err := e.transit().EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
 		return nil, err
 	}
-	self := e.cfg.Self
-	if self == "" {
-		var err error
-		if self, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("files: %w", err)
-		}
+	self, err := e.cfg.self()
+	if err != nil {
+		return nil, fmt.Errorf("files: %w", err)
 	}
 	var out []fileResult
 	for i, size := range e.cfg.FileSizes {

@@ -9,7 +9,6 @@ import (
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/transit"
 	"github.com/kafkagate/kafkagate/vaultclient"
 )
@@ -38,49 +37,60 @@ mode = envelope
 dek = cached
 `
 
-// gatewayFor is the bench gateway and the policy of topic; section names
-// the benchmark in the error when the topic has none.
-func (e *env) gatewayFor(ctx context.Context, section, topic string) (*gateway.Gateway, *policy.Policy, error) {
-	gw, err := e.gateway(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	pol, ok := gw.Config.Policies.For(topic)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s: no policy for %s", section, topic)
-	}
-	return gw, pol, nil
-}
-
-// gateway assembles a kafkagate exactly as `kafkagate serve` does
-// (gateway.New: Vault client, coalescing transit client, protect engine,
-// HTTP API, metrics) against the bench's Vault and broker, once.
-func (e *env) gateway(ctx context.Context) (*gateway.Gateway, error) {
-	if e.gw != nil {
-		return e.gw, nil
-	}
+// benchPolicies parses benchConfig.
+func benchPolicies() (*config.File, error) {
 	cfg, err := config.Parse([]byte(benchConfig))
 	if err != nil {
 		return nil, fmt.Errorf("bench config: %w", err)
 	}
+	return cfg, nil
+}
+
+// ensureKeys creates the Vault keys benchConfig's policies use (transit
+// keys, the FPE keyring's KEK and domain key, the envelope KEK), once.
+func (e *env) ensureKeys(ctx context.Context, cfg *config.File) error {
+	if e.keysReady {
+		return nil
+	}
 	kr := vaultkeyring.New(e.vc, gateway.KeyringOptions(cfg))
 	if err := kr.EnsureKEK(ctx); err != nil {
-		return nil, err
+		return fmt.Errorf("bench keys: %w", err)
 	}
 	if _, err := kr.Ensure(ctx, benchFPE); err != nil {
-		return nil, err
+		return fmt.Errorf("bench keys: %w", err)
 	}
 	tc := e.transit()
 	if err := tc.EnsureKey(ctx, envelope.DefaultKEK, transit.KeySpec{Derived: true}); err != nil {
-		return nil, err
+		return fmt.Errorf("bench keys: %w", err)
 	}
 	for _, topic := range cfg.Policies.Topics() {
 		p, _ := cfg.Policies.For(topic)
 		if p.TransitKey != "" {
 			if err := tc.EnsureKey(ctx, p.TransitKey, transit.KeySpec{}); err != nil {
-				return nil, err
+				return fmt.Errorf("bench keys: %w", err)
 			}
 		}
+	}
+	e.keysReady = true
+	return nil
+}
+
+// gateway assembles a kafkagate in this process exactly as `kafkagate
+// serve` does (gateway.New: Vault client, coalescing transit client,
+// protect engine, HTTP API, metrics) against the bench's Vault and broker,
+// once: the envelope section's producing client, which seals records
+// itself. REST and the bridge run the built gateway as a process of its
+// own (gwproc.go).
+func (e *env) gateway(ctx context.Context) (*gateway.Gateway, error) {
+	if e.gw != nil {
+		return e.gw, nil
+	}
+	cfg, err := benchPolicies()
+	if err != nil {
+		return nil, err
+	}
+	if err := e.ensureKeys(ctx, cfg); err != nil {
+		return nil, err
 	}
 	gw, err := gateway.New(gateway.Options{
 		Config:  cfg,

@@ -34,6 +34,9 @@ type vaultCeiling struct {
 	Batch        int          `json:"batch"`
 	InFlight     int          `json:"in_flight"`
 	Points       []vaultPoint `json:"points"`
+	// CPU is each process's CPU time at the best point, per field (and
+	// per record of three fields): Vault's own cost of a field.
+	CPU []ProcCPU `json:"cpu"`
 }
 
 type vaultPoint struct {
@@ -87,14 +90,17 @@ func (e *env) vaultCeiling(ctx context.Context) (*vaultCeiling, error) {
 			return nil, err
 		}
 		for _, inf := range inflights {
+			meter := e.meter()
 			ops, d, err := closedLoop(ctx, inf, e.cfg.Point, call)
 			if err != nil {
 				return nil, err
 			}
-			p := vaultPoint{Batch: n, InFlight: inf, FieldsPerSec: float64(ops*int64(n)) / d.Seconds()}
+			fields := float64(ops * int64(n))
+			cpu := meter.stop(fields/3, fields)
+			p := vaultPoint{Batch: n, InFlight: inf, FieldsPerSec: fields / d.Seconds()}
 			res.Points = append(res.Points, p)
 			if p.FieldsPerSec > res.FieldsPerSec {
-				res.FieldsPerSec, res.Batch, res.InFlight = p.FieldsPerSec, n, inf
+				res.FieldsPerSec, res.Batch, res.InFlight, res.CPU = p.FieldsPerSec, n, inf, cpu
 			}
 		}
 	}
@@ -164,9 +170,10 @@ func closedLoop(ctx context.Context, n int, d time.Duration, fn func() error) (i
 // one synchronous transit call per field (two fields), then an
 // asynchronous produce.
 type demoResult struct {
-	RecordsPerSec float64 `json:"records_per_sec"`
-	FieldsPerSec  float64 `json:"fields_per_sec"`
-	Records       int64   `json:"records"`
+	RecordsPerSec float64   `json:"records_per_sec"`
+	FieldsPerSec  float64   `json:"fields_per_sec"`
+	Records       int64     `json:"records"`
+	CPU           []ProcCPU `json:"cpu"`
 }
 
 func (e *env) demoPattern(ctx context.Context) (*demoResult, error) {
@@ -206,6 +213,7 @@ func (e *env) demoPattern(ctx context.Context) (*demoResult, error) {
 	}
 	var n int64
 	var werr error
+	meter := e.meter()
 	start := time.Now()
 	deadline := start.Add(e.cfg.Point)
 	for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
@@ -231,7 +239,7 @@ func (e *env) demoPattern(ctx context.Context) (*demoResult, error) {
 	if werr != nil {
 		return nil, werr
 	}
-	r := &demoResult{Records: n, RecordsPerSec: float64(n) / d.Seconds()}
+	r := &demoResult{Records: n, RecordsPerSec: float64(n) / d.Seconds(), CPU: meter.stop(float64(n), float64(2*n))}
 	r.FieldsPerSec = 2 * r.RecordsPerSec
 	e.progress("demo pattern %.0f records/s", r.RecordsPerSec)
 	return r, nil

@@ -1,6 +1,8 @@
 // Command bench runs kafkagate's performance measurements (`make bench`):
-// it starts its own Vault dev server and kfake broker, prints one table and
-// writes the same report as JSON. See docs/performance.md.
+// it starts its own Vault dev server, a kfake broker (this executable
+// re-run as a process of its own) and the built gateway, prints one table
+// with each process's CPU time per unit of work and writes the same report
+// as JSON. See docs/performance.md.
 package main
 
 import (
@@ -24,6 +26,11 @@ func main() {
 		stop()
 		os.Exit(code)
 	}
+	if os.Getenv(bench.BrokerEnv) != "" { // the broker process
+		code := bench.RunBroker(ctx)
+		stop()
+		os.Exit(code)
+	}
 	os.Exit(run(ctx))
 }
 
@@ -33,8 +40,10 @@ func run(ctx context.Context) int {
 		sections = flag.String("sections", "", "comma-separated sections to run (default all: "+strings.Join(bench.Sections, ",")+")")
 		out      = flag.String("json", "bench-results.json", "write the report as JSON here (\"\" for none)")
 		vaultBin = flag.String("vault", "", "vault binary (default .bin/vault or PATH)")
+		gwProf   = flag.String("gateway-cpuprofile", "", "write CPU profiles of the gateway process over each REST saturation sweep into this directory")
+		gwBin    = flag.String("gateway", "", "gateway binary run for REST and the bridge (default: gateway beside this executable, else built)")
 		tmp      = flag.String("tmp", "", "directory for received files (default the system temporary directory)")
-		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (this process; Vault and the file children are separate) here")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of this process (the load generator and envelope client; Vault, the broker, the gateway and the file children are separate processes) here")
 	)
 	flag.Parse()
 	if *cpuprof != "" {
@@ -50,7 +59,7 @@ func run(ctx context.Context) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cfg := bench.Config{Quick: *quick, VaultBinary: *vaultBin, TmpDir: *tmp}
+	cfg := bench.Config{Quick: *quick, VaultBinary: *vaultBin, GatewayBinary: *gwBin, GatewayProfileDir: *gwProf, TmpDir: *tmp}
 	if *sections != "" {
 		cfg.Sections = strings.Split(*sections, ",")
 	}
