@@ -165,6 +165,17 @@ func checkConfig(t *testing.T, r *release, c chartCase, want map[string]string) 
 	if l := cfg.Get("kafkagate", "listen", ""); l != "0.0.0.0:8080" {
 		t.Errorf("[kafkagate] listen = %q", l)
 	}
+	// The checks `gateway serve` makes before it dials anything.
+	set, err := gateway.ReadSettings(cfg)
+	if err != nil {
+		t.Fatalf("gateway settings of the rendered ini: %v", err)
+	}
+	if err := gateway.CheckExposure(cfg.Get("kafkagate", "listen", ""), set.AccessFile != ""); err != nil {
+		t.Errorf("gateway serve would refuse the rendered ini: %v", err)
+	}
+	if (set.TLSCert != "") != c.tls || (set.TLSKey != "") != c.tls {
+		t.Errorf("TLS files %q %q with tls %v", set.TLSCert, set.TLSKey, c.tls)
+	}
 	if b := cfg.Get("default", "bootstrap.servers", ""); b != "kafka:9092" {
 		t.Errorf("bootstrap.servers = %q", b)
 	}
