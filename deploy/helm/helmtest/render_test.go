@@ -14,6 +14,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -300,4 +302,17 @@ func fileSource(ps corev1.PodSpec, c corev1.Container, path string) (kind, name,
 		return "", "", "", fmt.Errorf("%s: volume %s projects no item at %s", path, v.Name, rel)
 	}
 	return "", "", "", fmt.Errorf("%s is on no mounted volume", path)
+}
+
+// TestHelmLint runs `helm lint`'s checks (the SDK's) for the defaults and
+// each ci/ values file: no warning or error.
+func TestHelmLint(t *testing.T) {
+	for _, f := range []string{"", "approle-values.yaml", "tls-values.yaml", "bridge-values.yaml"} {
+		l := lint.AllWithKubeVersion(chartDir, readValues(t, f), namespace, &kubeVersion)
+		for _, m := range l.Messages {
+			if m.Severity >= support.WarningSev {
+				t.Errorf("lint %q: %s", f, m)
+			}
+		}
+	}
 }
