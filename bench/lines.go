@@ -20,7 +20,7 @@ const (
 	// grow with the file.
 	targetRSSSpread = 0.10
 	targetFPEOfRaw  = 0.80
-	// Issue 15: per-process CPU and single-record requests.
+	// Per-process CPU and single-record requests.
 	targetGatewayOfVaultCPU       = 0.5  // gateway µs per transit field ÷ Vault's
 	targetBridgeGatewayOfVaultCPU = 1.0  // gateway µs per record ÷ Vault's
 	targetSingleOfBatched         = 0.50 // 1-record requests' throughput ÷ 10-record requests'

@@ -1,6 +1,6 @@
 package protect
 
-// Blind indexes (kafkagate issue 6). A transit field with the policy
+// Blind indexes. A transit field with the policy
 // option index=hmac also gets a keyed hash of its plaintext, computed by
 // Vault (transit/hmac, sha2-256) with the policy's index key
 // (kafkagate-index-{topic} unless index_key says otherwise), stored beside
