@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
@@ -210,7 +209,7 @@ func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, 
 		t := time.NewTicker(bridgeLagEvery)
 		defer t.Stop()
 		for {
-			n, err := consumerLag(gw.Kafka, bc.Group, bc.Source)
+			n, err := gw.Kafka.ConsumerLag(bc.Group, bc.Source)
 			if err != nil {
 				n = -1
 				log.Debug("bridge consumer lag unknown", "error", err)
@@ -234,46 +233,6 @@ func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, 
 		gw.Metrics.Registry().Unregister(dups)
 		unwatch()
 	}, nil
-}
-
-// consumerLag sums, over the source topic's partitions, the records after
-// group's committed offset (all of a partition's records when it has
-// none). It never creates the topic.
-func consumerLag(kc *kafka.Client, group, topic string) (int64, error) {
-	parts, err := kc.Partitions(topic)
-	if err != nil {
-		return 0, err
-	}
-	broker, err := kc.Sarama().Coordinator(group)
-	if err != nil {
-		return 0, fmt.Errorf("group %s coordinator: %w", group, err)
-	}
-	req := &sarama.OffsetFetchRequest{ConsumerGroup: group, Version: 1}
-	for _, p := range parts {
-		req.AddPartition(topic, p)
-	}
-	resp, err := broker.FetchOffset(req)
-	if err != nil {
-		return 0, fmt.Errorf("group %s offsets: %w", group, err)
-	}
-	var total int64
-	for _, p := range parts {
-		lo, hi, err := kc.Watermarks(topic, p)
-		if err != nil {
-			return 0, err
-		}
-		next := lo
-		if blk := resp.GetBlock(topic, p); blk != nil {
-			if blk.Err != sarama.ErrNoError {
-				return 0, fmt.Errorf("group %s offset of %s/%d: %w", group, topic, p, blk.Err)
-			}
-			if blk.Offset >= 0 {
-				next = max(blk.Offset, lo)
-			}
-		}
-		total += max(hi-next, 0)
-	}
-	return total, nil
 }
 
 // millis reads an [encryptor] duration given in milliseconds (0 if unset).

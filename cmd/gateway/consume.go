@@ -1,7 +1,7 @@
 package main
 
-// gateway consume: the decrypting consumer (issue 5) with the
-// undecryptable-record options of issue 4.
+// gateway consume: the decrypting consumer, with its options for records
+// that cannot be decrypted.
 
 import (
 	"encoding/json"
@@ -9,10 +9,10 @@ import (
 	"os"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
 )
 
@@ -86,7 +86,7 @@ error (fail closed).`,
 			o := gateway.ConsumeOptions{Topic: topic, Partition: partition, Offset: offset, Max: max, Group: group, FromBeginning: fromStart,
 				TreatUndecryptableAsPlaintext: treatRaw, MaxWaitPerDecrypt: maxWait}
 			if offset < 0 {
-				o.Offset = sarama.OffsetOldest
+				o.Offset = kafka.OffsetOldest
 			}
 			refused := 0
 			n, err := gw.Consume(cmd.Context(), o, func(r gateway.ConsumedRecord) error {
