@@ -27,28 +27,25 @@ import (
 	"github.com/kafkagate/kafkagate/protect"
 )
 
-// Headers the bridge writes. Incoming headers named kafkagate.* are
-// dropped before these are added, so none can be forged through the source.
+// Headers the bridge writes (defined in package kafka, which rewrap's
+// dead letters share). Incoming headers named kafkagate.* are dropped
+// before these are added, so none can be forged through the source.
 const (
 	// HeaderSource on target records: "topic/partition/offset" of the
-	// source record, so a consumer can discard at-least-once duplicates. A
-	// kafkagate.note.* header: added after sealing, not authenticated by
-	// envelope mode (docs/wire-format.md), never to be trusted for security.
-	HeaderSource = "kafkagate.note.source"
+	// source record, so a consumer can discard at-least-once duplicates.
+	HeaderSource = kafka.HeaderSource
 	// HeaderDLQSource is HeaderSource on dead-letter records.
-	HeaderDLQSource = "kafkagate.dlq.source"
+	HeaderDLQSource = kafka.HeaderDLQSource
 	// HeaderDLQCode is the stable reason code (protect's codes, or
 	// CodeTooLarge).
-	HeaderDLQCode = "kafkagate.dlq.code"
-	// HeaderDLQReason is the human-readable reason; it never contains a
-	// value.
-	HeaderDLQReason = "kafkagate.dlq.reason"
+	HeaderDLQCode = kafka.HeaderDLQCode
+	// HeaderDLQReason is the human-readable reason.
+	HeaderDLQReason = kafka.HeaderDLQReason
 	// HeaderDLQField names the field at fault, when there is one.
-	HeaderDLQField = "kafkagate.dlq.field"
+	HeaderDLQField = kafka.HeaderDLQField
 	// HeaderDLQValue is "omitted" when even the sealed value was too large
-	// for the dead-letter topic: the record is then found by its source
-	// coordinates.
-	HeaderDLQValue = "kafkagate.dlq.value"
+	// for the dead-letter topic.
+	HeaderDLQValue = kafka.HeaderDLQValue
 )
 
 // CodeTooLarge: the encrypted record exceeds the target's size limit.
@@ -427,8 +424,4 @@ func carryHeaders(in []kafka.Header) []kafka.Header {
 
 func isReserved(name string) bool {
 	return len(name) >= len(reservedPrefix) && strings.EqualFold(name[:len(reservedPrefix)], reservedPrefix)
-}
-
-func sourceRef(m kafka.Record) string {
-	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
 }

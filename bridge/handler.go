@@ -222,7 +222,7 @@ func (w *worker) targetMessage(m kafka.Record, carried []kafka.Header, value []b
 	headers := make([]kafka.Header, 0, len(carried)+len(hs)+1)
 	headers = append(headers, carried...)
 	headers = appendProtected(headers, hs)
-	headers = append(headers, kafka.Header{Key: HeaderSource, Value: []byte(sourceRef(m))})
+	headers = append(headers, kafka.Header{Key: HeaderSource, Value: []byte(kafka.SourceRef(m))})
 	return kafka.Message{Topic: w.b.cfg.Target, Partition: -1, Key: m.Key, Value: value, Headers: headers, Timestamp: m.Timestamp}
 }
 
@@ -277,7 +277,7 @@ func (w *worker) deadLetter(ctx context.Context, outs []*out, dead []int, reason
 		headers = append(headers,
 			kafka.Header{Key: HeaderDLQCode, Value: []byte(code)},
 			kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
-			kafka.Header{Key: HeaderDLQSource, Value: []byte(sourceRef(m))},
+			kafka.Header{Key: HeaderDLQSource, Value: []byte(kafka.SourceRef(m))},
 		)
 		if field != "" {
 			headers = append(headers, kafka.Header{Key: HeaderDLQField, Value: []byte(field)})

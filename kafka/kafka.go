@@ -171,3 +171,7 @@ func (c *scramClient) Begin(user, password, authzID string) error {
 
 func (c *scramClient) Step(challenge string) (string, error) { return c.conv.Step(challenge) }
 func (c *scramClient) Done() bool                            { return c.conv.Done() }
+
+// MaxMessageBytes is the largest record the producer sends
+// (message.max.bytes).
+func (s *Settings) MaxMessageBytes() int { return s.Sarama.Producer.MaxMessageBytes }

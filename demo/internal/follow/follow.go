@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 
-
 	"github.com/kafkagate/kafkagate/kafka"
 )
 
