@@ -613,25 +613,7 @@ func PolicyHCL(p *policy.Policy, role string, o ProvisionOptions) string {
 		}
 	}
 	tm := o.TransitMount
-	var keys []string // the topic's transit keys
-	var domains []string
-	switch p.Mode {
-	case policy.Envelope:
-		keys = append(keys, p.Envelope.Key)
-	case policy.Fields:
-		for _, f := range p.Fields {
-			switch f.Mode {
-			case policy.Transit:
-				if !slices.Contains(keys, p.TransitKey) {
-					keys = append(keys, p.TransitKey)
-				}
-			case policy.FPE:
-				if !slices.Contains(domains, f.Options["domain"]) {
-					domains = append(domains, f.Options["domain"])
-				}
-			}
-		}
-	}
+	keys, domains := TopicKeys(p) // the topic's transit keys and FPE domains
 	var index []string
 	for _, f := range p.Fields {
 		if f.Mode == policy.Transit && f.Options["index"] == "hmac" && !slices.Contains(index, p.IndexKey) {
