@@ -103,6 +103,7 @@ type Bridge struct {
 	log     *slog.Logger
 	stats   Stats
 	running atomic.Bool
+	lag     atomic.Int64 // see WatchLag
 }
 
 // New checks cfg and returns a bridge; Run starts it.
@@ -150,6 +151,7 @@ func New(cfg Config) (*Bridge, error) {
 		cfg.Logger = slog.Default()
 	}
 	b := &Bridge{cfg: cfg}
+	b.lag.Store(-1)
 	b.log = cfg.Logger.With("source", cfg.Source, "target", cfg.Target, "group", cfg.Group)
 	return b, nil
 }

@@ -8,15 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/bridge"
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/metrics"
@@ -74,24 +71,9 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 			if err != nil {
 				return err
 			}
-			if source == "" {
-				source = cfg.Get("encryptor", "sourcetopic", "")
-			}
-			if target == "" {
-				target = cfg.Get("encryptor", "targettopic", "")
-			}
-			if source == "" || target == "" {
-				return fmt.Errorf("no source or target topic: set [encryptor] sourcetopic and targettopic, or --source and --target")
-			}
-			pol, ok := cfg.Policies.For(target)
-			if !ok {
-				return fmt.Errorf("target topic %q has no [policy:%s] section: refusing to bridge into it (fail closed; mode = passthrough opts out explicitly)", target, target)
-			}
-			if group == "" {
-				group = cfg.Get("encryptor", "group.id", bridge.DefaultGroup(target))
-			}
-			if dlq == "" {
-				dlq = cfg.Get("encryptor", "dlqtopic", "")
+			bc, err := bridge.FromFile(cfg, bridge.Topics{Source: source, Target: target, DLQ: dlq, Group: group})
+			if err != nil {
+				return err
 			}
 			// Bind before anything starts, so a taken address is a
 			// one-line error and not a bridge without its metrics.
@@ -101,14 +83,6 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 					return fmt.Errorf("--metrics-listen %s: %w", metricsAddr, err)
 				}
 				defer metricsLn.Close()
-			}
-			sessionTimeout, err := millis(cfg, "session.timeout.ms")
-			if err != nil {
-				return err
-			}
-			heartbeat, err := millis(cfg, "heartbeat.interval.ms")
-			if err != nil {
-				return err
 			}
 			vcfg := vaultclient.FromEnv()
 			vcfg.Logger = log
@@ -135,13 +109,9 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 				}
 			}
 			defer gw.Close()
-			b, err := bridge.New(bridge.Config{
-				Source: source, Target: target, DLQ: dlq, Group: group,
-				Policy: pol, Engine: gw.Engine, Kafka: gw.Kafka.Settings(),
-				ExactlyOnce: exactlyOnce, BatchSize: batch, StatsInterval: statsEvery,
-				SessionTimeout: sessionTimeout, HeartbeatInterval: heartbeat,
-				Logger: log,
-			})
+			bc.Engine, bc.Kafka, bc.Logger = gw.Engine, gw.Kafka.Settings(), log
+			bc.ExactlyOnce, bc.BatchSize, bc.StatsInterval = exactlyOnce, batch, statsEvery
+			b, err := bridge.New(bc)
 			if err != nil {
 				return err
 			}
@@ -174,11 +144,9 @@ const bridgeLagEvery = 2 * time.Second
 // the server and the lag refresher down and unregisters b.
 func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, log *slog.Logger) (stop func(), err error) {
 	bc := b.Config()
-	var lag atomic.Int64
-	lag.Store(-1) // unknown until measured
 	unwatch, err := gw.Metrics.WatchBridge(bc.Target, func() metrics.BridgeStats {
 		s := b.Stats().Snapshot()
-		return metrics.BridgeStats{Consumed: s.Consumed, Produced: s.Produced, DeadLettered: s.DeadLettered, Retries: s.Retries, Lag: lag.Load()}
+		return metrics.BridgeStats{Consumed: s.Consumed, Produced: s.Produced, DeadLettered: s.DeadLettered, Retries: s.Retries, Lag: b.Lag()}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bridge metrics: %w", err)
@@ -206,21 +174,7 @@ func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, 
 	measured := make(chan struct{})
 	go func() { // ends when stop cancels ctx
 		defer close(measured)
-		t := time.NewTicker(bridgeLagEvery)
-		defer t.Stop()
-		for {
-			n, err := gw.Kafka.ConsumerLag(bc.Group, bc.Source)
-			if err != nil {
-				n = -1
-				log.Debug("bridge consumer lag unknown", "error", err)
-			}
-			lag.Store(n)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		b.WatchLag(ctx, gw.Kafka, bridgeLagEvery)
 	}()
 	log.Info("bridge metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
 	return func() {
@@ -233,17 +187,4 @@ func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, 
 		gw.Metrics.Registry().Unregister(dups)
 		unwatch()
 	}, nil
-}
-
-// millis reads an [encryptor] duration given in milliseconds (0 if unset).
-func millis(cfg *config.File, key string) (time.Duration, error) {
-	v := cfg.Get("encryptor", key, "")
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("[encryptor] %s %q is not a positive number of milliseconds", key, v)
-	}
-	return time.Duration(n) * time.Millisecond, nil
 }
