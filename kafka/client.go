@@ -373,7 +373,7 @@ func (c *Client) Read(ctx context.Context, topic string, partition int32, offset
 				return out, nil
 			}
 			idle.Reset(readIdle)
-			out = append(out, FromSarama(m))
+			out = append(out, fromSarama(m))
 			if m.Offset >= hi-1 {
 				return out, nil
 			}
@@ -389,8 +389,8 @@ func (c *Client) Read(ctx context.Context, topic string, partition int32, offset
 // readIdle ends a Read that receives nothing for this long.
 const readIdle = 2 * time.Second
 
-// FromSarama converts a consumed message.
-func FromSarama(m *sarama.ConsumerMessage) Record {
+// fromSarama converts a consumed message.
+func fromSarama(m *sarama.ConsumerMessage) Record {
 	r := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Timestamp: m.Timestamp}
 	for _, h := range m.Headers {
 		if h != nil {

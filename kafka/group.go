@@ -316,7 +316,7 @@ func (a *saramaHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Con
 					return
 				}
 				select {
-				case recs <- FromSarama(m):
+				case recs <- fromSarama(m):
 				case <-s.Context().Done():
 					return
 				case <-stop:
