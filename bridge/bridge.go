@@ -293,7 +293,7 @@ func (b *Bridge) connect(ctx context.Context) (*clients, error) {
 		b.stats.Retries.Add(1)
 		d := bo.Next()
 		b.log.Warn("bridge paused: cannot reach kafka, retrying", "error", err, "backoff", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := kafka.Sleep(ctx, d); err != nil {
 			return nil, err
 		}
 	}
@@ -369,17 +369,6 @@ func (b *Bridge) logStatsEvery(d time.Duration) (stop func()) {
 // backoff doubles from BackoffMin to BackoffMax.
 func (b *Bridge) backoff() *kafka.Backoff {
 	return kafka.NewBackoff(b.cfg.BackoffMin, b.cfg.BackoffMax)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // drainContext returns a context that ends grace after parent ends, so an

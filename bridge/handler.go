@@ -371,7 +371,7 @@ func (w *worker) deliver(ctx context.Context, batch []kafka.Record, outs []*out)
 		d := bo.Next()
 		w.log.Warn("bridge paused: kafka did not acknowledge, retrying the failed records",
 			"failed", len(failed), "of", len(outs), "error", cause, "backoff", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := kafka.Sleep(ctx, d); err != nil {
 			return fmt.Errorf("produce: %w", err)
 		}
 	}
@@ -454,7 +454,7 @@ func (w *worker) deliverTxn(ctx context.Context, batch []kafka.Record, outs []*o
 		d := bo.Next()
 		w.log.Warn("bridge paused: transaction failed and was aborted, retrying the batch",
 			"records", len(outs), "error", kafka.Classify(err), "backoff", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := kafka.Sleep(ctx, d); err != nil {
 			return fmt.Errorf("transaction: %w", err)
 		}
 	}
@@ -508,7 +508,7 @@ func (w *worker) retry(ctx context.Context, op string, fn func() error) error {
 		w.b.stats.Retries.Add(1)
 		d := bo.Next()
 		w.log.Warn("bridge paused: "+op+" failed, retrying", "error", err, "backoff", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := kafka.Sleep(ctx, d); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 	}

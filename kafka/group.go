@@ -216,7 +216,7 @@ func (g *Group) Run(ctx context.Context, h GroupHandler) error {
 			if g.o.OnRetry != nil {
 				g.o.OnRetry(err, d)
 			}
-			if sleepCtx(ctx, d) != nil {
+			if Sleep(ctx, d) != nil {
 				break
 			}
 			continue
@@ -363,7 +363,8 @@ func (b *Backoff) Next() time.Duration {
 // Reset starts again from the minimum.
 func (b *Backoff) Reset() { b.cur = 0 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx ends (its error is returned then).
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
