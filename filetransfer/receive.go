@@ -720,13 +720,4 @@ func (t *tombstones) add(id string, w Why) {
 func (t *tombstones) get(id string) (Why, bool) { w, ok := t.why[id]; return w, ok }
 
 // sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func sleepCtx(ctx context.Context, d time.Duration) bool { return kafka.Sleep(ctx, d) == nil }
