@@ -217,7 +217,7 @@ func (s childSpec) run(ctx context.Context) (childOut, error) {
 	var out childOut
 	switch s.Role {
 	case "send":
-		snd, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: keys, Producer: kc, MaxMessageBytes: ks.Sarama.Producer.MaxMessageBytes, Logger: log})
+		snd, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: keys, Producer: kc, MaxMessageBytes: ks.MaxMessageBytes(), Logger: log})
 		if err != nil {
 			return out, err
 		}

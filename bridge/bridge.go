@@ -22,35 +22,30 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
 )
 
-// Headers the bridge writes. Incoming headers named kafkagate.* are
-// dropped before these are added, so none can be forged through the source.
+// Headers the bridge writes (defined in package kafka, which rewrap's
+// dead letters share). Incoming headers named kafkagate.* are dropped
+// before these are added, so none can be forged through the source.
 const (
 	// HeaderSource on target records: "topic/partition/offset" of the
-	// source record, so a consumer can discard at-least-once duplicates. A
-	// kafkagate.note.* header: added after sealing, not authenticated by
-	// envelope mode (docs/wire-format.md), never to be trusted for security.
-	HeaderSource = "kafkagate.note.source"
+	// source record, so a consumer can discard at-least-once duplicates.
+	HeaderSource = kafka.HeaderSource
 	// HeaderDLQSource is HeaderSource on dead-letter records.
-	HeaderDLQSource = "kafkagate.dlq.source"
+	HeaderDLQSource = kafka.HeaderDLQSource
 	// HeaderDLQCode is the stable reason code (protect's codes, or
 	// CodeTooLarge).
-	HeaderDLQCode = "kafkagate.dlq.code"
-	// HeaderDLQReason is the human-readable reason; it never contains a
-	// value.
-	HeaderDLQReason = "kafkagate.dlq.reason"
+	HeaderDLQCode = kafka.HeaderDLQCode
+	// HeaderDLQReason is the human-readable reason.
+	HeaderDLQReason = kafka.HeaderDLQReason
 	// HeaderDLQField names the field at fault, when there is one.
-	HeaderDLQField = "kafkagate.dlq.field"
+	HeaderDLQField = kafka.HeaderDLQField
 	// HeaderDLQValue is "omitted" when even the sealed value was too large
-	// for the dead-letter topic: the record is then found by its source
-	// coordinates.
-	HeaderDLQValue = "kafkagate.dlq.value"
+	// for the dead-letter topic.
+	HeaderDLQValue = kafka.HeaderDLQValue
 )
 
 // CodeTooLarge: the encrypted record exceeds the target's size limit.
@@ -92,7 +87,12 @@ type Config struct {
 	StatsInterval time.Duration // periodic stats log; default 30 s, < 0 disables
 
 	SessionTimeout    time.Duration // group session timeout; 0: sarama's 10 s
+	RebalanceTimeout  time.Duration // how long a rebalance waits for members; 0: sarama's 60 s
 	HeartbeatInterval time.Duration // group heartbeat; 0: sarama's 3 s
+	// InstanceID makes the bridge a static group member
+	// (group.instance.id): a restart within the session timeout keeps its
+	// partitions without a rebalance.
+	InstanceID string
 
 	Logger *slog.Logger
 }
@@ -103,6 +103,7 @@ type Bridge struct {
 	log     *slog.Logger
 	stats   Stats
 	running atomic.Bool
+	lag     atomic.Int64 // see WatchLag
 }
 
 // New checks cfg and returns a bridge; Run starts it.
@@ -125,7 +126,7 @@ func New(cfg Config) (*Bridge, error) {
 	if cfg.Policy.Topic != cfg.Target {
 		return nil, fmt.Errorf("bridge: the policy given is for topic %q, not the target %q", cfg.Policy.Topic, cfg.Target)
 	}
-	if cfg.Engine == nil || cfg.Kafka == nil || cfg.Kafka.Sarama == nil {
+	if cfg.Engine == nil || cfg.Kafka == nil {
 		return nil, errors.New("bridge: an engine and Kafka settings are required")
 	}
 	if cfg.BatchSize <= 0 {
@@ -150,6 +151,7 @@ func New(cfg Config) (*Bridge, error) {
 		cfg.Logger = slog.Default()
 	}
 	b := &Bridge{cfg: cfg}
+	b.lag.Store(-1)
 	b.log = cfg.Logger.With("source", cfg.Source, "target", cfg.Target, "group", cfg.Group)
 	return b, nil
 }
@@ -186,11 +188,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.log.Info("bridge starting", "dlq", b.cfg.DLQ, "mode", mode, "policy", string(b.cfg.Policy.Mode), "batch", b.cfg.BatchSize)
 
-	gcfg, pcfg := b.groupConfig(), b.producerConfig("")
-	for _, c := range []*sarama.Config{gcfg, pcfg} {
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("bridge: kafka configuration: %w", err)
-		}
+	if err := kafka.CheckGroup(b.cfg.Kafka, b.groupOptions()); err != nil {
+		return fmt.Errorf("bridge: kafka configuration: %w", err)
+	}
+	if err := kafka.CheckProducer(b.cfg.Kafka, b.producerOptions("")); err != nil {
+		return fmt.Errorf("bridge: kafka configuration: %w", err)
 	}
 	stopStats := b.logStatsEvery(b.cfg.StatsInterval)
 	defer func() {
@@ -198,20 +200,22 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.log.Info("bridge stopped", b.stats.Snapshot().LogAttrs()...)
 	}()
 
-	cl, err := b.connect(ctx, gcfg, pcfg)
+	cl, err := b.connect(ctx)
 	if err != nil {
 		return nil // ctx ended before Kafka answered
 	}
 	defer cl.close()
 	h := &handler{b: b, producer: cl.producer, admin: cl.admin}
-	bo := b.backoff()
-	var unstableSince time.Time // exactly-once: when the group's offsets became unstable
-	for ctx.Err() == nil {
-		err := cl.group.Consume(ctx, []string{b.cfg.Source}, h)
-		if ctx.Err() != nil {
-			break
-		}
-		if err != nil && b.cfg.ExactlyOnce && errors.Is(err, sarama.ErrUnstableOffsetCommit) {
+	return cl.group.Run(ctx, kafka.GroupHandler{Setup: h.setup, Claim: h.claim, Cleanup: h.cleanup})
+}
+
+// retrySession is told of each failed group session. In exactly-once mode
+// it fences the transactions left open by a stopped bridge when they keep
+// the group's offsets unstable.
+func (b *Bridge) retrySession(admin *kafka.Admin) func(error, time.Duration) {
+	var unstableSince time.Time // when the group's offsets became unstable
+	return func(err error, d time.Duration) {
+		if b.cfg.ExactlyOnce && errors.Is(err, kafka.ErrUnstableOffsets) {
 			// A transaction holding offsets of this group is open. A live
 			// member's lasts milliseconds (eager rebalancing ended them all
 			// before this session); one that stays open belongs to a bridge
@@ -220,22 +224,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 			if unstableSince.IsZero() {
 				unstableSince = time.Now()
 			} else if time.Since(unstableSince) >= unstableGrace {
-				b.fenceAbandoned(cl.admin)
+				b.fenceAbandoned(admin)
 				unstableSince = time.Time{}
 			}
 		}
-		if err != nil {
-			b.stats.Retries.Add(1)
-			d := bo.next()
-			b.log.Warn("bridge paused: consumer group failed, retrying", "error", err, "backoff", d)
-			if sleep(ctx, d) != nil {
-				break
-			}
-			continue
-		}
-		bo.reset()
+		b.stats.Retries.Add(1)
+		b.log.Warn("bridge paused: consumer group failed, retrying", "error", err, "backoff", d)
 	}
-	return nil
 }
 
 // unstableGrace is how long the group's offsets may stay unstable (an open
@@ -247,20 +242,20 @@ const unstableGrace = time.Second
 // bridge left open and fences its producer. A live bridge fenced by
 // mistake loses only its open transaction: it aborts it and retries the
 // batch with a new producer (deliverTxn).
-func (b *Bridge) fenceAbandoned(admin sarama.ClusterAdmin) {
-	metas, err := admin.DescribeTopics([]string{b.cfg.Source})
-	if err != nil || len(metas) != 1 || metas[0].Err != sarama.ErrNoError {
+func (b *Bridge) fenceAbandoned(admin *kafka.Admin) {
+	parts, err := admin.Partitions(b.cfg.Source)
+	if err != nil {
 		b.log.Warn("cannot list the source partitions to fence abandoned transactions", "error", err)
 		return
 	}
 	fenced := 0
-	for _, pm := range metas[0].Partitions {
-		p, err := sarama.NewSyncProducer(b.cfg.Kafka.Brokers, b.producerConfig(TransactionalID(b.cfg.Group, b.cfg.Source, pm.ID)))
+	for _, p := range parts {
+		pr, err := kafka.NewProducer(b.cfg.Kafka, b.producerOptions(TransactionalID(b.cfg.Group, b.cfg.Source, p)))
 		if err != nil {
-			b.log.Warn("cannot fence a transactional id", "partition", pm.ID, "error", kafka.Classify(err))
+			b.log.Warn("cannot fence a transactional id", "partition", p, "error", err)
 			continue
 		}
-		_ = p.Close()
+		_ = pr.Close()
 		fenced++
 	}
 	b.log.Warn("offsets stayed unstable: fenced the transactional ids of the source partitions, aborting transactions left open by a stopped bridge",
@@ -269,16 +264,14 @@ func (b *Bridge) fenceAbandoned(admin sarama.ClusterAdmin) {
 
 // clients are the long-lived Kafka clients of one Run.
 type clients struct {
-	group    sarama.ConsumerGroup
-	producer sarama.SyncProducer // nil in exactly-once mode
-	admin    sarama.ClusterAdmin // reads committed offsets and their metadata
-	errsDone chan struct{}
+	group    *kafka.Group
+	producer *kafka.Producer // nil in exactly-once mode
+	admin    *kafka.Admin    // reads committed offsets and their metadata
 }
 
 func (c *clients) close() {
 	if c.group != nil {
 		_ = c.group.Close()
-		<-c.errsDone
 	}
 	if c.producer != nil {
 		_ = c.producer.Close()
@@ -290,87 +283,64 @@ func (c *clients) close() {
 
 // connect builds the clients, retrying with backoff until Kafka answers
 // or ctx ends.
-func (b *Bridge) connect(ctx context.Context, gcfg, pcfg *sarama.Config) (*clients, error) {
+func (b *Bridge) connect(ctx context.Context) (*clients, error) {
 	bo := b.backoff()
 	for {
-		c, err := b.tryConnect(gcfg, pcfg)
+		c, err := b.tryConnect()
 		if err == nil {
 			return c, nil
 		}
 		b.stats.Retries.Add(1)
-		d := bo.next()
+		d := bo.Next()
 		b.log.Warn("bridge paused: cannot reach kafka, retrying", "error", err, "backoff", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := kafka.Sleep(ctx, d); err != nil {
 			return nil, err
 		}
 	}
 }
 
-func (b *Bridge) tryConnect(gcfg, pcfg *sarama.Config) (*clients, error) {
-	brokers := b.cfg.Kafka.Brokers
+func (b *Bridge) tryConnect() (*clients, error) {
 	c := &clients{}
 	var err error
 	if !b.cfg.ExactlyOnce {
-		if c.producer, err = sarama.NewSyncProducer(brokers, pcfg); err != nil {
-			return nil, fmt.Errorf("producer: %w", kafka.Classify(err))
+		if c.producer, err = kafka.NewProducer(b.cfg.Kafka, b.producerOptions("")); err != nil {
+			return nil, fmt.Errorf("producer: %w", err)
 		}
 	}
-	acfg := *gcfg
-	acfg.ClientID += "-admin"
-	if c.admin, err = sarama.NewClusterAdmin(brokers, &acfg); err != nil {
+	if c.admin, err = kafka.NewAdmin(b.cfg.Kafka, "-bridge-admin"); err != nil {
 		c.close()
-		return nil, fmt.Errorf("admin client: %w", kafka.Classify(err))
+		return nil, err
 	}
-	if c.group, err = sarama.NewConsumerGroup(brokers, b.cfg.Group, gcfg); err != nil {
+	o := b.groupOptions()
+	o.OnRetry = b.retrySession(c.admin)
+	o.OnError = func(err error) { b.log.Warn("consumer group error", "error", err) }
+	if c.group, err = kafka.JoinGroup(b.cfg.Kafka, o); err != nil {
 		c.close()
-		return nil, fmt.Errorf("consumer group: %w", kafka.Classify(err))
+		return nil, fmt.Errorf("consumer group: %w", err)
 	}
-	c.errsDone = make(chan struct{})
-	go func() { // owned by c: ends when close closes the group
-		defer close(c.errsDone)
-		for err := range c.group.Errors() {
-			b.log.Warn("consumer group error", "error", err)
-		}
-	}()
 	return c, nil
 }
 
-func (b *Bridge) groupConfig() *sarama.Config {
-	c := *b.cfg.Kafka.Sarama
-	c.ClientID = b.cfg.Kafka.Sarama.ClientID + "-bridge"
-	// Sticky keeps partitions where they are across rebalances (eager
-	// protocol: every claim is stopped, committed and restarted).
-	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
-	c.Consumer.IsolationLevel = sarama.ReadCommitted
-	c.Consumer.Offsets.Initial = sarama.OffsetOldest
-	c.Consumer.Return.Errors = true
-	// At-least-once: marks are made only after acknowledgement, and
-	// committed every second, before each batch, and when a claim ends.
-	// Exactly-once: offsets travel in the transactions only.
-	c.Consumer.Offsets.AutoCommit.Enable = !b.cfg.ExactlyOnce
-	c.Consumer.Offsets.AutoCommit.Interval = time.Second
-	if b.cfg.SessionTimeout > 0 {
-		c.Consumer.Group.Session.Timeout = b.cfg.SessionTimeout
+// groupOptions are the consumer group's options. Sticky keeps partitions
+// where they are across rebalances. At-least-once: marks are made only
+// after acknowledgement, and committed every second, before each batch,
+// and when a claim ends. Exactly-once: offsets travel in the transactions
+// only.
+func (b *Bridge) groupOptions() kafka.GroupOptions {
+	return kafka.GroupOptions{
+		Group: b.cfg.Group, Topic: b.cfg.Source, ClientSuffix: "-bridge",
+		Initial: kafka.OffsetOldest, ReadCommitted: true, Balance: kafka.BalanceSticky,
+		AutoCommit:     !b.cfg.ExactlyOnce,
+		SessionTimeout: b.cfg.SessionTimeout, RebalanceTimeout: b.cfg.RebalanceTimeout,
+		HeartbeatInterval: b.cfg.HeartbeatInterval, InstanceID: b.cfg.InstanceID,
+		BackoffMin: b.cfg.BackoffMin, BackoffMax: b.cfg.BackoffMax,
 	}
-	if b.cfg.HeartbeatInterval > 0 {
-		c.Consumer.Group.Heartbeat.Interval = b.cfg.HeartbeatInterval
-	}
-	return &c
 }
 
-// producerConfig is the producer's configuration: idempotent, acks=all,
+// producerOptions are the producer's options: idempotent, acks=all,
 // partition by key; transactional when txnID is set.
-func (b *Bridge) producerConfig(txnID string) *sarama.Config {
-	c := *b.cfg.Kafka.Sarama
-	c.ClientID = b.cfg.Kafka.Sarama.ClientID + "-bridge"
-	c.Producer.Idempotent = true
-	c.Producer.RequiredAcks = sarama.WaitForAll
-	c.Net.MaxOpenRequests = 1
-	c.Producer.Return.Successes = true
-	c.Producer.Return.Errors = true
-	c.Producer.Partitioner = sarama.NewHashPartitioner
-	c.Producer.Transaction.ID = txnID
-	return &c
+func (b *Bridge) producerOptions(txnID string) kafka.ProducerOptions {
+	return kafka.ProducerOptions{ClientSuffix: "-bridge", TransactionalID: txnID}
 }
 
 func (b *Bridge) logStatsEvery(d time.Duration) (stop func()) {
@@ -397,32 +367,8 @@ func (b *Bridge) logStatsEvery(d time.Duration) (stop func()) {
 }
 
 // backoff doubles from BackoffMin to BackoffMax.
-type backoff struct{ min, max, cur time.Duration }
-
-func (b *Bridge) backoff() *backoff {
-	return &backoff{min: b.cfg.BackoffMin, max: b.cfg.BackoffMax}
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+func (b *Bridge) backoff() *kafka.Backoff {
+	return kafka.NewBackoff(b.cfg.BackoffMin, b.cfg.BackoffMax)
 }
 
 // drainContext returns a context that ends grace after parent ends, so an
@@ -456,21 +402,17 @@ func drainContext(parent context.Context, grace time.Duration) (ctx context.Cont
 
 // carryHeaders copies a source record's headers except kafkagate.* ones,
 // which only kafkagate may write.
-func carryHeaders(in []*sarama.RecordHeader) []sarama.RecordHeader {
-	out := make([]sarama.RecordHeader, 0, len(in)+3)
+func carryHeaders(in []kafka.Header) []kafka.Header {
+	out := make([]kafka.Header, 0, len(in)+3)
 	for _, h := range in {
-		if h == nil || isReserved(string(h.Key)) {
+		if isReserved(h.Key) {
 			continue
 		}
-		out = append(out, *h)
+		out = append(out, h)
 	}
 	return out
 }
 
 func isReserved(name string) bool {
 	return len(name) >= len(reservedPrefix) && strings.EqualFold(name[:len(reservedPrefix)], reservedPrefix)
-}
-
-func sourceRef(m *sarama.ConsumerMessage) string {
-	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
 }

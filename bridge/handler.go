@@ -10,43 +10,41 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
 )
 
-// handler is the consumer group handler; sarama runs ConsumeClaim once
-// per claimed partition, concurrently.
+// handler serves the consumer group: claim runs once per claimed
+// partition, concurrently.
 type handler struct {
 	b        *Bridge
-	producer sarama.SyncProducer // shared, at-least-once mode
-	admin    sarama.ClusterAdmin // reads commit metadata, at-least-once mode
+	producer *kafka.Producer // shared, at-least-once mode
+	admin    *kafka.Admin    // reads commit metadata
 
 	mu       sync.Mutex
 	suspects map[int32][2]int64 // partition -> [committed offset, inflight up to]
 }
 
-// Setup reads, for at-least-once mode, the commit metadata of the claimed
+// setup reads, for at-least-once mode, the commit metadata of the claimed
 // partitions: "inflight=N" means the previous owner may have written
 // records up to N without committing them.
-func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
-	parts := sess.Claims()[h.b.cfg.Source]
-	h.b.log.Info("partitions claimed", "partitions", fmt.Sprint(parts), "generation", sess.GenerationID())
+func (h *handler) setup(sess *kafka.Session) {
+	parts := sess.Partitions()
+	h.b.log.Info("partitions claimed", "partitions", fmt.Sprint(parts), "generation", sess.Generation())
 	sus := map[int32][2]int64{}
 	if h.admin != nil && len(parts) > 0 {
-		resp, err := h.admin.ListConsumerGroupOffsets(h.b.cfg.Group, map[string][]int32{h.b.cfg.Source: parts})
+		offs, err := h.admin.CommittedOffsets(h.b.cfg.Group, h.b.cfg.Source, parts)
 		if err != nil {
 			h.b.log.Warn("cannot read commit metadata; duplicates after an unclean stop will not be counted", "error", err)
 		} else {
 			for _, p := range parts {
-				blk := resp.GetBlock(h.b.cfg.Source, p)
-				if blk == nil || blk.Offset < 0 {
+				c, ok := offs[p]
+				if !ok || c.Offset < 0 {
 					continue
 				}
-				if s, ok := strings.CutPrefix(blk.Metadata, metaInflight); ok {
-					if last, err := strconv.ParseInt(s, 10, 64); err == nil && last >= blk.Offset {
-						sus[p] = [2]int64{blk.Offset, last}
+				if s, ok := strings.CutPrefix(c.Metadata, metaInflight); ok {
+					if last, err := strconv.ParseInt(s, 10, 64); err == nil && last >= c.Offset {
+						sus[p] = [2]int64{c.Offset, last}
 					}
 				}
 			}
@@ -55,51 +53,48 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	h.mu.Lock()
 	h.suspects = sus
 	h.mu.Unlock()
-	return nil
 }
 
-// Cleanup commits what the claims marked.
-func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+// cleanup commits what the claims marked.
+func (h *handler) cleanup(sess *kafka.Session) {
 	if !h.b.cfg.ExactlyOnce {
 		sess.Commit()
 	}
-	return nil
 }
 
-// ConsumeClaim processes one partition in batches until the claim ends.
-// It returns only then: returning earlier would end the whole session.
-func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+// claim processes one partition in batches until the claim ends. It
+// returns only then: returning earlier would end the whole session.
+func (h *handler) claim(sess *kafka.Session, claim *kafka.Claim) {
 	b := h.b
-	w := &worker{b: b, h: h, sess: sess, topic: claim.Topic(), partition: claim.Partition(), suspectTo: -1}
+	w := &worker{b: b, h: h, sess: sess, topic: b.cfg.Source, partition: claim.Partition, suspectTo: -1}
 	w.log = b.log.With("partition", w.partition)
 	h.mu.Lock()
-	if s, ok := h.suspects[w.partition]; ok && s[0] == claim.InitialOffset() {
+	if s, ok := h.suspects[w.partition]; ok && s[0] == claim.InitialOffset {
 		w.suspectTo = s[1]
 		w.log.Warn("resuming after an unclean stop: records may be written twice",
 			"from_offset", s[0], "to_offset", s[1], "suspected", s[1]-s[0]+1)
 	}
 	h.mu.Unlock()
-	w.log.Debug("claim started", "offset", claim.InitialOffset())
+	w.log.Debug("claim started", "offset", claim.InitialOffset)
 
 	// The in-flight batch may finish for DrainTimeout after the session
 	// ends (stop or rebalance); nothing new is taken then.
 	wctx, release := drainContext(sess.Context(), b.cfg.DrainTimeout)
 	defer release()
 	defer w.closeTxn()
-	msgs := claim.Messages()
 	for {
-		batch, open := w.collect(sess.Context(), msgs)
+		batch, open := w.collect(sess.Context(), claim.Records)
 		if len(batch) > 0 {
 			if err := w.process(wctx, batch); err != nil {
 				// Only a drain deadline gets here: the batch is not
 				// committed and will be read again by the next owner.
 				w.log.Warn("in-flight batch abandoned at stop; it will be processed again",
 					"from_offset", batch[0].Offset, "to_offset", batch[len(batch)-1].Offset, "error", err)
-				return nil
+				return
 			}
 		}
 		if !open {
-			return nil
+			return
 		}
 	}
 }
@@ -108,17 +103,17 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 type worker struct {
 	b         *Bridge
 	h         *handler
-	sess      sarama.ConsumerGroupSession
+	sess      *kafka.Session
 	topic     string
 	partition int32
 	suspectTo int64 // records up to this offset may be duplicates
 	log       *slog.Logger
-	txn       sarama.SyncProducer // exactly-once mode
+	txn       *kafka.Producer // exactly-once mode
 }
 
 // collect waits for a first record, then gathers more for BatchWait or
 // until BatchSize. open is false when the claim or the session ended.
-func (w *worker) collect(ctx context.Context, msgs <-chan *sarama.ConsumerMessage) (batch []*sarama.ConsumerMessage, open bool) {
+func (w *worker) collect(ctx context.Context, msgs <-chan kafka.Record) (batch []kafka.Record, open bool) {
 	select {
 	case m, ok := <-msgs:
 		if !ok {
@@ -151,9 +146,9 @@ func (w *worker) collect(ctx context.Context, msgs <-chan *sarama.ConsumerMessag
 
 // out is one record to produce for one source record.
 type out struct {
-	src  *sarama.ConsumerMessage
+	src  kafka.Record
 	kind outKind
-	pm   sarama.ProducerMessage // template: copied for every attempt
+	msg  kafka.Message
 }
 
 type outKind int
@@ -165,11 +160,11 @@ const (
 
 // process encrypts a batch, writes it, and commits its offsets. It
 // returns an error only when ctx ends first.
-func (w *worker) process(ctx context.Context, batch []*sarama.ConsumerMessage) error {
+func (w *worker) process(ctx context.Context, batch []kafka.Record) error {
 	b := w.b
 	recs := make([]protect.Record, 0, len(batch))
 	idx := make([]int, 0, len(batch)) // batch index of each record to encrypt
-	carried := make([][]sarama.RecordHeader, len(batch))
+	carried := make([][]kafka.Header, len(batch))
 	for i, m := range batch {
 		b.stats.Consumed.Add(1)
 		if m.Offset <= w.suspectTo {
@@ -181,7 +176,7 @@ func (w *worker) process(ctx context.Context, batch []*sarama.ConsumerMessage) e
 		}
 		r := protect.Record{Topic: b.cfg.Target, Key: m.Key, Value: m.Value, Headers: make([]protect.Header, len(carried[i]))}
 		for j, h := range carried[i] {
-			r.Headers[j] = protect.Header{Key: string(h.Key), Value: h.Value}
+			r.Headers[j] = protect.Header{Key: h.Key, Value: h.Value}
 		}
 		recs = append(recs, r)
 		idx = append(idx, i)
@@ -198,7 +193,7 @@ func (w *worker) process(ctx context.Context, batch []*sarama.ConsumerMessage) e
 	}
 	outs := make([]*out, len(batch))
 	for i, m := range batch {
-		outs[i] = &out{src: m, kind: toTarget, pm: w.targetMessage(m, carried[i], nil, nil)}
+		outs[i] = &out{src: m, kind: toTarget, msg: w.targetMessage(m, carried[i], nil, nil)}
 	}
 	var dead []int
 	reasons := map[int]error{}
@@ -209,7 +204,7 @@ func (w *worker) process(ctx context.Context, batch []*sarama.ConsumerMessage) e
 			reasons[i] = s.Err
 			continue
 		}
-		outs[i].pm = w.targetMessage(batch[i], carried[i], s.Value, s.Headers)
+		outs[i].msg = w.targetMessage(batch[i], carried[i], s.Value, s.Headers)
 	}
 	if err := w.deadLetter(ctx, outs, dead, reasons); err != nil {
 		return err
@@ -223,21 +218,20 @@ func (w *worker) process(ctx context.Context, batch []*sarama.ConsumerMessage) e
 // targetMessage is the target record: the source key and timestamp, the
 // carried headers, then kafkagate's (which envelope mode authenticates,
 // with the key), then the source coordinates as an annotation.
-func (w *worker) targetMessage(m *sarama.ConsumerMessage, carried []sarama.RecordHeader, value []byte, hs []protect.Header) sarama.ProducerMessage {
-	headers := make([]sarama.RecordHeader, 0, len(carried)+len(hs)+1)
+func (w *worker) targetMessage(m kafka.Record, carried []kafka.Header, value []byte, hs []protect.Header) kafka.Message {
+	headers := make([]kafka.Header, 0, len(carried)+len(hs)+1)
 	headers = append(headers, carried...)
+	headers = appendProtected(headers, hs)
+	headers = append(headers, kafka.Header{Key: HeaderSource, Value: []byte(kafka.SourceRef(m))})
+	return kafka.Message{Topic: w.b.cfg.Target, Partition: -1, Key: m.Key, Value: value, Headers: headers, Timestamp: m.Timestamp}
+}
+
+// appendProtected appends the headers the engine wrote.
+func appendProtected(headers []kafka.Header, hs []protect.Header) []kafka.Header {
 	for _, h := range hs {
-		headers = append(headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+		headers = append(headers, kafka.Header{Key: h.Key, Value: h.Value})
 	}
-	headers = append(headers, sarama.RecordHeader{Key: []byte(HeaderSource), Value: []byte(sourceRef(m))})
-	pm := sarama.ProducerMessage{Topic: w.b.cfg.Target, Headers: headers, Timestamp: m.Timestamp}
-	if m.Key != nil {
-		pm.Key = sarama.ByteEncoder(m.Key)
-	}
-	if value != nil {
-		pm.Value = sarama.ByteEncoder(value)
-	}
-	return pm
+	return headers
 }
 
 // deadLetter turns outs[dead] into dead-letter records: the source value
@@ -279,23 +273,17 @@ func (w *worker) deadLetter(ctx context.Context, outs []*out, dead []int, reason
 		if errors.As(reasons[i], &pe) {
 			code, field = pe.Code, pe.Field
 		}
-		headers := carryHeaders(m.Headers)
-		for _, h := range sealed[j].Headers {
-			headers = append(headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
-		}
+		headers := appendProtected(carryHeaders(m.Headers), sealed[j].Headers)
 		headers = append(headers,
-			sarama.RecordHeader{Key: []byte(HeaderDLQCode), Value: []byte(code)},
-			sarama.RecordHeader{Key: []byte(HeaderDLQReason), Value: []byte(reason)},
-			sarama.RecordHeader{Key: []byte(HeaderDLQSource), Value: []byte(sourceRef(m))},
+			kafka.Header{Key: HeaderDLQCode, Value: []byte(code)},
+			kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
+			kafka.Header{Key: HeaderDLQSource, Value: []byte(kafka.SourceRef(m))},
 		)
 		if field != "" {
-			headers = append(headers, sarama.RecordHeader{Key: []byte(HeaderDLQField), Value: []byte(field)})
+			headers = append(headers, kafka.Header{Key: HeaderDLQField, Value: []byte(field)})
 		}
-		pm := sarama.ProducerMessage{Topic: b.cfg.DLQ, Headers: headers, Timestamp: m.Timestamp, Value: sarama.ByteEncoder(sealed[j].Value)}
-		if m.Key != nil {
-			pm.Key = sarama.ByteEncoder(m.Key)
-		}
-		outs[i].kind, outs[i].pm = toDLQ, pm
+		msg := kafka.Message{Topic: b.cfg.DLQ, Partition: -1, Key: m.Key, Value: sealed[j].Value, Headers: headers, Timestamp: m.Timestamp}
+		outs[i].kind, outs[i].msg = toDLQ, msg
 		w.log.Warn("record dead-lettered", "offset", m.Offset, "code", code, "field", field)
 	}
 	return nil
@@ -304,14 +292,14 @@ func (w *worker) deadLetter(ctx context.Context, outs []*out, dead []int, reason
 // omitValue is the last resort for a dead letter too large even sealed:
 // the record keeps its headers and source coordinates, without a value.
 func omitValue(o *out) {
-	hs := make([]sarama.RecordHeader, 0, len(o.pm.Headers)+1)
-	for _, h := range o.pm.Headers {
-		if string(h.Key) != protect.HeaderSealed {
+	hs := make([]kafka.Header, 0, len(o.msg.Headers)+1)
+	for _, h := range o.msg.Headers {
+		if h.Key != protect.HeaderSealed {
 			hs = append(hs, h)
 		}
 	}
-	o.pm.Headers = append(hs, sarama.RecordHeader{Key: []byte(HeaderDLQValue), Value: []byte("omitted")})
-	o.pm.Value = nil
+	o.msg.Headers = append(hs, kafka.Header{Key: HeaderDLQValue, Value: []byte("omitted")})
+	o.msg.Value = nil
 }
 
 // tooLarge handles records Kafka refused as too large: a target record is
@@ -336,12 +324,12 @@ func (w *worker) tooLarge(ctx context.Context, outs []*out, bad []int) error {
 // once). Before sending it commits "inflight" metadata so that a
 // successor can count possible duplicates; it retries only the failed
 // records, and marks the offset after the last one is acknowledged.
-func (w *worker) deliver(ctx context.Context, batch []*sarama.ConsumerMessage, outs []*out) error {
+func (w *worker) deliver(ctx context.Context, batch []kafka.Record, outs []*out) error {
 	b := w.b
 	first, last := batch[0].Offset, batch[len(batch)-1].Offset
 	meta := metaInflight + strconv.FormatInt(last, 10)
-	w.sess.MarkOffset(w.topic, w.partition, first, meta)
-	w.sess.ResetOffset(w.topic, w.partition, first, meta)
+	w.sess.MarkOffset(w.partition, first, meta)
+	w.sess.ResetOffset(w.partition, first, meta)
 	w.sess.Commit()
 
 	pending := make([]int, len(outs))
@@ -350,31 +338,27 @@ func (w *worker) deliver(ctx context.Context, batch []*sarama.ConsumerMessage, o
 	}
 	bo := b.backoff()
 	for len(pending) > 0 {
-		msgs := make([]*sarama.ProducerMessage, len(pending))
+		msgs := make([]kafka.Message, len(pending))
 		for j, i := range pending {
-			pm := outs[i].pm // a fresh message per attempt: sarama keeps retry state in it
-			pm.Metadata = i
-			msgs[j] = &pm
+			msgs[j] = outs[i].msg
 		}
-		err := w.h.producer.SendMessages(msgs)
-		if err == nil {
+		errs := w.h.producer.Send(msgs)
+		if errs == nil {
 			break
 		}
 		var failed, large []int
-		var perrs sarama.ProducerErrors
 		var cause error
-		if errors.As(err, &perrs) {
-			for _, pe := range perrs {
-				i := pe.Msg.Metadata.(int)
-				if e := kafka.Classify(pe.Err); errors.Is(e, kafka.ErrTooLarge) && !(outs[i].kind == toDLQ && outs[i].pm.Value == nil) {
-					large = append(large, i)
-				} else {
-					failed = append(failed, i)
-					cause = e
-				}
+		for j, e := range errs {
+			if e == nil {
+				continue
 			}
-		} else {
-			failed, cause = pending, kafka.Classify(err)
+			i := pending[j]
+			if errors.Is(e, kafka.ErrTooLarge) && !(outs[i].kind == toDLQ && outs[i].msg.Value == nil) {
+				large = append(large, i)
+			} else {
+				failed = append(failed, i)
+				cause = e
+			}
 		}
 		if err := w.tooLarge(ctx, outs, large); err != nil {
 			return err
@@ -384,15 +368,15 @@ func (w *worker) deliver(ctx context.Context, batch []*sarama.ConsumerMessage, o
 			continue
 		}
 		b.stats.Retries.Add(1)
-		d := bo.next()
+		d := bo.Next()
 		w.log.Warn("bridge paused: kafka did not acknowledge, retrying the failed records",
 			"failed", len(failed), "of", len(outs), "error", cause, "backoff", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := kafka.Sleep(ctx, d); err != nil {
 			return fmt.Errorf("produce: %w", err)
 		}
 	}
 	w.count(outs)
-	w.sess.MarkOffset(w.topic, w.partition, last+1, metaClean)
+	w.sess.MarkOffset(w.partition, last+1, metaClean)
 	return nil
 }
 
@@ -410,16 +394,16 @@ func (w *worker) count(outs []*out) {
 // deliverTxn writes the batch and commits its source offsets in one Kafka
 // transaction with this partition's transactional producer; on failure the
 // transaction is aborted and the whole batch retried.
-func (w *worker) deliverTxn(ctx context.Context, batch []*sarama.ConsumerMessage, outs []*out) error {
+func (w *worker) deliverTxn(ctx context.Context, batch []kafka.Record, outs []*out) error {
 	b := w.b
 	bo := b.backoff()
-	lastMsg := batch[len(batch)-1]
+	lastRec := batch[len(batch)-1]
 	for {
 		if w.txn == nil {
 			err := w.retry(ctx, "transactional producer", func() error {
-				p, err := sarama.NewSyncProducer(b.cfg.Kafka.Brokers, b.producerConfig(TransactionalID(b.cfg.Group, w.topic, w.partition)))
+				p, err := kafka.NewProducer(b.cfg.Kafka, b.producerOptions(TransactionalID(b.cfg.Group, w.topic, w.partition)))
 				if err != nil {
-					return kafka.Classify(err)
+					return err
 				}
 				w.txn = p
 				return nil
@@ -428,31 +412,30 @@ func (w *worker) deliverTxn(ctx context.Context, batch []*sarama.ConsumerMessage
 				return err
 			}
 		}
-		msgs := make([]*sarama.ProducerMessage, len(outs))
+		msgs := make([]kafka.Message, len(outs))
 		for i, o := range outs {
-			pm := o.pm
-			pm.Metadata = i
-			msgs[i] = &pm
+			msgs[i] = o.msg
 		}
 		err := w.txn.BeginTxn()
 		var large []int
 		if err == nil {
-			if err = w.txn.SendMessages(msgs); err != nil {
-				var perrs sarama.ProducerErrors
-				if errors.As(err, &perrs) {
-					for _, pe := range perrs {
-						if errors.Is(kafka.Classify(pe.Err), kafka.ErrTooLarge) {
-							large = append(large, pe.Msg.Metadata.(int))
-						}
-					}
+			for i, e := range w.txn.Send(msgs) {
+				if e == nil {
+					continue
+				}
+				if err == nil {
+					err = e
+				}
+				if errors.Is(e, kafka.ErrTooLarge) {
+					large = append(large, i)
 				}
 			}
 		}
 		if err == nil {
-			err = w.txn.AddMessageToTxn(lastMsg, b.cfg.Group, nil)
+			err = w.txn.AddOffsetToTxn(lastRec, b.cfg.Group)
 		}
 		if err == nil {
-			if err = w.txn.CommitTxn(); err != nil && w.committedPast(lastMsg.Offset) {
+			if err = w.txn.CommitTxn(); err != nil && w.committedPast(lastRec.Offset) {
 				err = nil // the commit's answer was lost, not the commit
 			}
 		}
@@ -468,10 +451,10 @@ func (w *worker) deliverTxn(ctx context.Context, batch []*sarama.ConsumerMessage
 			continue
 		}
 		b.stats.Retries.Add(1)
-		d := bo.next()
+		d := bo.Next()
 		w.log.Warn("bridge paused: transaction failed and was aborted, retrying the batch",
 			"records", len(outs), "error", kafka.Classify(err), "backoff", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := kafka.Sleep(ctx, d); err != nil {
 			return fmt.Errorf("transaction: %w", err)
 		}
 	}
@@ -484,12 +467,12 @@ func (w *worker) committedPast(offset int64) bool {
 	if w.h.admin == nil {
 		return false
 	}
-	resp, err := w.h.admin.ListConsumerGroupOffsets(w.b.cfg.Group, map[string][]int32{w.topic: {w.partition}})
+	offs, err := w.h.admin.CommittedOffsets(w.b.cfg.Group, w.topic, []int32{w.partition})
 	if err != nil {
 		return false
 	}
-	blk := resp.GetBlock(w.topic, w.partition)
-	return blk != nil && blk.Err == sarama.ErrNoError && blk.Offset > offset
+	c, ok := offs[w.partition]
+	return ok && c.Err == nil && c.Offset > offset
 }
 
 // abort ends a failed transaction; a producer in a fatal state (fenced,
@@ -498,15 +481,9 @@ func (w *worker) abort() {
 	if w.txn == nil {
 		return
 	}
-	st := w.txn.TxnStatus()
-	if st&sarama.ProducerTxnFlagFatalError == 0 && st&(sarama.ProducerTxnFlagInTransaction|sarama.ProducerTxnFlagInError|sarama.ProducerTxnFlagAbortableError) != 0 {
-		if err := w.txn.AbortTxn(); err == nil {
-			return
-		}
-	} else if st&sarama.ProducerTxnFlagFatalError == 0 {
-		return
+	if !w.txn.AbortTxn() {
+		w.closeTxn()
 	}
-	w.closeTxn()
 }
 
 func (w *worker) closeTxn() {
@@ -529,9 +506,9 @@ func (w *worker) retry(ctx context.Context, op string, fn func() error) error {
 			return fmt.Errorf("%s: %w", op, ctx.Err())
 		}
 		w.b.stats.Retries.Add(1)
-		d := bo.next()
+		d := bo.Next()
 		w.log.Warn("bridge paused: "+op+" failed, retrying", "error", err, "backoff", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := kafka.Sleep(ctx, d); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 	}

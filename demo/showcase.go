@@ -26,8 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkagate/kafkagate/demo/internal/encrypted"
 	"github.com/kafkagate/kafkagate/demo/internal/files"
 	"github.com/kafkagate/kafkagate/demo/internal/plaintext"
@@ -449,15 +447,11 @@ func header(r kafka.Record, name string) string {
 // the topic does not exist yet).
 func offsets(kc *kafka.Client, topic string) (map[int32]int64, error) {
 	out := map[int32]int64{}
-	cl := kc.Sarama()
-	if err := cl.RefreshMetadata(); err != nil {
-		return nil, fmt.Errorf("kafka metadata: %w", err)
-	}
-	ts, err := cl.Topics()
+	ok, err := kc.TopicExists(topic)
 	if err != nil {
-		return nil, fmt.Errorf("kafka metadata: %w", err)
+		return nil, err
 	}
-	if !slices.Contains(ts, topic) {
+	if !ok {
 		return out, nil
 	}
 	parts, err := kc.Partitions(topic)
@@ -525,7 +519,7 @@ func readAfter(ctx context.Context, kc *kafka.Client, topic string, before map[i
 	for p, hi := range now {
 		from, ok := before[p]
 		if !ok {
-			from = sarama.OffsetOldest
+			from = kafka.OffsetOldest
 		}
 		if from == hi {
 			continue

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/vaultclient"
@@ -44,8 +42,8 @@ type ReceiverOptions struct {
 	Dir   string // where files are written (created if missing)
 	Topic string
 	Group string // consumer group id
-	// Settings is the Kafka configuration; the consumer group uses a copy
-	// of Settings.Sarama with small prefetch buffers.
+	// Settings is the Kafka configuration; the consumer group uses it with
+	// small prefetch buffers.
 	Settings *kafka.Settings
 	// Kafka re-reads records for quarantine and gives watermarks for Once.
 	Kafka  Fetcher
@@ -129,7 +127,7 @@ func NewReceiver(o ReceiverOptions) (*Receiver, error) {
 	switch {
 	case o.Dir == "" || o.Topic == "" || o.Group == "":
 		return nil, errors.New("filetransfer: receiver needs Dir, Topic and Group")
-	case o.Settings == nil || o.Settings.Sarama == nil || o.Kafka == nil || o.Opener == nil:
+	case o.Settings == nil || o.Kafka == nil || o.Opener == nil:
 		return nil, errors.New("filetransfer: receiver needs Settings, Kafka and Opener")
 	}
 	if o.Quarantine == nil {
@@ -172,20 +170,6 @@ func (r *Receiver) prepare() error {
 	return nil
 }
 
-// groupConfig is the consumer group's configuration: a copy of the
-// settings with prefetch bounded so memory does not grow with the topic.
-func (r *Receiver) groupConfig() *sarama.Config {
-	cfg := *r.o.Settings.Sarama
-	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-	cfg.Consumer.Offsets.AutoCommit.Enable = true
-	cfg.Consumer.Offsets.AutoCommit.Interval = time.Second
-	cfg.Consumer.Return.Errors = true
-	cfg.ChannelBufferSize = 2
-	cfg.Consumer.Fetch.Default = 1 << 20
-	cfg.Consumer.Fetch.Max = 0
-	return &cfg
-}
-
 // Run consumes until ctx ends (or, with Once, until caught up). It returns
 // an error only for failures that must stop the receiver (a file or
 // quarantine entry that cannot be written); their offsets are not
@@ -203,42 +187,29 @@ func (r *Receiver) Run(ctx context.Context) error {
 			return nil
 		}
 	}
-	cg, err := sarama.NewConsumerGroup(r.o.Settings.Brokers, r.o.Group, r.groupConfig())
-	if err != nil {
-		return fmt.Errorf("consumer group %s: %w: %w", r.o.Group, kafka.ErrUnavailable, err)
-	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	r.mu.Lock()
-	r.cancel, r.caught = cancel, map[int32]bool{}
-	r.mu.Unlock()
-
-	drained := make(chan struct{})
-	go func() { // ends when Close closes the errors channel
-		defer close(drained)
-		for err := range cg.Errors() {
+	// Prefetch is bounded so memory does not grow with the topic.
+	g, err := kafka.JoinGroup(r.o.Settings, kafka.GroupOptions{
+		Group: r.o.Group, Topic: r.o.Topic, Initial: kafka.OffsetOldest, AutoCommit: true, SmallPrefetch: true,
+		BackoffMin: time.Second, BackoffMax: 30 * time.Second,
+		OnRetry: func(err error, wait time.Duration) {
+			r.log.Warn("consumer group session failed; retrying", "group", r.o.Group, "topic", r.o.Topic, "error", err, "retry_in", wait)
+		},
+		OnError: func(err error) {
 			if runCtx.Err() == nil {
 				r.log.Warn("consumer group", "group", r.o.Group, "error", err)
 			}
-		}
-	}()
-	h := &groupHandler{r: r}
-	backoff := time.Second
-	for runCtx.Err() == nil {
-		err := cg.Consume(runCtx, []string{r.o.Topic}, h)
-		if runCtx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
-			break
-		}
-		if err != nil {
-			r.log.Warn("consumer group session failed; retrying", "group", r.o.Group, "topic", r.o.Topic, "error", err, "retry_in", backoff)
-			sleepCtx(runCtx, backoff)
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		}
-		backoff = time.Second
+		},
+	})
+	if err != nil {
+		return err
 	}
-	cerr := cg.Close()
-	<-drained
+	r.mu.Lock()
+	r.cancel, r.caught = cancel, map[int32]bool{}
+	r.mu.Unlock()
+	_ = g.Run(runCtx, kafka.GroupHandler{Claim: r.consume, Cleanup: (*kafka.Session).Commit})
+	cerr := g.Close()
 	switch cause := context.Cause(runCtx); {
 	case errors.Is(cause, errCaughtUp):
 		return nil
@@ -302,25 +273,11 @@ func (r *Receiver) reportCaughtUp(ps *partition) {
 	}
 }
 
-type groupHandler struct{ r *Receiver }
-
-func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error { return nil }
-
-func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
-	sess.Commit()
-	return nil
-}
-
-func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	h.r.consume(sess, claim)
-	return nil
-}
-
 // consume processes one partition's records in order.
-func (r *Receiver) consume(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) {
+func (r *Receiver) consume(sess *kafka.Session, claim *kafka.Claim) {
 	ctx := sess.Context()
-	ps := &partition{r: r, topic: claim.Topic(), part: claim.Partition(), files: map[string]*inFile{}, failed: newTombstones(4096),
-		next: claim.InitialOffset(), marked: -1, hwm: claim.HighWaterMarkOffset}
+	ps := &partition{r: r, topic: r.o.Topic, part: claim.Partition, files: map[string]*inFile{}, failed: newTombstones(4096),
+		next: claim.InitialOffset, marked: -1, hwm: claim.HighWaterMark}
 	if ps.next < 0 {
 		ps.next = r.startLW[ps.part]
 	}
@@ -332,11 +289,11 @@ func (r *Receiver) consume(sess sarama.ConsumerGroupSession, claim sarama.Consum
 	for {
 		var err error
 		select {
-		case msg, ok := <-claim.Messages():
+		case rec, ok := <-claim.Records:
 			if !ok {
 				return
 			}
-			err = ps.handle(ctx, kafka.FromSarama(msg))
+			err = ps.handle(ctx, rec)
 		case <-tick.C:
 			err = ps.expire(ctx)
 		case <-ctx.Done():
@@ -391,9 +348,9 @@ func (ps *partition) commitOffset() int64 {
 	return off
 }
 
-func (ps *partition) mark(sess sarama.ConsumerGroupSession) {
+func (ps *partition) mark(sess *kafka.Session) {
 	if off := ps.commitOffset(); off > ps.marked && off >= 0 {
-		sess.MarkOffset(ps.topic, ps.part, off, "")
+		sess.MarkOffset(ps.part, off, "")
 		ps.marked = off
 	}
 }
@@ -770,13 +727,4 @@ func (t *tombstones) add(id string, w Why) {
 func (t *tombstones) get(id string) (Why, bool) { w, ok := t.why[id]; return w, ok }
 
 // sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func sleepCtx(ctx context.Context, d time.Duration) bool { return kafka.Sleep(ctx, d) == nil }

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
@@ -20,7 +18,7 @@ import (
 type ConsumeOptions struct {
 	Topic     string
 	Partition int32 // -1: all partitions (stateless mode)
-	Offset    int64 // sarama.OffsetOldest (-2) for the beginning (stateless mode)
+	Offset    int64 // kafka.OffsetOldest (-2) for the beginning (stateless mode)
 	Max       int   // 0: everything up to the current end (stateless), or until ctx ends (group)
 	Batch     int   // records decrypted per Vault round trip; default 500
 	// Group, when set, consumes as this consumer group: the group's
@@ -95,7 +93,7 @@ func Consume(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Consu
 	for _, p := range parts {
 		off := o.Offset
 		if off < 0 {
-			off = sarama.OffsetOldest
+			off = kafka.OffsetOldest
 		}
 		for {
 			want := o.Batch

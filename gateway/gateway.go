@@ -110,7 +110,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	// The streaming file upload (POST .../topics/{topic}/files, docs/files.md).
 	files, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewKMSKeys(g.Transit), Producer: kc,
-		MaxMessageBytes: ks.Sarama.Producer.MaxMessageBytes, Logger: o.Logger})
+		MaxMessageBytes: ks.MaxMessageBytes(), Logger: o.Logger})
 	if err != nil {
 		kc.Close()
 		return nil, err

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/lifecycle"
@@ -12,37 +11,17 @@ import (
 type Rotated = lifecycle.Rotated
 
 // RotateTopicKeys adds a version to every key that topic's policy
-// encrypts new records with (see lifecycle.TopicKeys). New records use the new
-// versions at once in this gateway (its FPE keyring is reloaded); older
-// records keep decrypting. Other processes pick up FPE versions at their
-// next refresh ([kafkagate] fpe_refresh). An envelope KEK may be shared by
-// several topics: they all move to the new version.
+// encrypts new records with (lifecycle.RotateTopic). New records use the
+// new versions at once in this gateway (its FPE keyring is reloaded);
+// older records keep decrypting. Other processes pick up FPE versions at
+// their next refresh ([kafkagate] fpe_refresh).
 func (g *Gateway) RotateTopicKeys(ctx context.Context, topic string) ([]Rotated, error) {
-	p, ok := g.Config.Policies.For(topic)
-	if !ok {
-		return nil, fmt.Errorf("topic %q: no keys to rotate: %w", topic, lifecycle.ErrNoPolicy)
-	}
-	keys, domains := lifecycle.TopicKeys(p)
-	var out []Rotated
-	for _, k := range keys {
-		v, err := g.Transit.Rotate(ctx, k)
-		if err != nil {
-			return out, fmt.Errorf("rotate transit key %s: %w", k, err)
+	return lifecycle.RotateTopic(ctx, g.Transit, func() lifecycle.DomainRotator {
+		if g.FPEKeys != nil {
+			return g.FPEKeys
 		}
-		out = append(out, Rotated{Kind: "transit", Key: k, Version: v})
-	}
-	kr := g.FPEKeys
-	if kr == nil && len(domains) > 0 {
-		kr = vaultkeyring.New(g.Vault, KeyringOptions(g.Config))
-	}
-	for _, d := range domains {
-		v, err := kr.Rotate(ctx, d)
-		if err != nil {
-			return out, fmt.Errorf("rotate fpe domain %s: %w", d, err)
-		}
-		out = append(out, Rotated{Kind: "fpe", Domain: d, Version: v})
-	}
-	return out, nil
+		return vaultkeyring.New(g.Vault, KeyringOptions(g.Config))
+	}, g.Config.Policies, topic)
 }
 
 // adminService serves the admin endpoints (httpapi/admin.go): only the

@@ -40,11 +40,7 @@ func (g *Gateway) topics(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cl := g.Kafka.Sarama()
-	if err := cl.RefreshMetadata(); err != nil {
-		return nil, err
-	}
-	return cl.Topics()
+	return g.Kafka.Topics()
 }
 
 // Handler is what Serve serves: the API, and the viewer under /ui.

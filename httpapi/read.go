@@ -9,7 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/IBM/sarama"
 	"github.com/go-chi/chi/v5"
 
 	"github.com/kafkagate/kafkagate/kafka"
@@ -63,7 +62,7 @@ type ReadResponse struct {
 func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 	topic := chi.URLParam(r, "topic")
 	q := r.URL.Query()
-	partition, offset, max := int64(0), int64(sarama.OffsetOldest), int64(s.cfg.DefaultReadRecord)
+	partition, offset, max := int64(0), int64(kafka.OffsetOldest), int64(s.cfg.DefaultReadRecord)
 	for _, p := range []struct {
 		name string
 		dst  *int64

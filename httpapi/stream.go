@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -121,7 +120,7 @@ func (s *Server) streamHandler() http.HandlerFunc {
 // parseStreamQuery reads group, from_beginning, partition, offset and max.
 func parseStreamQuery(r *http.Request, topic string) (kafka.StreamOptions, int, *apiError) {
 	q := r.URL.Query()
-	o := kafka.StreamOptions{Topic: topic, Group: q.Get("group"), Partition: -1, Offset: sarama.OffsetOldest}
+	o := kafka.StreamOptions{Topic: topic, Group: q.Get("group"), Partition: -1, Offset: kafka.OffsetOldest}
 	bad := func(name, want string) *apiError {
 		return &apiError{ErrorCode: CodeBadQuery, Message: "query parameter " + name + " must be " + want, Field: name}
 	}
@@ -148,9 +147,9 @@ func parseStreamQuery(r *http.Request, topic string) (kafka.StreamOptions, int, 
 		}
 		switch v {
 		case "oldest", "beginning":
-			o.Offset = sarama.OffsetOldest
+			o.Offset = kafka.OffsetOldest
 		case "newest", "end":
-			o.Offset = sarama.OffsetNewest
+			o.Offset = kafka.OffsetNewest
 		default:
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 || o.Partition < 0 {

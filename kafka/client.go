@@ -141,13 +141,8 @@ func (c *Client) Produce(ctx context.Context, msgs []Message) ([]Delivery, error
 	var byKey, manual []*sarama.ProducerMessage
 	var byKeyIdx, manualIdx []int
 	for i, m := range msgs {
-		pm := &sarama.ProducerMessage{Topic: m.Topic, Value: sarama.ByteEncoder(m.Value), Metadata: i, Timestamp: m.Timestamp}
-		if m.Key != nil {
-			pm.Key = sarama.ByteEncoder(m.Key)
-		}
-		for _, h := range m.Headers {
-			pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
-		}
+		pm := producerMessage(m)
+		pm.Metadata = i
 		if m.Partition >= 0 {
 			pm.Partition = m.Partition
 			manual = append(manual, pm)
@@ -287,12 +282,9 @@ func (c *Client) Partitions(topic string) ([]int32, error) {
 // TopicExists reports whether the cluster has topic, from a fresh full
 // metadata request (one that names no topic, so it creates none).
 func (c *Client) TopicExists(topic string) (bool, error) {
-	if err := c.reader.RefreshMetadata(); err != nil {
-		return false, fmt.Errorf("kafka metadata: %w", classify(err))
-	}
-	ts, err := c.reader.Topics()
+	ts, err := c.Topics()
 	if err != nil {
-		return false, fmt.Errorf("kafka metadata: %w", classify(err))
+		return false, err
 	}
 	return slices.Contains(ts, topic), nil
 }
@@ -347,7 +339,7 @@ func (c *Client) Watermarks(topic string, partition int32) (int64, int64, error)
 
 // Read returns up to max records of one partition from offset, stopping at
 // the high watermark as it was when the call began (it never waits for new
-// records). offset -2 means the oldest offset.
+// records). offset OffsetOldest means the oldest offset.
 func (c *Client) Read(ctx context.Context, topic string, partition int32, offset int64, max int) ([]Record, error) {
 	lo, hi, err := c.Watermarks(topic, partition)
 	if err != nil {
@@ -381,7 +373,7 @@ func (c *Client) Read(ctx context.Context, topic string, partition int32, offset
 				return out, nil
 			}
 			idle.Reset(readIdle)
-			out = append(out, FromSarama(m))
+			out = append(out, fromSarama(m))
 			if m.Offset >= hi-1 {
 				return out, nil
 			}
@@ -397,8 +389,8 @@ func (c *Client) Read(ctx context.Context, topic string, partition int32, offset
 // readIdle ends a Read that receives nothing for this long.
 const readIdle = 2 * time.Second
 
-// FromSarama converts a consumed message.
-func FromSarama(m *sarama.ConsumerMessage) Record {
+// fromSarama converts a consumed message.
+func fromSarama(m *sarama.ConsumerMessage) Record {
 	r := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Timestamp: m.Timestamp}
 	for _, h := range m.Headers {
 		if h != nil {

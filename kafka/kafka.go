@@ -1,7 +1,15 @@
-// Package kafka is kafkagate's Kafka layer over IBM/sarama: it maps the
-// librdkafka-style properties of the configuration file's [default]
-// section onto a sarama configuration, and provides the producer, the
-// stateless partition reader and the cluster lookups the gateway needs.
+// Package kafka is kafkagate's Kafka layer over IBM/sarama, and the only
+// package that imports sarama (kgclient, whose public API is sarama's, and
+// the bench's plain-Kafka baselines aside). It maps the librdkafka-style
+// properties of the configuration file's [default] section onto a sarama
+// configuration, and provides:
+//   - Client: the gateway's producer, stateless partition reader, live
+//     streams and cluster lookups (topics, watermarks, consumer lag);
+//   - Group: the one consumer-group runner (join and rebalance, claims,
+//     offset marks and commits, static membership), which the bridge, the
+//     file receiver and the group streams use;
+//   - Producer: a standalone idempotent or transactional producer;
+//   - Admin: topics, consumer groups and committed offsets.
 package kafka
 
 import (
@@ -171,3 +179,7 @@ func (c *scramClient) Begin(user, password, authzID string) error {
 
 func (c *scramClient) Step(challenge string) (string, error) { return c.conv.Step(challenge) }
 func (c *scramClient) Done() bool                            { return c.conv.Done() }
+
+// MaxMessageBytes is the largest record the producer sends
+// (message.max.bytes).
+func (s *Settings) MaxMessageBytes() int { return s.Sarama.Producer.MaxMessageBytes }

@@ -26,8 +26,8 @@ type StreamOptions struct {
 	// kafka-console-consumer.
 	FromBeginning bool
 	// Partition and Offset place a stream without a group: Partition -1
-	// reads every partition; Offset is sarama.OffsetOldest (-2),
-	// sarama.OffsetNewest (-1), or an offset of the one Partition.
+	// reads every partition; Offset is OffsetOldest (-2),
+	// OffsetNewest (-1), or an offset of the one Partition.
 	Partition int32
 	Offset    int64
 	// MaxBatch bounds the records one Next returns; default 500.
@@ -67,32 +67,35 @@ func OpenStream(ctx context.Context, s *Settings, o StreamOptions) (RecordStream
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 500
 	}
-	cfg := *s.Sarama
-	cfg.ClientID = s.Sarama.ClientID + "-stream"
-	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
-	cfg.Consumer.Return.Errors = true
-	// A reader never creates topics: with auto-creation on (the brokers'
-	// default, and kfake's in tests) the metadata request of a stream on
-	// a misspelt topic would create it and follow it forever, instead of
-	// reporting ErrUnknownTopic.
-	cfg.Metadata.AllowAutoTopicCreation = false
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// A reader never creates topics: with auto-creation on (the brokers'
+	// default, and kfake's in tests) the metadata request of a stream on
+	// a misspelt topic would create it and follow it forever, instead of
+	// reporting ErrUnknownTopic. Both kinds of stream read committed
+	// records only.
 	st := &stream{ch: make(chan streamItem), closed: make(chan struct{}), max: o.MaxBatch}
-	open := st.openPartitions
+	var err error
 	if o.Group != "" {
-		open = st.openGroup
+		err = st.openGroup(s, o)
+	} else {
+		cfg := *s.Sarama
+		cfg.ClientID = s.Sarama.ClientID + "-stream"
+		cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+		cfg.Consumer.Return.Errors = true
+		cfg.Metadata.AllowAutoTopicCreation = false
+		err = st.openPartitions(s.Brokers, &cfg, o)
 	}
-	if err := open(s.Brokers, &cfg, o); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return st, nil
 }
 
 type streamItem struct {
-	msg  *sarama.ConsumerMessage
-	sess sarama.ConsumerGroupSession // nil without a group
+	rec  Record
+	sess *Session // nil without a group
 }
 
 type stream struct {
@@ -100,82 +103,66 @@ type stream struct {
 	closed chan struct{}
 	max    int
 	// wg counts the goroutines that forward records; stopLoop ends the
-	// group loop before they are waited for, release frees the sarama
+	// group loop before they are waited for, release frees the Kafka
 	// objects after.
 	wg       sync.WaitGroup
 	stopLoop func()
 	release  func() error
 	once     sync.Once
 	err      error
-	last     map[int32]sarama.ConsumerGroupSession
+	last     map[int32]*Session
 }
 
-func (s *stream) openGroup(brokers []string, cfg *sarama.Config, o StreamOptions) error {
-	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
-	cfg.Consumer.Offsets.Initial = sarama.OffsetNewest
+func (s *stream) openGroup(st *Settings, o StreamOptions) error {
+	initial := OffsetNewest
 	if o.FromBeginning {
-		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+		initial = OffsetOldest
 	}
-	cfg.Consumer.Offsets.AutoCommit.Enable = true
-	cfg.Consumer.Offsets.AutoCommit.Interval = time.Second
-	if o.SessionTimeout > 0 {
-		cfg.Consumer.Group.Session.Timeout = o.SessionTimeout
-	}
-	if o.HeartbeatInterval > 0 {
-		cfg.Consumer.Group.Heartbeat.Interval = o.HeartbeatInterval
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	cl, err := sarama.NewClient(brokers, cfg)
+	g, err := JoinGroup(st, GroupOptions{
+		Group: o.Group, Topic: o.Topic, ClientSuffix: "-stream", Initial: initial,
+		ReadCommitted: true, Balance: BalanceSticky, AutoCommit: true, RequireTopic: true,
+		SessionTimeout: o.SessionTimeout, HeartbeatInterval: o.HeartbeatInterval,
+	})
 	if err != nil {
-		return fmt.Errorf("connect to kafka %v: %w: %w", brokers, ErrUnavailable, err)
-	}
-	if err := checkTopic(cl, o.Topic); err != nil {
-		cl.Close()
 		return err
 	}
-	grp, err := sarama.NewConsumerGroupFromClient(o.Group, cl)
-	if err != nil {
-		cl.Close()
-		return fmt.Errorf("consumer group %q: %w", o.Group, classify(err))
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &streamHandler{ch: s.ch}
-	errsDone := make(chan struct{})
-	go func() { // drains the group's error channel; ends when Close closes it
-		defer close(errsDone)
-		for range grp.Errors() {
-		}
-	}()
 	s.wg.Add(1)
-	go func() { // the group session loop: one Consume per generation
+	go func() { // the group session loop; ends when stopLoop cancels ctx
 		defer s.wg.Done()
-		backoff := 100 * time.Millisecond
-		for ctx.Err() == nil {
-			if err := grp.Consume(ctx, []string{o.Topic}, h); err != nil && ctx.Err() == nil {
-				select {
-				case <-ctx.Done():
-				case <-time.After(backoff):
-				}
-				backoff = min(2*backoff, 5*time.Second)
-				continue
-			}
-			backoff = 100 * time.Millisecond
-		}
+		_ = g.Run(ctx, GroupHandler{Claim: s.forwardClaim})
 	}()
 	s.stopLoop = cancel
 	s.release = func() error {
 		// The session released by the loop has committed the marked
 		// offsets; Close leaves the group and closes the client.
-		err := grp.Close()
-		<-errsDone
+		err := g.Close()
 		if errors.Is(err, context.Canceled) {
 			err = nil
 		}
 		return err
 	}
 	return nil
+}
+
+// forwardClaim hands a group's records to the stream, one at a time, so
+// that a rebalance finds nothing buffered on the group's side.
+func (s *stream) forwardClaim(sess *Session, c *Claim) {
+	for {
+		select {
+		case r, ok := <-c.Records:
+			if !ok {
+				return
+			}
+			select {
+			case s.ch <- streamItem{rec: r, sess: sess}:
+			case <-sess.Context().Done():
+				return
+			}
+		case <-sess.Context().Done():
+			return
+		}
+	}
 }
 
 func (s *stream) openPartitions(brokers []string, cfg *sarama.Config, o StreamOptions) error {
@@ -236,7 +223,7 @@ func (s *stream) openPartitions(brokers []string, cfg *sarama.Config, o StreamOp
 						return
 					}
 					select {
-					case s.ch <- streamItem{msg: m}:
+					case s.ch <- streamItem{rec: fromSarama(m)}:
 					case <-s.closed:
 						return
 					}
@@ -270,15 +257,15 @@ func checkTopic(cl sarama.Client, topic string) error {
 
 func (s *stream) Next(ctx context.Context) ([]Record, error) {
 	var out []Record
-	s.last = map[int32]sarama.ConsumerGroupSession{}
+	s.last = map[int32]*Session{}
 	add := func(it streamItem) {
 		if it.sess != nil {
 			if it.sess.Context().Err() != nil {
 				return // its session ended: the partition's next owner re-reads it
 			}
-			s.last[it.msg.Partition] = it.sess
+			s.last[it.rec.Partition] = it.sess
 		}
-		out = append(out, FromSarama(it.msg))
+		out = append(out, it.rec)
 	}
 	for len(out) == 0 {
 		select {
@@ -304,7 +291,7 @@ func (s *stream) Next(ctx context.Context) ([]Record, error) {
 func (s *stream) Done(recs []Record) {
 	for _, r := range recs {
 		if sess := s.last[r.Partition]; sess != nil {
-			sess.MarkOffset(r.Topic, r.Partition, r.Offset+1, "")
+			sess.MarkOffset(r.Partition, r.Offset+1, "")
 		}
 	}
 }
@@ -317,29 +304,4 @@ func (s *stream) Close() error {
 		s.err = s.release()
 	})
 	return s.err
-}
-
-// streamHandler hands a group's records to the stream, one at a time, so
-// that a rebalance finds nothing buffered on the group's side.
-type streamHandler struct{ ch chan<- streamItem }
-
-func (h *streamHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (h *streamHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
-
-func (h *streamHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	for {
-		select {
-		case m, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			select {
-			case h.ch <- streamItem{msg: m, sess: sess}:
-			case <-sess.Context().Done():
-				return nil
-			}
-		case <-sess.Context().Done():
-			return nil
-		}
-	}
 }

@@ -190,5 +190,69 @@ type Rotated struct {
 	Version int    `json:"version"`          // the version new records now use
 }
 
+// TopicKeys lists the keys new records of a policy are encrypted with:
+// transit keys (the policy's transit key when a field uses transit; the
+// KEK in envelope mode) and FPE domains.
+func TopicKeys(p *policy.Policy) (transitKeys, fpeDomains []string) {
+	switch p.Mode {
+	case policy.Envelope:
+		return []string{p.Envelope.Key}, nil
+	case policy.Passthrough:
+		return nil, nil
+	}
+	for _, f := range p.Fields {
+		switch f.Mode {
+		case policy.Transit:
+			if !slices.Contains(transitKeys, p.TransitKey) {
+				transitKeys = append(transitKeys, p.TransitKey)
+			}
+		case policy.FPE:
+			if d := f.Options["domain"]; !slices.Contains(fpeDomains, d) {
+				fpeDomains = append(fpeDomains, d)
+			}
+		}
+	}
+	return transitKeys, fpeDomains
+}
+
+// DomainRotator adds a version to an FPE domain's key (*fpe.Keyring).
+type DomainRotator interface {
+	Rotate(ctx context.Context, domain string) (int, error)
+}
+
+// RotateTopic adds a version to every key that topic's policy in ps
+// encrypts new records with (see TopicKeys): transit keys with tc, FPE
+// domains with the keyring fpeKeys returns (called only when the policy
+// has FPE domains). It returns the versions created, also those created
+// before a failure. An envelope KEK may be shared by several topics: they
+// all move to the new version.
+func RotateTopic(ctx context.Context, tc *transit.Client, fpeKeys func() DomainRotator, ps *policy.Set, topic string) ([]Rotated, error) {
+	p, ok := ps.For(topic)
+	if !ok {
+		return nil, fmt.Errorf("topic %q: no keys to rotate: %w", topic, ErrNoPolicy)
+	}
+	keys, domains := TopicKeys(p)
+	var out []Rotated
+	for _, k := range keys {
+		v, err := tc.Rotate(ctx, k)
+		if err != nil {
+			return out, fmt.Errorf("rotate transit key %s: %w", k, err)
+		}
+		out = append(out, Rotated{Kind: "transit", Key: k, Version: v})
+	}
+	if len(domains) == 0 {
+		return out, nil
+	}
+	kr := fpeKeys()
+	for _, d := range domains {
+		v, err := kr.Rotate(ctx, d)
+		if err != nil {
+			return out, fmt.Errorf("rotate fpe domain %s: %w", d, err)
+		}
+		out = append(out, Rotated{Kind: "fpe", Domain: d, Version: v})
+	}
+	return out, nil
+}
+
 // ErrNoPolicy: the topic has no policy, so no keys.
 var ErrNoPolicy = errors.New("topic has no policy")

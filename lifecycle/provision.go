@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/hashicorp/vault/api"
 
 	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
@@ -512,18 +511,18 @@ func writeSecretFile(path, v string) error {
 
 func (p *provisioner) topics(kc *kafka.Client) error {
 	s := kc.Settings()
-	admin, err := sarama.NewClusterAdmin(s.Brokers, s.Sarama)
+	admin, err := kafka.NewAdmin(s, "")
 	if err != nil {
-		return fmt.Errorf("provision topics: %w", kafka.Classify(err))
+		return fmt.Errorf("provision topics: %w", err)
 	}
 	defer admin.Close()
-	have, err := admin.ListTopics()
+	have, err := admin.Topics()
 	if err != nil {
-		return fmt.Errorf("provision topics: list: %w", kafka.Classify(err))
+		return fmt.Errorf("provision topics: %w", err)
 	}
 	large := p.o.MaxMessageBytes
 	if large <= 0 {
-		large = s.Sarama.Producer.MaxMessageBytes
+		large = s.MaxMessageBytes()
 	}
 	for _, t := range p.o.Policies.Topics() {
 		pol, _ := p.o.Policies.For(t)
@@ -532,21 +531,21 @@ func (p *provisioner) topics(kc *kafka.Client) error {
 			maxBytes = large
 		}
 		for _, name := range []string{t, t + p.o.DLQSuffix} {
-			if d, ok := have[name]; ok {
-				if err := p.existingTopic(admin, name, d, maxBytes); err != nil {
+			if n, ok := have[name]; ok {
+				if err := p.existingTopic(admin, name, n, maxBytes); err != nil {
 					return err
 				}
 				continue
 			}
-			td := &sarama.TopicDetail{NumPartitions: p.o.Partitions, ReplicationFactor: p.o.ReplicationFactor}
+			var configs map[string]string
 			detail := fmt.Sprintf("%d partitions, replication %d", p.o.Partitions, p.o.ReplicationFactor)
 			if maxBytes > 0 {
 				v := strconv.Itoa(maxBytes)
-				td.ConfigEntries = map[string]*string{TopicMaxMessageBytes: &v}
+				configs = map[string]string{TopicMaxMessageBytes: v}
 				detail += ", " + TopicMaxMessageBytes + " " + v
 			}
 			if err := p.missing(KindTopic, name, detail, func() error {
-				return kafka.Classify(admin.CreateTopic(name, td, false))
+				return admin.CreateTopic(name, p.o.Partitions, p.o.ReplicationFactor, configs)
 			}); err != nil {
 				return err
 			}
@@ -561,22 +560,20 @@ const TopicMaxMessageBytes = "max.message.bytes"
 
 // existingTopic reports an existing topic: drift when it needs records of
 // up to maxBytes (> 0) and its effective max.message.bytes is smaller.
-func (p *provisioner) existingTopic(admin sarama.ClusterAdmin, name string, d sarama.TopicDetail, maxBytes int) error {
-	detail := fmt.Sprintf("%d partitions", d.NumPartitions)
+func (p *provisioner) existingTopic(admin *kafka.Admin, name string, partitions int32, maxBytes int) error {
+	detail := fmt.Sprintf("%d partitions", partitions)
 	if maxBytes <= 0 {
 		p.add(KindTopic, name, StatusOK, detail)
 		return nil
 	}
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: name, ConfigNames: []string{TopicMaxMessageBytes}})
+	v, ok, err := admin.TopicConfig(name, TopicMaxMessageBytes)
 	if err != nil {
-		return fmt.Errorf("provision topic %s: describe %s: %w", name, TopicMaxMessageBytes, kafka.Classify(err))
+		return fmt.Errorf("provision topic %s: describe %s: %w", name, TopicMaxMessageBytes, err)
 	}
 	cur := -1
-	for _, e := range entries {
-		if e.Name == TopicMaxMessageBytes {
-			if cur, err = strconv.Atoi(e.Value); err != nil {
-				return fmt.Errorf("provision topic %s: %s %q is not an integer", name, TopicMaxMessageBytes, e.Value)
-			}
+	if ok {
+		if cur, err = strconv.Atoi(v); err != nil {
+			return fmt.Errorf("provision topic %s: %s %q is not an integer", name, TopicMaxMessageBytes, v)
 		}
 	}
 	switch {
@@ -670,29 +667,4 @@ func quoteJoin(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return strings.Join(q, ", ")
-}
-
-// TopicKeys lists the keys new records of a policy are encrypted with:
-// transit keys (the policy's transit key when a field uses transit; the
-// KEK in envelope mode) and FPE domains.
-func TopicKeys(p *policy.Policy) (transitKeys, fpeDomains []string) {
-	switch p.Mode {
-	case policy.Envelope:
-		return []string{p.Envelope.Key}, nil
-	case policy.Passthrough:
-		return nil, nil
-	}
-	for _, f := range p.Fields {
-		switch f.Mode {
-		case policy.Transit:
-			if !slices.Contains(transitKeys, p.TransitKey) {
-				transitKeys = append(transitKeys, p.TransitKey)
-			}
-		case policy.FPE:
-			if d := f.Options["domain"]; !slices.Contains(fpeDomains, d) {
-				fpeDomains = append(fpeDomains, d)
-			}
-		}
-	}
-	return transitKeys, fpeDomains
 }

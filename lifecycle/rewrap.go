@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/kafkagate/kafkagate/bridge"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
@@ -278,9 +277,9 @@ func deadLetters(ctx context.Context, eng *protect.Engine, o RewrapOptions, recs
 			m.Headers = append(m.Headers, r.Headers...)
 		}
 		m.Headers = append(m.Headers,
-			kafka.Header{Key: bridge.HeaderDLQCode, Value: []byte(fs[j].Code)},
-			kafka.Header{Key: bridge.HeaderDLQReason, Value: []byte(fs[j].Error)},
-			kafka.Header{Key: bridge.HeaderDLQSource, Value: []byte(fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset))},
+			kafka.Header{Key: kafka.HeaderDLQCode, Value: []byte(fs[j].Code)},
+			kafka.Header{Key: kafka.HeaderDLQReason, Value: []byte(fs[j].Error)},
+			kafka.Header{Key: kafka.HeaderDLQSource, Value: []byte(kafka.SourceRef(r))},
 		)
 		fs[j].DeadLettered = true
 		msgs = append(msgs, m)

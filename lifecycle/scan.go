@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
 )
@@ -29,7 +27,7 @@ func scan(ctx context.Context, kc *kafka.Client, topic string, start map[int32]i
 	for _, p := range parts {
 		off, ok := start[p]
 		if !ok {
-			off = sarama.OffsetOldest
+			off = kafka.OffsetOldest
 		}
 		for {
 			recs, err := kc.Read(ctx, topic, p, off, batch)

@@ -8,16 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/bridge"
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/gateway"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/metrics"
@@ -70,24 +66,9 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 			if err != nil {
 				return err
 			}
-			if source == "" {
-				source = cfg.Get("encryptor", "sourcetopic", "")
-			}
-			if target == "" {
-				target = cfg.Get("encryptor", "targettopic", "")
-			}
-			if source == "" || target == "" {
-				return fmt.Errorf("no source or target topic: set [encryptor] sourcetopic and targettopic, or --source and --target")
-			}
-			pol, ok := cfg.Policies.For(target)
-			if !ok {
-				return fmt.Errorf("target topic %q has no [policy:%s] section: refusing to bridge into it (fail closed; mode = passthrough opts out explicitly)", target, target)
-			}
-			if group == "" {
-				group = cfg.Get("encryptor", "group.id", bridge.DefaultGroup(target))
-			}
-			if dlq == "" {
-				dlq = cfg.Get("encryptor", "dlqtopic", "")
+			bc, err := bridge.FromFile(cfg, bridge.Topics{Source: source, Target: target, DLQ: dlq, Group: group})
+			if err != nil {
+				return err
 			}
 			// Bind before anything starts, so a taken address is a
 			// one-line error and not a bridge without its metrics.
@@ -97,14 +78,6 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 					return fmt.Errorf("--metrics-listen %s: %w", metricsAddr, err)
 				}
 				defer metricsLn.Close()
-			}
-			sessionTimeout, err := millis(cfg, "session.timeout.ms")
-			if err != nil {
-				return err
-			}
-			heartbeat, err := millis(cfg, "heartbeat.interval.ms")
-			if err != nil {
-				return err
 			}
 			vcfg := envVault(log)
 			if vcfg.Timeout == 0 {
@@ -130,13 +103,9 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 				}
 			}
 			defer gw.Close()
-			b, err := bridge.New(bridge.Config{
-				Source: source, Target: target, DLQ: dlq, Group: group,
-				Policy: pol, Engine: gw.Engine, Kafka: gw.Kafka.Settings(),
-				ExactlyOnce: exactlyOnce, BatchSize: batch, StatsInterval: statsEvery,
-				SessionTimeout: sessionTimeout, HeartbeatInterval: heartbeat,
-				Logger: log,
-			})
+			bc.Engine, bc.Kafka, bc.Logger = gw.Engine, gw.Kafka.Settings(), log
+			bc.ExactlyOnce, bc.BatchSize, bc.StatsInterval = exactlyOnce, batch, statsEvery
+			b, err := bridge.New(bc)
 			if err != nil {
 				return err
 			}
@@ -169,11 +138,9 @@ const bridgeLagEvery = 2 * time.Second
 // the server and the lag refresher down and unregisters b.
 func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, log *slog.Logger) (stop func(), err error) {
 	bc := b.Config()
-	var lag atomic.Int64
-	lag.Store(-1) // unknown until measured
 	unwatch, err := gw.Metrics.WatchBridge(bc.Target, func() metrics.BridgeStats {
 		s := b.Stats().Snapshot()
-		return metrics.BridgeStats{Consumed: s.Consumed, Produced: s.Produced, DeadLettered: s.DeadLettered, Retries: s.Retries, Lag: lag.Load()}
+		return metrics.BridgeStats{Consumed: s.Consumed, Produced: s.Produced, DeadLettered: s.DeadLettered, Retries: s.Retries, Lag: b.Lag()}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bridge metrics: %w", err)
@@ -201,21 +168,7 @@ func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, 
 	measured := make(chan struct{})
 	go func() { // ends when stop cancels ctx
 		defer close(measured)
-		t := time.NewTicker(bridgeLagEvery)
-		defer t.Stop()
-		for {
-			n, err := consumerLag(gw.Kafka, bc.Group, bc.Source)
-			if err != nil {
-				n = -1
-				log.Debug("bridge consumer lag unknown", "error", err)
-			}
-			lag.Store(n)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		b.WatchLag(ctx, gw.Kafka, bridgeLagEvery)
 	}()
 	log.Info("bridge metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
 	return func() {
@@ -228,57 +181,4 @@ func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, 
 		gw.Metrics.Registry().Unregister(dups)
 		unwatch()
 	}, nil
-}
-
-// consumerLag sums, over the source topic's partitions, the records after
-// group's committed offset (all of a partition's records when it has
-// none). It never creates the topic.
-func consumerLag(kc *kafka.Client, group, topic string) (int64, error) {
-	parts, err := kc.Partitions(topic)
-	if err != nil {
-		return 0, err
-	}
-	broker, err := kc.Sarama().Coordinator(group)
-	if err != nil {
-		return 0, fmt.Errorf("group %s coordinator: %w", group, err)
-	}
-	req := &sarama.OffsetFetchRequest{ConsumerGroup: group, Version: 1}
-	for _, p := range parts {
-		req.AddPartition(topic, p)
-	}
-	resp, err := broker.FetchOffset(req)
-	if err != nil {
-		return 0, fmt.Errorf("group %s offsets: %w", group, err)
-	}
-	var total int64
-	for _, p := range parts {
-		lo, hi, err := kc.Watermarks(topic, p)
-		if err != nil {
-			return 0, err
-		}
-		next := lo
-		if blk := resp.GetBlock(topic, p); blk != nil {
-			if blk.Err != sarama.ErrNoError {
-				return 0, fmt.Errorf("group %s offset of %s/%d: %w", group, topic, p, blk.Err)
-			}
-			if blk.Offset >= 0 {
-				next = max(blk.Offset, lo)
-			}
-		}
-		total += max(hi-next, 0)
-	}
-	return total, nil
-}
-
-// millis reads an [encryptor] duration given in milliseconds (0 if unset).
-func millis(cfg *config.File, key string) (time.Duration, error) {
-	v := cfg.Get("encryptor", key, "")
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("[encryptor] %s %q is not a positive number of milliseconds", key, v)
-	}
-	return time.Duration(n) * time.Millisecond, nil
 }

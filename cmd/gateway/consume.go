@@ -10,10 +10,10 @@ import (
 	"os"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/kafka"
 )
 
 func newConsume(g *globals) *cobra.Command {
@@ -82,7 +82,7 @@ error (fail closed).`,
 			o := gateway.ConsumeOptions{Topic: topic, Partition: partition, Offset: offset, Max: max, Group: group, FromBeginning: fromStart,
 				TreatUndecryptableAsPlaintext: treatRaw, MaxWaitPerDecrypt: maxWait}
 			if offset < 0 {
-				o.Offset = sarama.OffsetOldest
+				o.Offset = kafka.OffsetOldest
 			}
 			refused := 0
 			n, err := gw.Consume(cmd.Context(), o, func(r gateway.ConsumedRecord) error {

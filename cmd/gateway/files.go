@@ -127,7 +127,7 @@ func openSendEnv(g *globals, cmd *cobra.Command, topic string, chunkSize int) (*
 
 func (e *fileEnv) sender(chunkSize int) (*filetransfer.Sender, error) {
 	return filetransfer.NewSender(filetransfer.SenderOptions{
-		Keys: e.keys, Producer: e.kafka, MaxMessageBytes: e.settings.Sarama.Producer.MaxMessageBytes,
+		Keys: e.keys, Producer: e.kafka, MaxMessageBytes: e.settings.MaxMessageBytes(),
 		ChunkSize: chunkSize, Logger: e.log,
 	})
 }

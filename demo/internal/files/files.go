@@ -28,7 +28,7 @@ func NewSender(kc *kafka.Client, tc *transit.Client, log *slog.Logger) (*filetra
 	return filetransfer.NewSender(filetransfer.SenderOptions{
 		Keys:            envelope.NewKMSKeys(tc),
 		Producer:        kc,
-		MaxMessageBytes: kc.Settings().Sarama.Producer.MaxMessageBytes,
+		MaxMessageBytes: kc.Settings().MaxMessageBytes(),
 		Logger:          log,
 	})
 }

@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkagate/kafkagate/kafka"
 )
 
@@ -33,7 +31,7 @@ type Options struct {
 // partition order within a batch. Records are marked processed once handle
 // returns nil. Run returns nil when ctx ends or Max records were handled.
 func Run(ctx context.Context, s *kafka.Settings, o Options, handle func(context.Context, []kafka.Record) error) (int, error) {
-	so := kafka.StreamOptions{Topic: o.Topic, Group: o.Group, FromBeginning: true, Partition: -1, Offset: sarama.OffsetOldest}
+	so := kafka.StreamOptions{Topic: o.Topic, Group: o.Group, FromBeginning: true, Partition: -1, Offset: kafka.OffsetOldest}
 	if o.Reset || o.Group == "" {
 		so.Group = ""
 	}
@@ -73,15 +71,13 @@ func ResetGroup(ctx context.Context, s *kafka.Settings, group string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cfg := *s.Sarama
-	admin, err := sarama.NewClusterAdmin(s.Brokers, &cfg)
+	admin, err := kafka.NewAdmin(s, "")
 	if err != nil {
-		return fmt.Errorf("reset group %s: %w", group, kafka.Classify(err))
+		return fmt.Errorf("reset group %s: %w", group, err)
 	}
 	defer admin.Close()
-	err = admin.DeleteConsumerGroup(group)
-	if err == nil || errors.Is(err, sarama.ErrGroupIDNotFound) {
-		return nil
+	if err := admin.DeleteGroup(group); err != nil {
+		return fmt.Errorf("reset group %s (is a member still running?): %w", group, err)
 	}
-	return fmt.Errorf("reset group %s (is a member still running?): %w", group, err)
+	return nil
 }
