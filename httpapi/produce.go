@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -203,11 +202,8 @@ func dataBytes(d *requestData, field string) ([]byte, string, *apiError) {
 
 // readBody enforces content type and size, and returns the body.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return nil, newErr(CodeContentType, "Content-Type must be application/json")
-		}
+	if e := checkContentType(r.Header.Get(ContentTypeHeader), MediaJSON); e != nil {
+		return nil, e
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {

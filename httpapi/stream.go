@@ -312,11 +312,7 @@ func (s *Server) timeout(d time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		timed := limit(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			path := r.URL.RawPath
-			if path == "" {
-				path = r.URL.Path
-			}
-			if s.router != nil && longLived(r.Method, s.router.Find(chi.NewRouteContext(), r.Method, path)) {
+			if s.router != nil && longLived(r.Method, s.router.Find(chi.NewRouteContext(), r.Method, routePath(r))) {
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -90,7 +90,10 @@ type Handler struct {
 	cfg  Config
 	log  *slog.Logger
 	page *template.Template
-	mux  *http.ServeMux
+	// guarded is the viewer's routes behind the API's browser guard
+	// (httpapi.BrowserGuard): no cross-site state change and, with
+	// authentication off, loopback Host names only.
+	guarded http.Handler
 }
 
 // New returns the viewer's handler.
@@ -119,7 +122,8 @@ func New(cfg Config) *Handler {
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such page"})
 	})
-	h.mux = mux
+	// The viewer's only state change, rotation, takes a JSON body.
+	h.guarded = httpapi.BrowserGuard(cfg.Access == nil, func(*http.Request) string { return httpapi.MediaJSON })(mux)
 	return h
 }
 
@@ -129,7 +133,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
-	h.mux.ServeHTTP(w, r)
+	h.guarded.ServeHTTP(w, r)
 }
 
 func query(r *http.Request) string {
@@ -310,10 +314,6 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !sameOrigin(r) {
-		writeJSON(w, http.StatusForbidden, apiError{Error: "cross-site request refused"})
-		return
-	}
 	if !p.Can(httpapi.RightAdmin, "") {
 		writeJSON(w, http.StatusForbidden, apiError{Error: "principal " + p.Name + " lacks the right admin"})
 		return
@@ -343,23 +343,4 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("viewer: keys rotated", "topic", body.Topic, "principal", p.Name, "keys", len(rot))
 	writeJSON(w, http.StatusOK, map[string]any{"topic": body.Topic, "rotated": rot})
-}
-
-// sameOrigin refuses cross-site state changes: a JSON content type (a
-// cross-site form cannot send one without a CORS preflight, which the
-// viewer never grants) and, when the browser says, the same origin.
-func sameOrigin(r *http.Request) bool {
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return false
-	}
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
-		return false
-	}
-	if o := r.Header.Get("Origin"); o != "" {
-		host := strings.TrimPrefix(strings.TrimPrefix(o, "http://"), "https://")
-		if host != r.Host {
-			return false
-		}
-	}
-	return true
 }
