@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/kafkagate/kafkagate/gateway"
 )
 
 // restResult is REST produce in transit mode through the real gateway
@@ -62,7 +64,7 @@ func (e *env) restProduce(ctx context.Context) (*restResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rest listener: %w", err)
 	}
-	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := gateway.NewHTTPServer(gw.Handler(), 0)
 	served := make(chan struct{})
 	go func() { // ends when srv is closed below
 		defer close(served)

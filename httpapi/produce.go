@@ -50,6 +50,16 @@ type batchEntry struct {
 	produceRequest
 }
 
+// reservedHeader reports the header names a client may not send, in any
+// case: the kafkagate. prefix (the gateway's own headers) and the original
+// demo's legacy file headers, X-encryptionkey and X-filename, which would
+// otherwise let a client re-post a legacy record copied from another
+// topic.
+func reservedHeader(name string) bool {
+	n := strings.ToLower(name)
+	return strings.HasPrefix(n, "kafkagate.") || n == "x-encryptionkey" || n == "x-filename"
+}
+
 // decodeRecord checks one request object strictly: unknown fields are
 // refused so a misspelt "value" can never produce an empty record.
 func decodeRecord(raw json.RawMessage) (produceRequest, *apiError) {
@@ -114,8 +124,8 @@ func (s *Server) prepare(topic string, req produceRequest) prepared {
 			p.err = &apiError{ErrorCode: CodeBadRequestField, Message: field + ".name must be a non-empty UTF-8 string without control characters", Field: field + ".name"}
 			return p
 		}
-		if strings.HasPrefix(strings.ToLower(h.Name), "kafkagate.") {
-			p.err = &apiError{ErrorCode: CodeBadRequestField, Message: field + ".name: the kafkagate. prefix is reserved", Field: field + ".name"}
+		if reservedHeader(h.Name) {
+			p.err = &apiError{ErrorCode: CodeBadRequestField, Message: field + ".name: header " + strconv.Quote(h.Name) + " is reserved (the kafkagate. prefix, X-encryptionkey and X-filename)", Field: field + ".name"}
 			return p
 		}
 		var v []byte

@@ -91,6 +91,14 @@ func newDev(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The same exposure check as serve, before anything starts.
+			set, err := gateway.ReadSettings(cfg)
+			if err != nil {
+				return err
+			}
+			if err := gateway.CheckExposure(listen, set.AccessFile != ""); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			d, err := startDev(ctx, cfg, vaultAddr, kafkaAddr, nil, g)
 			if err != nil {
@@ -116,7 +124,7 @@ func newDev(g *globals) *cobra.Command {
 			return d.GW.Serve(ctx, l)
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "gateway HTTP address")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "gateway HTTP address; beyond loopback only with [kafkagate] access_file, as for serve")
 	cmd.Flags().StringVar(&vaultAddr, "vault-addr", "127.0.0.1:8200", "Vault dev server listen address")
 	cmd.Flags().StringVar(&kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka broker address")
 	return cmd
