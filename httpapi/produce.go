@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
@@ -56,8 +57,8 @@ type batchEntry struct {
 // otherwise let a client re-post a legacy record copied from another
 // topic.
 func reservedHeader(name string) bool {
-	n := strings.ToLower(name)
-	return strings.HasPrefix(n, "kafkagate.") || n == "x-encryptionkey" || n == "x-filename"
+	return strings.HasPrefix(strings.ToLower(name), "kafkagate.") ||
+		strings.EqualFold(name, envelope.LegacyKeyHeader) || strings.EqualFold(name, envelope.LegacyNameHeader)
 }
 
 // decodeRecord checks one request object strictly: unknown fields are
