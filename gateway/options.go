@@ -35,6 +35,11 @@ type Settings struct {
 	IdleTimeout    time.Duration // idle_timeout of keep-alive connections, default 120s
 	RateLimit      float64       // rate_limit: requests per second per principal; 0 = off
 	RateBurst      int           // rate_burst, default ceil(rate_limit)
+	// max_streams_per_principal and max_uploads_per_principal: one
+	// principal's concurrent records:stream and file uploads (default 8
+	// and 4).
+	MaxStreamsPerPrincipal int
+	MaxUploadsPerPrincipal int
 }
 
 // ReadSettings reads and checks the [kafkagate] serving keys.
@@ -68,6 +73,8 @@ func ReadSettings(f *config.File) (Settings, error) {
 	s.MaxHeaderBytes = int(intKey("max_header_bytes", 1, 1<<30))
 	s.MaxJSONDepth = int(intKey("max_json_depth", 1, 10_000))
 	s.RateBurst = int(intKey("rate_burst", 1, 1_000_000))
+	s.MaxStreamsPerPrincipal = int(intKey("max_streams_per_principal", 1, 10_000))
+	s.MaxUploadsPerPrincipal = int(intKey("max_uploads_per_principal", 1, 10_000))
 
 	durKey := func(key, example string) time.Duration {
 		v := f.Get("kafkagate", key, "")
@@ -129,6 +136,8 @@ func (s Settings) apply(c httpapi.Config) httpapi.Config {
 	c.RequestTimeout = s.RequestTimeout
 	c.RateLimit = s.RateLimit
 	c.RateBurst = s.RateBurst
+	c.Stream.MaxPerPrincipal = s.MaxStreamsPerPrincipal
+	c.MaxUploadsPerPrincipal = s.MaxUploadsPerPrincipal
 	return c
 }
 

@@ -65,6 +65,9 @@ type Config struct {
 	// Files, when set, serves the streaming file upload POST
 	// .../topics/{topic}/files (files.go); nil answers 501.
 	Files FileSender
+	// MaxUploadsPerPrincipal bounds one principal's concurrent file
+	// uploads; default 4.
+	MaxUploadsPerPrincipal int
 
 	// Admin, when set, serves the key lifecycle endpoints under /v3/admin
 	// (admin.go); nil answers 501.
@@ -73,9 +76,11 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	router chi.Router
+	cfg     Config
+	log     *slog.Logger
+	router  chi.Router
+	limiter *rateLimiter
+	uploads *principalSlots
 }
 
 // New builds the API handler.
@@ -104,9 +109,12 @@ func New(cfg Config) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.MaxUploadsPerPrincipal <= 0 {
+		cfg.MaxUploadsPerPrincipal = 4
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), uploads: newPrincipalSlots(cfg.MaxUploadsPerPrincipal)}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, s.instrument, middleware.Recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit(newRateLimiter(cfg.RateLimit, cfg.RateBurst)),
+	r.Use(middleware.RequestID, s.logRequests, s.instrument, middleware.Recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit,
 		s.bodyDeadline, s.timeout(cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, newErr(40400, "no such endpoint"))
