@@ -33,6 +33,12 @@ type served struct {
 // ([kafkagate] access_file): authentication on.
 func serve(t *testing.T, accessLines ...string) *served {
 	t.Helper()
+	return serveWith(t, "", accessLines...)
+}
+
+// serveWith is serve with extra [kafkagate] keys (lines of key = value).
+func serveWith(t *testing.T, kafkagateKeys string, accessLines ...string) *served {
+	t.Helper()
 	env := devenv.Start(t)
 	orig, err := os.ReadFile("../getting_started.ini.orig")
 	if err != nil {
@@ -46,6 +52,9 @@ func serve(t *testing.T, accessLines ...string) *served {
 			t.Fatal(err)
 		}
 		text = strings.Replace(text, "#access_file = /etc/kafkagate/access", "access_file = "+af, 1)
+	}
+	if kafkagateKeys != "" {
+		text = strings.Replace(text, "\n[kafkagate]\n", "\n[kafkagate]\n"+kafkagateKeys+"\n", 1)
 	}
 	path := filepath.Join(t.TempDir(), "getting_started.ini")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
