@@ -38,8 +38,8 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
+		if body != "" || method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/json") // every POST, bodyless ones too
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -98,8 +98,8 @@ func do(t *testing.T, method, url, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+	if body != "" || method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json") // every POST, bodyless ones too
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
