@@ -18,29 +18,6 @@ import (
 	"github.com/kafkagate/kafkagate/ui"
 )
 
-// postRecord produces one record with a key and a header through the API.
-func (s *served) postRecord(t *testing.T, token, topic, key, header string, value any) {
-	t.Helper()
-	body, _ := json.Marshal(map[string]any{
-		"key":     map[string]any{"type": "STRING", "data": key},
-		"headers": []map[string]any{{"name": "trace", "value": b64(header)}},
-		"value":   map[string]any{"type": "JSON", "data": value},
-	})
-	req, _ := http.NewRequest(http.MethodPost, s.base+"/v3/clusters/"+s.cid+"/topics/"+topic+"/records", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
-		t.Fatalf("produce to %s: %d %s", topic, resp.StatusCode, b)
-	}
-}
-
 func b64(s string) string {
 	b, _ := json.Marshal([]byte(s))
 	return strings.Trim(string(b), `"`)
@@ -102,8 +79,12 @@ func TestViewerAdminSeesNothingInClear(t *testing.T) {
 	s := serve(t, adminLine, producerLine)
 	p := newPurchase()
 	clear := []string{"key-secret-7731", "header-secret-7731", "note-secret-7731", "987654321"}
-	s.postRecord(t, producer, topic, clear[0], clear[1], map[string]any{
-		"Name": p.Name, "Address": p.Address, "credit_card": p.CreditCard, "note": clear[2], "amount": 987654321, "nested": map[string]any{"flag": true},
+	s.produceRecord(t, producer, topic, map[string]any{
+		"key":     map[string]any{"type": "STRING", "data": clear[0]},
+		"headers": []map[string]any{{"name": "trace", "value": b64(clear[1])}},
+		"value": map[string]any{"type": "JSON", "data": map[string]any{
+			"Name": p.Name, "Address": p.Address, "credit_card": p.CreditCard, "note": clear[2], "amount": 987654321, "nested": map[string]any{"flag": true},
+		}},
 	})
 	code, raw := s.get(t, admin, "/ui/api/records?topic="+topic)
 	if code != http.StatusOK {

@@ -101,7 +101,13 @@ func serveWith(t *testing.T, kafkagateKeys string, accessLines ...string) *serve
 // produce posts one JSON record through the REST API.
 func (s *served) produce(t *testing.T, token, topic string, value any) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"key": map[string]any{"type": "STRING", "data": "viewer-test"}, "value": map[string]any{"type": "JSON", "data": value}})
+	s.produceRecord(t, token, topic, map[string]any{"key": map[string]any{"type": "STRING", "data": "viewer-test"}, "value": map[string]any{"type": "JSON", "data": value}})
+}
+
+// produceRecord posts one REST Proxy record object.
+func (s *served) produceRecord(t *testing.T, token, topic string, record map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(record)
 	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", s.base, s.cid, topic), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
