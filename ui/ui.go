@@ -80,7 +80,7 @@ type Config struct {
 	// records through the API).
 	ClusterID func(ctx context.Context) (string, error)
 	// TopicsTTL is how long a topic list from Topics is reused, so page
-	// polls do not each refresh Kafka's metadata; default 5 s.
+	// polls do not each refresh Kafka's metadata; default 3 s.
 	TopicsTTL time.Duration
 	// Rotate rotates the keys of a topic's policy; nil hides the button.
 	Rotate func(ctx context.Context, topic string) ([]Rotation, error)
@@ -122,7 +122,7 @@ func New(cfg Config) *Handler {
 		cfg.MaxValueBytes = 4096
 	}
 	if cfg.TopicsTTL <= 0 {
-		cfg.TopicsTTL = 5 * time.Second
+		cfg.TopicsTTL = 3 * time.Second
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, topicList: &topicCache{list: cfg.Topics, ttl: cfg.TopicsTTL}}
 	h.page = template.Must(template.New("index.html").ParseFS(templateFS, "templates/index.html"))
