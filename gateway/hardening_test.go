@@ -207,6 +207,7 @@ func TestMetricsSeriesBounded(t *testing.T) {
 		}
 	}
 	flood(0, 2)
+	httpSeries(t, f, ops) // counts the scrape itself
 	before := httpSeries(t, f, ops)
 	flood(2, 200)
 	after := httpSeries(t, f, ops)
@@ -341,18 +342,21 @@ func TestStreamGroupNamespaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Close() })
-	om, err := sarama.NewOffsetManagerFromClient(bridgeGroup, client)
+	// The bridge's committed offset: a simple commit (no member), as a
+	// stopped bridge leaves it.
+	coord, err := client.Coordinator(bridgeGroup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pom, err := om.ManagePartition("purchases", 0)
+	creq := &sarama.OffsetCommitRequest{Version: 2, ConsumerGroup: bridgeGroup, ConsumerGroupGeneration: -1, RetentionTime: -1}
+	creq.AddBlock("purchases", 0, 2, 0, "")
+	cresp, err := coord.CommitOffset(creq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pom.MarkOffset(2, "")
-	om.Commit()
-	_ = pom.Close()
-	_ = om.Close()
+	if kerr := cresp.Errors["purchases"][0]; kerr != sarama.ErrNoError {
+		t.Fatalf("commit the bridge group's offset: %v", kerr)
+	}
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		t.Fatal(err)
@@ -401,8 +405,12 @@ func TestStreamGroupNamespaced(t *testing.T) {
 func TestStreamPerPrincipalCap(t *testing.T) {
 	alice, _, _ := httpapi.NewToken()
 	bob, _, _ := httpapi.NewToken()
-	access := writeFile(t, t.TempDir(), "access", "token "+httpapi.HashToken(alice)+" alice consume:purchases\ntoken "+httpapi.HashToken(bob)+" bob consume:purchases\n")
+	access := writeFile(t, t.TempDir(), "access", "token "+httpapi.HashToken(alice)+" alice consume:purchases produce:purchases\ntoken "+httpapi.HashToken(bob)+" bob consume:purchases\n")
 	f := setupWith(t, "access_file = "+access+"\nmax_streams_per_principal = 1", nil, false)
+	// The topic must exist: a stream never creates one.
+	if status, _, b := call(t, "POST", f.url("purchases"), map[string]string{"Authorization": "Bearer " + alice, "Content-Type": "application/json"}, produceBody(purchase)); status != 200 {
+		t.Fatalf("produce: %d %s", status, b)
+	}
 	stream := f.srv.URL + "/v3/clusters/" + f.cid + "/topics/purchases/records:stream"
 	ctx, cancel := context.WithCancel(context.Background())
 	first := streamOpen(t, ctx, stream, alice)

@@ -58,11 +58,11 @@ func (s *Server) routeLabel(r *http.Request) string {
 		// route it asked for.
 		route = s.router.Find(chi.NewRouteContext(), r.Method, routePath(r))
 	}
+	if slot, ok := r.Context().Value(logSlotKey{}).(*logSlot); ok && !slot.known && (route == "" || !needFor(r.Method, route, "").open) {
+		return RouteUnauthenticated
+	}
 	if route == "" {
 		return RouteUnmatched
-	}
-	if slot, ok := r.Context().Value(logSlotKey{}).(*logSlot); ok && !slot.known && !needFor(r.Method, route, "").open {
-		return RouteUnauthenticated
 	}
 	return route
 }
