@@ -96,11 +96,11 @@ func crossSite(r *http.Request) string {
 func checkContentType(ct, want string) *apiError {
 	msg := "header Content-Type must be " + want
 	if ct == "" {
-		return &apiError{ErrorCode: CodeContentType, Message: msg + " (it is missing)", Field: ContentTypeHeader}
+		return newErr(CodeContentType, msg+" (it is missing)")
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || (mt != want && !(want == MediaJSON && strings.HasSuffix(mt, "+json"))) {
-		return &apiError{ErrorCode: CodeContentType, Message: msg, Field: ContentTypeHeader}
+		return newErr(CodeContentType, msg)
 	}
 	return nil
 }
