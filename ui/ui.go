@@ -90,7 +90,7 @@ type Config struct {
 	// Admit applies the API's per-principal rate limit to an
 	// authenticated /ui/api call, answering 429 itself when it returns
 	// false (httpapi.Server.Admit); nil: no limit.
-	Admit func(w http.ResponseWriter, r *http.Request, p *httpapi.Principal) bool
+	Admit  func(w http.ResponseWriter, r *http.Request, p *httpapi.Principal) bool
 	Logger *slog.Logger
 	// Poll is how often the page asks for new records; default 1 s.
 	Poll time.Duration
