@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
 )
 
 // restResult is REST produce in transit mode through the built gateway

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -104,6 +105,7 @@ func Watchable(name string) bool {
 
 // candidate is a file seen new or changed, waiting to settle.
 type candidate struct {
+	info    fs.FileInfo // the Lstat that saw it: device and inode for os.SameFile
 	size    int64
 	mtime   time.Time
 	since   time.Time // when size and mtime were last seen to change
@@ -222,11 +224,11 @@ func (w *watcher) observe(name string) {
 	}
 	c, ok := w.pending[name]
 	if !ok {
-		w.pending[name] = &candidate{size: fi.Size(), mtime: fi.ModTime(), since: time.Now()}
+		w.pending[name] = &candidate{info: fi, size: fi.Size(), mtime: fi.ModTime(), since: time.Now()}
 		return
 	}
-	if c.size != fi.Size() || !c.mtime.Equal(fi.ModTime()) {
-		c.size, c.mtime, c.since = fi.Size(), fi.ModTime(), time.Now()
+	if c.size != fi.Size() || !c.mtime.Equal(fi.ModTime()) || !os.SameFile(c.info, fi) {
+		c.info, c.size, c.mtime, c.since = fi, fi.Size(), fi.ModTime(), time.Now()
 	}
 }
 
@@ -261,10 +263,18 @@ func (w *watcher) process(ctx context.Context) {
 // send sends one settled file and records it.
 func (w *watcher) send(ctx context.Context, name string, c *candidate) error {
 	path := filepath.Join(w.o.Dir, name)
-	f, err := os.Open(path)
+	// O_NOFOLLOW: a symbolic link swapped in since observe's Lstat is
+	// refused, never followed; O_NONBLOCK: a FIFO swapped in does not
+	// block the open.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			delete(w.pending, name)
+			return nil
+		}
+		if errors.Is(err, syscall.ELOOP) {
+			delete(w.pending, name)
+			w.log.Warn("watch: file became a symbolic link; refused, not followed", "file", name)
 			return nil
 		}
 		return err
@@ -274,8 +284,10 @@ func (w *watcher) send(ctx context.Context, name string, c *candidate) error {
 	if err != nil {
 		return err
 	}
-	if !fi.Mode().IsRegular() || fi.Size() != c.size || !fi.ModTime().Equal(c.mtime) {
-		return nil // changed under us: observe picks it up again
+	// The opened file must be the one observe saw: same device and inode,
+	// size and mtime.
+	if !fi.Mode().IsRegular() || !os.SameFile(c.info, fi) || fi.Size() != c.size || !fi.ModTime().Equal(c.mtime) {
+		return nil // changed or replaced under us: observe looks again
 	}
 	// Same size as what was sent: maybe only touched. Compare content.
 	if prev, ok := w.state.Files[name]; ok && prev.Size == fi.Size() {

@@ -146,10 +146,25 @@ func Listen(addr string) (net.Listener, error) {
 	return l, nil
 }
 
+// DefaultIdleTimeout is how long an idle keep-alive connection is kept
+// ([kafkagate] idle_timeout).
+const DefaultIdleTimeout = 120 * time.Second
+
+// NewHTTPServer is every HTTP server the product runs (the API, pprof,
+// the bridge's metrics): headers within 10 s, idle keep-alive connections
+// closed after idle (DefaultIdleTimeout when 0), so idle clients cannot
+// hold connections for ever.
+func NewHTTPServer(h http.Handler, idle time.Duration) *http.Server {
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
+}
+
 // Serve serves the API on l until ctx ends, then shuts down gracefully
 // (in-flight requests get up to 10 s).
 func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := NewHTTPServer(g.Handler(), g.Settings.IdleTimeout)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

@@ -32,8 +32,14 @@ type Settings struct {
 	MaxHeaderBytes int           // max_header_bytes per record header, default 16 KiB
 	MaxJSONDepth   int           // max_json_depth of record values, default 64
 	RequestTimeout time.Duration // request_timeout, default 30s
+	IdleTimeout    time.Duration // idle_timeout of keep-alive connections, default 120s
 	RateLimit      float64       // rate_limit: requests per second per principal; 0 = off
 	RateBurst      int           // rate_burst, default ceil(rate_limit)
+	// max_streams_per_principal and max_uploads_per_principal: one
+	// principal's concurrent records:stream and file uploads (default 8
+	// and 4).
+	MaxStreamsPerPrincipal int
+	MaxUploadsPerPrincipal int
 }
 
 // ReadSettings reads and checks the [kafkagate] serving keys.
@@ -67,14 +73,22 @@ func ReadSettings(f *config.File) (Settings, error) {
 	s.MaxHeaderBytes = int(intKey("max_header_bytes", 1, 1<<30))
 	s.MaxJSONDepth = int(intKey("max_json_depth", 1, 10_000))
 	s.RateBurst = int(intKey("rate_burst", 1, 1_000_000))
+	s.MaxStreamsPerPrincipal = int(intKey("max_streams_per_principal", 1, 10_000))
+	s.MaxUploadsPerPrincipal = int(intKey("max_uploads_per_principal", 1, 10_000))
 
-	if v := f.Get("kafkagate", "request_timeout", ""); v != "" {
+	durKey := func(key, example string) time.Duration {
+		v := f.Get("kafkagate", key, "")
+		if v == "" {
+			return 0
+		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 || d > 24*time.Hour {
-			errs = append(errs, fmt.Errorf("%w: [kafkagate] request_timeout = %q: want a duration such as 30s or 2m (at most 24h)", config.ErrConfig, v))
+			errs = append(errs, fmt.Errorf("%w: [kafkagate] %s = %q: want a duration such as %s (at most 24h)", config.ErrConfig, key, v, example))
 		}
-		s.RequestTimeout = d
+		return d
 	}
+	s.RequestTimeout = durKey("request_timeout", "30s or 2m")
+	s.IdleTimeout = durKey("idle_timeout", "120s or 5m")
 	if v := f.Get("kafkagate", "rate_limit", ""); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
 		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
@@ -122,6 +136,8 @@ func (s Settings) apply(c httpapi.Config) httpapi.Config {
 	c.RequestTimeout = s.RequestTimeout
 	c.RateLimit = s.RateLimit
 	c.RateBurst = s.RateBurst
+	c.Stream.MaxPerPrincipal = s.MaxStreamsPerPrincipal
+	c.MaxUploadsPerPrincipal = s.MaxUploadsPerPrincipal
 	return c
 }
 

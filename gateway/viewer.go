@@ -30,12 +30,14 @@ func (g *Gateway) newViewer() http.Handler {
 			return out, err
 		},
 		Access: g.Access,
+		Admit:  g.API.Admit,
 		Logger: g.log,
 	})
 }
 
 // topics lists the cluster's topics from fresh metadata (no topic is
-// created by asking).
+// created by asking). The viewer reuses a list for a few seconds
+// (ui.Config.TopicsTTL), so its polls do not refresh metadata each.
 func (g *Gateway) topics(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

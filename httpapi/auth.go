@@ -475,21 +475,17 @@ func underPrefix(pattern, prefix string) bool {
 // routeNeed matches the request against the router the way chi will route
 // it, so the topic checked is the topic the handler gets.
 func (s *Server) routeNeed(r *http.Request) need {
-	path := r.URL.RawPath
-	if path == "" {
-		path = r.URL.Path
-	}
-	if path == "" {
-		path = "/"
-	}
 	rctx := chi.NewRouteContext()
-	pattern := s.router.Find(rctx, r.Method, path)
+	pattern := s.router.Find(rctx, r.Method, routePath(r))
 	return needFor(r.Method, pattern, rctx.URLParam("topic"))
 }
 
 // logSlot lets the access middleware hand the principal back to
 // logRequests, which runs before it.
-type logSlot struct{ principal string }
+type logSlot struct {
+	principal string
+	known     bool // the access middleware found the principal
+}
 
 type logSlotKey struct{}
 
@@ -500,7 +496,7 @@ func withLogSlot(r *http.Request) (*http.Request, *logSlot) {
 
 func setLogPrincipal(r *http.Request, name string) {
 	if slot, ok := r.Context().Value(logSlotKey{}).(*logSlot); ok {
-		slot.principal = name
+		slot.principal, slot.known = name, true
 	}
 }
 

@@ -68,6 +68,13 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiError{ErrorCode: CodeFileName, Message: fmt.Sprintf("query parameter name must be a bare file name of at most %d bytes (UTF-8, no '/', '\\' or NUL, not . or ..)", maxUploadName), Field: "name"})
 		return
 	}
+	principal := principalName(r)
+	release, ok := s.uploads.acquire(principal)
+	if !ok {
+		writeBusy(w, CodePrincipalBusy, fmt.Sprintf("principal %s already has %d concurrent uploads; retry later", principal, s.cfg.MaxUploadsPerPrincipal))
+		return
+	}
+	defer release()
 
 	// The request timeout does not apply to this route (longLived): the
 	// upload lasts as long as its client keeps sending, each read bounded by

@@ -18,9 +18,19 @@ type Metrics interface {
 	Handler() http.Handler
 }
 
+// Route labels of requests that did not reach a route's handler.
+const (
+	RouteUnmatched       = "unmatched"       // no route matches the path and method
+	RouteUnauthenticated = "unauthenticated" // refused before the principal was known
+)
+
 // instrument counts every request and its latency by route pattern (never
-// the path, which holds topic names and ids) and status. It runs outside
-// access control, so refused requests are counted too.
+// the path, which holds topic names and ids), method and status. Every
+// label value comes from a fixed set, so no request can add series at
+// will: the method is one of MetricMethod's, the route a pattern of the
+// router, RouteUnmatched or RouteUnauthenticated (a request refused by
+// authentication, whatever path it asked for). It runs inside logRequests,
+// whose slot tells it whether the access middleware found a principal.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	if s.cfg.Metrics == nil {
 		return next
@@ -29,25 +39,42 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		route := ""
-		if rc := chi.RouteContext(r.Context()); rc != nil {
-			route = rc.RoutePattern()
-		}
-		if route == "" {
-			// Refused before routing (authentication, rate limit): find
-			// the route it asked for.
-			path := r.URL.RawPath
-			if path == "" {
-				path = r.URL.Path
-			}
-			route = s.router.Find(chi.NewRouteContext(), r.Method, path)
-		}
 		status := ww.Status()
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.cfg.Metrics.ObserveHTTP(route, r.Method, status, time.Since(start))
+		s.cfg.Metrics.ObserveHTTP(s.routeLabel(r), MetricMethod(r.Method), status, time.Since(start))
 	})
+}
+
+// routeLabel is the request's route label (see instrument).
+func (s *Server) routeLabel(r *http.Request) string {
+	route := ""
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		route = rc.RoutePattern()
+	}
+	if route == "" {
+		// Refused before routing (authentication, rate limit): find the
+		// route it asked for.
+		route = s.router.Find(chi.NewRouteContext(), r.Method, routePath(r))
+	}
+	if slot, ok := r.Context().Value(logSlotKey{}).(*logSlot); ok && !slot.known && (route == "" || !needFor(r.Method, route, "").open) {
+		return RouteUnauthenticated
+	}
+	if route == "" {
+		return RouteUnmatched
+	}
+	return route
+}
+
+// MetricMethod maps an HTTP method to a label value: the standard methods
+// the API serves, or OTHER.
+func MetricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }
 
 // metrics serves /metrics (the metrics right, see auth.go); 404 when the

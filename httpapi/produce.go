@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
@@ -49,6 +49,16 @@ type batchRequest struct {
 type batchEntry struct {
 	ID string `json:"id"`
 	produceRequest
+}
+
+// reservedHeader reports the header names a client may not send, in any
+// case: the kafkagate. prefix (the gateway's own headers) and the original
+// demo's legacy file headers, X-encryptionkey and X-filename, which would
+// otherwise let a client re-post a legacy record copied from another
+// topic.
+func reservedHeader(name string) bool {
+	return strings.HasPrefix(strings.ToLower(name), "kafkagate.") ||
+		strings.EqualFold(name, envelope.LegacyKeyHeader) || strings.EqualFold(name, envelope.LegacyNameHeader)
 }
 
 // decodeRecord checks one request object strictly: unknown fields are
@@ -115,8 +125,8 @@ func (s *Server) prepare(topic string, req produceRequest) prepared {
 			p.err = &apiError{ErrorCode: CodeBadRequestField, Message: field + ".name must be a non-empty UTF-8 string without control characters", Field: field + ".name"}
 			return p
 		}
-		if strings.HasPrefix(strings.ToLower(h.Name), "kafkagate.") {
-			p.err = &apiError{ErrorCode: CodeBadRequestField, Message: field + ".name: the kafkagate. prefix is reserved", Field: field + ".name"}
+		if reservedHeader(h.Name) {
+			p.err = &apiError{ErrorCode: CodeBadRequestField, Message: field + ".name: header " + strconv.Quote(h.Name) + " is reserved (the kafkagate. prefix, X-encryptionkey and X-filename)", Field: field + ".name"}
 			return p
 		}
 		var v []byte
@@ -203,11 +213,8 @@ func dataBytes(d *requestData, field string) ([]byte, string, *apiError) {
 
 // readBody enforces content type and size, and returns the body.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return nil, newErr(CodeContentType, "Content-Type must be application/json")
-		}
+	if e := checkContentType(r.Header.Get(ContentTypeHeader), MediaJSON); e != nil {
+		return nil, e
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {

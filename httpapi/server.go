@@ -65,6 +65,9 @@ type Config struct {
 	// Files, when set, serves the streaming file upload POST
 	// .../topics/{topic}/files (files.go); nil answers 501.
 	Files FileSender
+	// MaxUploadsPerPrincipal bounds one principal's concurrent file
+	// uploads; default 4.
+	MaxUploadsPerPrincipal int
 
 	// Admin, when set, serves the key lifecycle endpoints under /v3/admin
 	// (admin.go); nil answers 501.
@@ -73,9 +76,11 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	router chi.Router
+	cfg     Config
+	log     *slog.Logger
+	router  chi.Router
+	limiter *rateLimiter
+	uploads *principalSlots
 }
 
 // New builds the API handler.
@@ -104,9 +109,12 @@ func New(cfg Config) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.MaxUploadsPerPrincipal <= 0 {
+		cfg.MaxUploadsPerPrincipal = 4
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), uploads: newPrincipalSlots(cfg.MaxUploadsPerPrincipal)}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.instrument, s.logRequests, middleware.Recoverer, s.access, s.rateLimit(newRateLimiter(cfg.RateLimit, cfg.RateBurst)),
+	r.Use(middleware.RequestID, s.logRequests, s.instrument, middleware.Recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit,
 		s.bodyDeadline, s.timeout(cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, newErr(40400, "no such endpoint"))
@@ -137,15 +145,16 @@ func New(cfg Config) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
-// logRequests logs method, route, status, principal and duration — never
-// bodies or credentials.
+// logRequests logs method (one of MetricMethod's), path, status,
+// principal and duration — never bodies or credentials. Its slot carries
+// the principal back from the access middleware (and to instrument).
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		r, slot := withLogSlot(r)
 		next.ServeHTTP(ww, r)
-		s.log.Info("http request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(), "principal", slot.principal,
+		s.log.Info("http request", "method", MetricMethod(r.Method), "path", r.URL.Path, "status", ww.Status(), "principal", slot.principal,
 			"bytes_in", r.ContentLength, "duration_ms", time.Since(start).Milliseconds(), "request_id", middleware.GetReqID(r.Context()))
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ import (
 // Error codes of the streaming endpoint (docs/errors.md).
 const (
 	CodeTooManyStreams = 42902 // the gateway already serves its maximum of concurrent streams
+	CodePrincipalBusy  = 42903 // the principal already has its maximum of concurrent streams or uploads
 	CodeNoStreaming    = 50101 // this gateway cannot open streams (no Streamer)
 )
 
@@ -42,7 +44,9 @@ type StreamConfig struct {
 	Streamer   Streamer
 	Heartbeat  time.Duration // SSE keep-alive comment when idle; default 15 s
 	MaxStreams int           // concurrent streams; default 64
-	MaxBatch   int           // records per Vault call; default 500
+	// MaxPerPrincipal bounds one principal's concurrent streams; default 8.
+	MaxPerPrincipal int
+	MaxBatch        int // records per Vault call; default 500
 	// SessionTimeout and HeartbeatInterval tune consumer groups (0:
 	// sarama's defaults).
 	SessionTimeout    time.Duration
@@ -67,6 +71,9 @@ func (s *Server) streamHandler() http.HandlerFunc {
 	if sc.MaxStreams <= 0 {
 		sc.MaxStreams = 64
 	}
+	if sc.MaxPerPrincipal <= 0 {
+		sc.MaxPerPrincipal = 8
+	}
 	if sc.MaxBatch <= 0 {
 		sc.MaxBatch = 500
 	}
@@ -74,6 +81,7 @@ func (s *Server) streamHandler() http.HandlerFunc {
 		sc.Streamer, _ = s.cfg.Kafka.(Streamer)
 	}
 	slots := make(chan struct{}, sc.MaxStreams)
+	mine := newPrincipalSlots(sc.MaxPerPrincipal)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if sc.Streamer == nil {
 			writeErr(w, newErr(CodeNoStreaming, "this gateway cannot stream records"))
@@ -91,12 +99,22 @@ func (s *Server) streamHandler() http.HandlerFunc {
 			writeErr(w, ferr)
 			return
 		}
+		name := principalName(r)
+		if o.Group != "" {
+			o.Group = StreamGroup(name, o.Group)
+			w.Header().Set("Kafkagate-Group", o.Group)
+		}
+		release, ok := mine.acquire(name)
+		if !ok {
+			writeBusy(w, CodePrincipalBusy, fmt.Sprintf("principal %s already has %d concurrent streams open; retry later", name, sc.MaxPerPrincipal))
+			return
+		}
+		defer release()
 		select {
 		case slots <- struct{}{}:
 			defer func() { <-slots }()
 		default:
-			w.Header().Set("Retry-After", RetryAfterSeconds)
-			writeErr(w, newErr(CodeTooManyStreams, "too many concurrent streams; retry later"))
+			writeBusy(w, CodeTooManyStreams, "too many concurrent streams; retry later")
 			return
 		}
 		st, err := sc.Streamer.OpenStream(r.Context(), o)
@@ -115,6 +133,15 @@ func (s *Server) streamHandler() http.HandlerFunc {
 		}()
 		s.serveStream(w, r, st, o.Topic, max, sc.Heartbeat)
 	}
+}
+
+// StreamGroup is the Kafka consumer group of a stream's group parameter:
+// each principal has its own namespace, kafkagate-stream.<principal>:<group>
+// (':' is never part of a principal's name, so two principals never share
+// a group), so a stream can never join the bridge's, receive-dir's or
+// another application's group and move its offsets.
+func StreamGroup(principal, group string) string {
+	return "kafkagate-stream." + principal + ":" + group
 }
 
 // parseStreamQuery reads group, from_beginning, partition, offset and max.
@@ -311,11 +338,7 @@ func (s *Server) timeout(d time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		timed := limit(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			path := r.URL.RawPath
-			if path == "" {
-				path = r.URL.Path
-			}
-			if s.router != nil && longLived(r.Method, s.router.Find(chi.NewRouteContext(), r.Method, path)) {
+			if s.router != nil && longLived(r.Method, s.router.Find(chi.NewRouteContext(), r.Method, routePath(r))) {
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -226,7 +226,7 @@ func TestStreamNDJSONGroup(t *testing.T) {
 		defer close(done)
 		read("?group=g2&max=1", 5)
 	}()
-	waitGroupStable(t, f.env.Brokers, "g2")
+	waitGroupStable(t, f.env.Brokers, httpapi.StreamGroup("anonymous", "g2"))
 	f.send(t, 5, 1)
 	<-done
 	f.waitClosed(t)

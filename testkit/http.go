@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-// Do sends method url with body, as JSON when body is not empty, and with
+// Do sends method url with body, as JSON when body is not empty or the
+// method changes state (the gateway refuses state-changing requests
+// without their body type), and with
 // header Authorization: auth when auth is not empty, through c (nil:
 // http.DefaultClient). It returns the response and its body, read and
 // closed.
@@ -17,7 +19,7 @@ func Do(t testing.TB, c *http.Client, method, url, auth, body string) (*http.Res
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
+	if body != "" || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if auth != "" {

@@ -115,7 +115,7 @@ func TestViewerAccess(t *testing.T) {
 	}{
 		{"no token", "", "application/json", http.StatusUnauthorized},
 		{"reader", reader, "application/json", http.StatusForbidden},
-		{"admin, form post", admin, "application/x-www-form-urlencoded", http.StatusForbidden},
+		{"admin, form post", admin, "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
 		{"admin", admin, "application/json", http.StatusOK},
 	} {
 		req, _ := http.NewRequest(http.MethodPost, s.base+"/ui/api/rotate", strings.NewReader(`{"topic":"`+topic+`"}`))

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/httpapi"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/protect"
@@ -26,6 +27,11 @@ type RecordsResponse struct {
 	CanDecrypt bool   `json:"can_decrypt"`
 	CanRotate  bool   `json:"can_rotate"`
 	CanProduce bool   `json:"can_produce"`
+	// ClusterID is the REST API's cluster id (the page produces test
+	// records through the API); Policy is the topic's policy, nil without
+	// one.
+	ClusterID string      `json:"cluster_id,omitempty"`
+	Policy    *PolicyView `json:"policy"`
 	// Withheld says why the decrypted pane is empty.
 	Withheld string `json:"withheld,omitempty"`
 	// Cursor is the next offset of each partition: send it back as
@@ -38,7 +44,8 @@ type RecordsResponse struct {
 type Record struct {
 	Stored inspect.Stored `json:"stored"`
 	// StoredWithheld: the record is stored in clear and the viewer lacks
-	// consume:<topic>, so its key, value and header values are not sent.
+	// consume:<topic>, so its key, value and header values are not sent
+	// (see withhold for the other formats).
 	StoredWithheld bool `json:"stored_withheld,omitempty"`
 	// Decrypted is nil when the viewer lacks consume:<topic>.
 	Decrypted *Decrypted `json:"decrypted"`
@@ -94,11 +101,19 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := RecordsResponse{Topic: topic, Principal: p.Name, CanDecrypt: canConsume, CanRotate: isAdmin && h.cfg.Rotate != nil,
 		CanProduce: p.Can(httpapi.RightProduce, topic), Cursor: map[int32]int64{}, Records: []Record{}}
+	if pol, ok := h.cfg.Policies.For(topic); ok {
+		resp.Policy = viewPolicy(pol)
+	}
 	if !canConsume {
 		resp.Withheld = "principal " + p.Name + " lacks the right consume:" + topic + ": plaintext is not shown"
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
+	if h.cfg.ClusterID != nil {
+		if id, err := h.cfg.ClusterID(ctx); err == nil {
+			resp.ClusterID = id
+		}
+	}
 	recs, exists, err := h.read(ctx, topic, cursor, limit, resp.Cursor)
 	if err != nil {
 		h.log.Warn("viewer: read failed", "topic", topic, "error", err)
@@ -113,12 +128,8 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 	}
 	for i, rec := range recs {
 		vr := Record{Stored: inspect.Describe(rec, h.cfg.MaxValueBytes)}
-		if !canConsume && vr.Stored.Format == inspect.FormatPlaintext {
-			vr.StoredWithheld = true
-			vr.Stored.Key, vr.Stored.Value = nil, nil
-			for j := range vr.Stored.Headers {
-				vr.Stored.Headers[j].Value = ""
-			}
+		if !canConsume {
+			h.withhold(&vr, rec)
 		}
 		switch {
 		case !canConsume:
@@ -132,13 +143,54 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// maxRedact bounds the fields-mode values withhold redacts; a longer one
+// is withheld whole.
+const maxRedact = 1 << 20
+
+// withhold strips from a record's stored form everything stored in clear,
+// for a viewer without consume:<topic>. Kept: partition, offset,
+// timestamp, format, value size, header names, the kafkagate. and legacy
+// key headers (key names, versions, wrapped keys: no record data) and the
+// key chips. Withheld: the record key, every other header value, a
+// plaintext value, and in a fields-mode value every scalar but the transit
+// ciphertexts (inspect.RedactJSON). Envelope, sealed and legacy values are
+// ciphertext whole and shown.
+func (h *Handler) withhold(vr *Record, rec kafka.Record) {
+	s := &vr.Stored
+	if s.Key != nil {
+		s.Key, s.KeyBinary, s.KeyWithheld = nil, false, true
+	}
+	for j := range s.Headers {
+		if n := s.Headers[j].Name; !strings.HasPrefix(n, "kafkagate.") && n != envelope.LegacyKeyHeader {
+			s.Headers[j].Value, s.Headers[j].Binary, s.Headers[j].Withheld = "", false, true
+		}
+	}
+	switch s.Format {
+	case inspect.FormatPlaintext:
+		vr.StoredWithheld = true
+		s.Value, s.ValueBinary, s.Truncated = nil, false, false
+	case inspect.FormatFields:
+		red, ok := []byte(nil), len(rec.Value) <= maxRedact
+		if ok {
+			red, ok = inspect.RedactJSON(rec.Value)
+		}
+		if !ok {
+			vr.StoredWithheld = true
+			s.Value, s.ValueBinary, s.Truncated = nil, false, false
+			return
+		}
+		d := inspect.Describe(kafka.Record{Value: red}, h.cfg.MaxValueBytes)
+		s.Value, s.ValueBinary, s.Truncated = d.Value, d.ValueBinary, d.Truncated
+	}
+}
+
 // read fetches the records after cursor (the tail when a partition has no
 // cursor) and fills next with each partition's next offset.
 func (h *Handler) read(ctx context.Context, topic string, cursor map[int32]int64, limit int, next map[int32]int64) ([]kafka.Record, bool, error) {
 	if len(cursor) == 0 && h.cfg.Topics != nil {
 		// Asking for the partitions of a missing topic could create it
 		// (auto-creation): look it up in the topic list first.
-		ts, err := h.cfg.Topics(ctx)
+		ts, err := h.topicList.get(ctx)
 		if err != nil {
 			return nil, false, err
 		}

@@ -1,8 +1,10 @@
 package ui_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,6 +29,12 @@ type served struct {
 // ([kafkagate] access_file): authentication on.
 func serve(t *testing.T, accessLines ...string) *served {
 	t.Helper()
+	return serveWith(t, "", accessLines...)
+}
+
+// serveWith is serve with extra [kafkagate] keys (lines of key = value).
+func serveWith(t *testing.T, kafkagateKeys string, accessLines ...string) *served {
+	t.Helper()
 	env := testkit.Start(t)
 	orig, err := os.ReadFile("../getting_started.ini.orig")
 	if err != nil {
@@ -40,6 +48,9 @@ func serve(t *testing.T, accessLines ...string) *served {
 			t.Fatal(err)
 		}
 		text = strings.Replace(text, "#access_file = /etc/kafkagate/access", "access_file = "+af, 1)
+	}
+	if kafkagateKeys != "" {
+		text = strings.Replace(text, "\n[kafkagate]\n", "\n[kafkagate]\n"+kafkagateKeys+"\n", 1)
 	}
 	path := filepath.Join(t.TempDir(), "getting_started.ini")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -62,8 +73,24 @@ func serve(t *testing.T, accessLines ...string) *served {
 // produce posts one JSON record through the REST API.
 func (s *served) produce(t *testing.T, token, topic string, value any) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"key": map[string]any{"type": "STRING", "data": "viewer-test"}, "value": map[string]any{"type": "JSON", "data": value}})
-	resp, b := testkit.Do(t, nil, http.MethodPost, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", s.base, s.cid, topic), testkit.Bearer(token), string(body))
+	s.produceRecord(t, token, topic, map[string]any{"key": map[string]any{"type": "STRING", "data": "viewer-test"}, "value": map[string]any{"type": "JSON", "data": value}})
+}
+
+// produceRecord posts one REST Proxy record object.
+func (s *served) produceRecord(t *testing.T, token, topic string, record map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(record)
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/v3/clusters/%s/topics/%s/records", s.base, s.cid, topic), bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("produce to %s: %d %s", topic, resp.StatusCode, b)
 	}

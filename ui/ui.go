@@ -5,15 +5,20 @@
 // records by polling, produces a test record through the REST API, and
 // rotates the topic's keys.
 //
-// Pages are rendered on the server with html/template; a small embedded
-// script (no build step) fetches JSON from /ui/api/... and fills the record
-// table with text nodes only. The page and its static files hold no data
-// and need no credentials; every /ui/api call is authenticated like the
-// REST API (httpapi.Access: a bearer token, which the page keeps in the
-// tab's session storage, or a client certificate) and authorised per
-// topic: the stored form needs consume:<topic> or admin, the decrypted
-// form consume:<topic>, rotation admin. A viewer without consume:<topic>
-// never receives plaintext, not even of records stored in clear.
+// The page is a shell rendered with html/template: it holds no topic
+// name, cluster id or policy, only what the address bar already says
+// (the topic asked for). A small embedded script (no build step) fetches
+// everything from /ui/api/... and fills the page with text nodes only.
+// The page and its static files need no credentials; every /ui/api call is
+// authenticated like the REST API (httpapi.Access: a bearer token, which
+// the page keeps in the tab's session storage, or a client certificate),
+// counted against the principal's rate limit, and authorised per topic:
+// the topic list shows the topics the principal holds a right on (every
+// topic for admin), the stored form and the policy need consume:<topic>
+// or admin, the decrypted form consume:<topic>, rotation admin. A viewer
+// without consume:<topic> never receives anything stored in clear: only
+// offsets, timestamps, sizes, header names, key names and versions, and
+// the transit ciphertexts of a record (see withhold).
 package ui
 
 import (
@@ -28,6 +33,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kafkagate/kafkagate/httpapi"
@@ -73,11 +79,18 @@ type Config struct {
 	// ClusterID is the REST API's cluster id (the page produces test
 	// records through the API).
 	ClusterID func(ctx context.Context) (string, error)
+	// TopicsTTL is how long a topic list from Topics is reused, so page
+	// polls do not each refresh Kafka's metadata; default 3 s.
+	TopicsTTL time.Duration
 	// Rotate rotates the keys of a topic's policy; nil hides the button.
 	Rotate func(ctx context.Context, topic string) ([]Rotation, error)
 	// Access authenticates /ui/api calls; nil: authentication is off (the
 	// gateway then serves loopback only).
 	Access *httpapi.Access
+	// Admit applies the API's per-principal rate limit to an
+	// authenticated /ui/api call, answering 429 itself when it returns
+	// false (httpapi.Server.Admit); nil: no limit.
+	Admit  func(w http.ResponseWriter, r *http.Request, p *httpapi.Principal) bool
 	Logger *slog.Logger
 	// Poll is how often the page asks for new records; default 1 s.
 	Poll time.Duration
@@ -90,7 +103,11 @@ type Handler struct {
 	cfg  Config
 	log  *slog.Logger
 	page *template.Template
-	mux  *http.ServeMux
+	// guarded is the viewer's routes behind the API's browser guard
+	// (httpapi.BrowserGuard): no cross-site state change and, with
+	// authentication off, loopback Host names only.
+	guarded   http.Handler
+	topicList *topicCache
 }
 
 // New returns the viewer's handler.
@@ -104,7 +121,10 @@ func New(cfg Config) *Handler {
 	if cfg.MaxValueBytes <= 0 {
 		cfg.MaxValueBytes = 4096
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger}
+	if cfg.TopicsTTL <= 0 {
+		cfg.TopicsTTL = 3 * time.Second
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, topicList: &topicCache{list: cfg.Topics, ttl: cfg.TopicsTTL}}
 	h.page = template.Must(template.New("index.html").ParseFS(templateFS, "templates/index.html"))
 	static, _ := fs.Sub(staticFS, "static")
 	mux := http.NewServeMux()
@@ -119,7 +139,8 @@ func New(cfg Config) *Handler {
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such page"})
 	})
-	h.mux = mux
+	// The viewer's only state change, rotation, takes a JSON body.
+	h.guarded = httpapi.BrowserGuard(cfg.Access == nil, func(*http.Request) string { return httpapi.MediaJSON })(mux)
 	return h
 }
 
@@ -129,7 +150,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
-	h.mux.ServeHTTP(w, r)
+	h.guarded.ServeHTTP(w, r)
 }
 
 func query(r *http.Request) string {
@@ -154,75 +175,27 @@ var topicName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
 // ValidTopic reports whether s is a Kafka topic name.
 func ValidTopic(s string) bool { return topicName.MatchString(s) && s != "." && s != ".." }
 
-// pageData is what the page template renders.
+// pageData is what the page template renders: nothing the address bar
+// does not already say.
 type pageData struct {
 	Topic     string
 	BadTopic  string
-	Topics    []topicEntry
-	Policy    *policyView
 	AuthOn    bool
-	ClusterID string
 	CanRotate bool
 	PollMS    int64
 	Sample    string
 }
 
-type topicEntry struct {
-	Name     string
-	Mode     string // the policy's mode, "" without one
-	Selected bool
-}
-
-type policyView struct {
-	Mode   string
-	Key    string
-	Fields []fieldView
-}
-
-type fieldView struct{ Path, Mode, Detail string }
-
-// index renders the page. It shows no record: the script fetches them
-// with the viewer's credentials.
+// index renders the page shell. It holds no data: the script fetches the
+// topics, the policy and the records with the viewer's credentials.
 func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
 	d := pageData{AuthOn: h.cfg.Access != nil, CanRotate: h.cfg.Rotate != nil, PollMS: h.cfg.Poll.Milliseconds()}
 	if t := r.URL.Query().Get("topic"); t != "" {
 		if ValidTopic(t) {
 			d.Topic = t
+			d.Sample = `{"Name": "Ann Example", "Address": "1 Main St, Springfield", "credit_card": "4111-1111-1111-1111"}`
 		} else {
 			d.BadTopic = "not a Kafka topic name"
-		}
-	}
-	names := h.cfg.Policies.Topics()
-	if h.cfg.Topics != nil {
-		if ts, err := h.cfg.Topics(ctx); err == nil {
-			for _, t := range ts {
-				if !strings.HasPrefix(t, "__") && !slices.Contains(names, t) {
-					names = append(names, t)
-				}
-			}
-		} else {
-			h.log.Warn("viewer: cannot list topics", "error", err)
-		}
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		e := topicEntry{Name: n, Selected: n == d.Topic}
-		if p, ok := h.cfg.Policies.For(n); ok {
-			e.Mode = string(p.Mode)
-		}
-		d.Topics = append(d.Topics, e)
-	}
-	if d.Topic != "" {
-		if p, ok := h.cfg.Policies.For(d.Topic); ok {
-			d.Policy = viewPolicy(p)
-		}
-		d.Sample = `{"Name": "Ann Example", "Address": "1 Main St, Springfield", "credit_card": "4111-1111-1111-1111"}`
-	}
-	if h.cfg.ClusterID != nil {
-		if id, err := h.cfg.ClusterID(ctx); err == nil {
-			d.ClusterID = id
 		}
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -231,15 +204,29 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func viewPolicy(p *policy.Policy) *policyView {
-	v := &policyView{Mode: string(p.Mode)}
+// PolicyView is a topic's policy as /ui/api/records shows it.
+type PolicyView struct {
+	Mode   string      `json:"mode"`
+	Key    string      `json:"key,omitempty"`
+	Fields []FieldView `json:"fields,omitempty"`
+}
+
+// FieldView is one field of a fields policy.
+type FieldView struct {
+	Path   string `json:"path"`
+	Mode   string `json:"mode"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func viewPolicy(p *policy.Policy) *PolicyView {
+	v := &PolicyView{Mode: string(p.Mode)}
 	switch p.Mode {
 	case policy.Envelope:
 		v.Key = p.Envelope.Key + " (data key " + p.Envelope.DEK + ")"
 	case policy.Fields:
 		v.Key = p.TransitKey
 		for _, f := range p.Fields {
-			fv := fieldView{Path: f.PathString(), Mode: string(f.Mode)}
+			fv := FieldView{Path: f.PathString(), Mode: string(f.Mode)}
 			switch f.Mode {
 			case policy.Transit:
 				fv.Detail = "transit key " + p.TransitKey
@@ -265,7 +252,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// principal authenticates an API call, answering 401 itself on failure.
+// principal authenticates an API call and applies the rate limit,
+// answering 401 or 429 itself on failure.
 func (h *Handler) principal(w http.ResponseWriter, r *http.Request) (*httpapi.Principal, bool) {
 	p, err := h.cfg.Access.Authenticate(r)
 	if err != nil {
@@ -279,39 +267,83 @@ func (h *Handler) principal(w http.ResponseWriter, r *http.Request) (*httpapi.Pr
 		writeJSON(w, http.StatusUnauthorized, apiError{Error: err.Error()})
 		return nil, false
 	}
+	if h.cfg.Admit != nil && !h.cfg.Admit(w, r, p) {
+		return nil, false
+	}
 	return p, true
 }
 
-// topics lists the topics the page offers.
+// topics lists the topics the page offers: those the principal holds a
+// produce or consume right on, every topic for admin.
 func (h *Handler) topics(w http.ResponseWriter, r *http.Request) {
-	if _, ok := h.principal(w, r); !ok {
+	p, ok := h.principal(w, r)
+	if !ok {
 		return
 	}
-	names := h.cfg.Policies.Topics()
-	if h.cfg.Topics != nil {
-		ts, err := h.cfg.Topics(r.Context())
-		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "Kafka unavailable"})
-			return
+	names, err := h.allTopics(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "Kafka unavailable"})
+		return
+	}
+	admin := p.Can(httpapi.RightAdmin, "")
+	mine := []string{}
+	for _, t := range names {
+		if admin || p.Can(httpapi.RightConsume, t) || p.Can(httpapi.RightProduce, t) {
+			mine = append(mine, t)
 		}
-		for _, t := range ts {
-			if !strings.HasPrefix(t, "__") && !slices.Contains(names, t) {
-				names = append(names, t)
-			}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"topics": mine})
+}
+
+// allTopics is the policies' topics and the cluster's (internal topics
+// left out), sorted.
+func (h *Handler) allTopics(ctx context.Context) ([]string, error) {
+	names := h.cfg.Policies.Topics()
+	ts, err := h.topicList.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range ts {
+		if !strings.HasPrefix(t, "__") && !slices.Contains(names, t) {
+			names = append(names, t)
 		}
 	}
 	slices.Sort(names)
-	writeJSON(w, http.StatusOK, map[string]any{"topics": names})
+	return names, nil
+}
+
+// topicCache reuses the cluster's topic list for ttl: listing refreshes
+// Kafka's metadata, which page polls must not trigger at will. One caller
+// refreshes while the others wait for its answer.
+type topicCache struct {
+	list func(ctx context.Context) ([]string, error) // nil: no cluster topics
+	ttl  time.Duration
+	mu   sync.Mutex
+	at   time.Time
+	last []string
+}
+
+func (c *topicCache) get(ctx context.Context) ([]string, error) {
+	if c.list == nil {
+		return nil, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last != nil && time.Since(c.at) < c.ttl {
+		return c.last, nil
+	}
+	ts, err := c.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.last, c.at = ts, time.Now()
+	return ts, nil
 }
 
 // rotate rotates the keys of a topic's policy (admin).
 func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
 	p, ok := h.principal(w, r)
 	if !ok {
-		return
-	}
-	if !sameOrigin(r) {
-		writeJSON(w, http.StatusForbidden, apiError{Error: "cross-site request refused"})
 		return
 	}
 	if !p.Can(httpapi.RightAdmin, "") {
@@ -343,23 +375,4 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("viewer: keys rotated", "topic", body.Topic, "principal", p.Name, "keys", len(rot))
 	writeJSON(w, http.StatusOK, map[string]any{"topic": body.Topic, "rotated": rot})
-}
-
-// sameOrigin refuses cross-site state changes: a JSON content type (a
-// cross-site form cannot send one without a CORS preflight, which the
-// viewer never grants) and, when the browser says, the same origin.
-func sameOrigin(r *http.Request) bool {
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return false
-	}
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
-		return false
-	}
-	if o := r.Header.Get("Origin"); o != "" {
-		host := strings.TrimPrefix(strings.TrimPrefix(o, "http://"), "https://")
-		if host != r.Host {
-			return false
-		}
-	}
-	return true
 }

@@ -56,7 +56,9 @@ records consumed, produced and dead-lettered (kafkagate_bridge_records_total), i
 retries, suspected duplicates (kafkagate_bridge_duplicates_suspected_total), the
 consumer group's lag over the source partitions (kafkagate_bridge_consumer_lag,
 refreshed every few seconds, absent until known), and the Vault calls and records
-encrypted. Labels carry topic names only, never record content.
+encrypted. Labels carry topic names only, never record content. The endpoint has
+no authentication, so ADDR must be a loopback address (127.0.0.1, [::1] or
+localhost); put an authenticating proxy in front to expose it.
 
 Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT. Group timing
 can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
@@ -73,6 +75,9 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 			// Bind before anything starts, so a taken address is a
 			// one-line error and not a bridge without its metrics.
 			var metricsLn net.Listener
+			if metricsAddr != "" && !gateway.IsLoopback(metricsAddr) {
+				return fmt.Errorf("--metrics-listen %s: the bridge serves its metrics without authentication, so on a loopback address only (e.g. 127.0.0.1:9464); expose them through an authenticating proxy", metricsAddr)
+			}
 			if metricsAddr != "" {
 				if metricsLn, err = net.Listen("tcp", metricsAddr); err != nil {
 					return fmt.Errorf("--metrics-listen %s: %w", metricsAddr, err)
@@ -126,7 +131,7 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", false, "write each batch and its source offsets in one Kafka transaction")
 	cmd.Flags().IntVar(&batch, "batch", 500, "records per batch (one Vault call and one produce each)")
 	cmd.Flags().DurationVar(&statsEvery, "stats-interval", 30*time.Second, "how often counts are logged (they are also logged at exit)")
-	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; default: none)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, a loopback address (e.g. 127.0.0.1:9464; default: none)")
 	return cmd
 }
 
@@ -156,7 +161,7 @@ func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", gw.Metrics.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := gateway.NewHTTPServer(mux, 0)
 	served := make(chan struct{})
 	go func() { // ends when stop shuts the server down
 		defer close(served)

@@ -108,6 +108,18 @@ func newDev(g *globals) *cobra.Command {
 		Short: "Run a self-contained stack: a Vault dev server, an embedded Kafka broker and the gateway",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			// The same exposure check as serve, before anything starts.
+			set, err := gateway.ReadSettings(cfg)
+			if err != nil {
+				return err
+			}
+			if err := gateway.CheckExposure(listen, set.AccessFile != ""); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			d, l, err := startDevOn(ctx, vaultAddr, kafkaAddr, listen, g)
 			if err != nil {
@@ -129,7 +141,7 @@ func newDev(g *globals) *cobra.Command {
 			return d.GW.Serve(ctx, l)
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "gateway HTTP address")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "gateway HTTP address; beyond loopback only with [kafkagate] access_file, as for serve")
 	cmd.Flags().StringVar(&vaultAddr, "vault-addr", "127.0.0.1:8200", "Vault dev server listen address")
 	cmd.Flags().StringVar(&kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka broker address")
 	return cmd

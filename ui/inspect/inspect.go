@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -36,6 +38,8 @@ type Header struct {
 	Name   string `json:"name"`
 	Value  string `json:"value"`
 	Binary bool   `json:"binary,omitempty"`
+	// Withheld: the value is stored in clear and not shown ("").
+	Withheld bool `json:"withheld,omitempty"`
 }
 
 // KeyUse is one key protecting (part of) a record.
@@ -55,6 +59,8 @@ type Stored struct {
 	Timestamp time.Time `json:"timestamp"`
 	Key       *string   `json:"key"` // nil for a null key; base64 when KeyBinary
 	KeyBinary bool      `json:"key_binary,omitempty"`
+	// KeyWithheld: the record has a key (stored in clear) not shown.
+	KeyWithheld bool `json:"key_withheld,omitempty"`
 	// Value is the value as text, or base64 when ValueBinary; at most
 	// the limit given to Describe (Truncated then says so). nil: null.
 	Value       *string  `json:"value"`
@@ -193,4 +199,63 @@ func text(b []byte) (string, bool) {
 		return string(b), false
 	}
 	return base64.StdEncoding.EncodeToString(b), true
+}
+
+// Withheld replaces every redacted JSON scalar.
+const Withheld = "(withheld)"
+
+// RedactJSON keeps a JSON text's structure, object keys, nulls and transit
+// ciphertexts (vault:vN:...), and replaces every other string, number and
+// boolean with Withheld: what a fields-mode record shows to a viewer who
+// may not read it. It reads tokens (json.Decoder.Token), so deep nesting
+// costs no stack. ok is false when v is not JSON.
+func RedactJSON(v []byte) (out []byte, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var b bytes.Buffer
+	type container struct {
+		object bool
+		n      int // tokens written inside: keys and values
+	}
+	var stack []container
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return b.Bytes(), true
+		}
+		if err != nil {
+			return nil, false
+		}
+		key := false
+		if d, isDelim := tok.(json.Delim); len(stack) > 0 && (!isDelim || d == '{' || d == '[') {
+			c := &stack[len(stack)-1]
+			switch {
+			case c.object && c.n%2 == 1:
+				b.WriteByte(':')
+			case c.n > 0:
+				b.WriteByte(',')
+			}
+			key = c.object && c.n%2 == 0
+			c.n++
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			b.WriteByte(byte(t))
+			if t == '{' || t == '[' {
+				stack = append(stack, container{object: t == '{'})
+			} else {
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if !key && Version(t) == 0 {
+				t = Withheld
+			}
+			q, _ := json.Marshal(t)
+			b.Write(q)
+		case nil:
+			b.WriteString("null")
+		default:
+			b.WriteString(`"` + Withheld + `"`)
+		}
+	}
 }

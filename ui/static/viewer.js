@@ -7,7 +7,7 @@
   var body = document.body;
   var topic = body.dataset.topic;
   var authOn = body.dataset.auth === 'true';
-  var cluster = body.dataset.cluster;
+  var cluster = '';
   var poll = parseInt(body.dataset.poll, 10) || 1000;
   var MAX_RECORDS = 100;
   var token = '';
@@ -21,26 +21,13 @@
       ev.preventDefault();
       token = input.value.trim();
       try { sessionStorage.setItem('kafkagate.token', token); } catch (e) { /* storage off */ }
+      loadTopics();
+      if (!topic) { return; }
       cursor = '';
       seen.clear();
       list.textContent = '';
       setStatus('Token set.', '');
     });
-  }
-  if (!topic) { return; }
-
-  var list = document.getElementById('records');
-  var empty = document.getElementById('empty');
-  var statusEl = document.getElementById('status');
-  var rotateBtn = document.getElementById('rotate');
-  var produceBtn = document.getElementById('produce');
-  var cursor = '';
-  var seen = new Set();
-  var last = null;
-
-  function setStatus(text, cls) {
-    statusEl.textContent = text;
-    statusEl.className = 'status' + (cls ? ' ' + cls : '');
   }
 
   function headers(extra) {
@@ -54,6 +41,62 @@
     if (cls) { e.className = cls; }
     if (text !== undefined && text !== null) { e.textContent = text; }
     return e;
+  }
+
+  // errorText is the message of an error answer: the viewer's {error} or
+  // the API's {error_code, message}.
+  function errorText(j, r) {
+    return (j && (j.error || j.message)) || r.statusText;
+  }
+
+  // loadTopics fills the topic picker (and the intro's list) with the
+  // topics the credentials may see: the page itself holds none.
+  function loadTopics() {
+    var dl = document.getElementById('topic-list');
+    var ul = document.getElementById('topics');
+    fetch('/ui/api/topics', { headers: headers(), cache: 'no-store' }).then(function (r) {
+      return r.json().then(function (j) { return { r: r, j: j }; });
+    }).then(function (x) {
+      if (!x.r.ok) {
+        if (ul) {
+          ul.textContent = '';
+          ul.appendChild(el('li', '', x.r.status === 401 ? 'Authentication required: paste a bearer token above.' : errorText(x.j, x.r)));
+        }
+        return;
+      }
+      var ts = x.j.topics || [];
+      dl.textContent = '';
+      ts.forEach(function (t) { var o = el('option'); o.value = t; dl.appendChild(o); });
+      if (ul) {
+        ul.textContent = '';
+        ts.forEach(function (t) {
+          var li = el('li');
+          var a = el('a', '', t);
+          a.href = '/ui/?topic=' + encodeURIComponent(t);
+          li.appendChild(a);
+          ul.appendChild(li);
+        });
+        if (!ts.length) { ul.appendChild(el('li', '', 'No topics yet.')); }
+      }
+    }).catch(function () { /* the status line reports an unreachable gateway */ });
+  }
+
+  loadTopics();
+  if (!topic) { return; }
+
+  var list = document.getElementById('records');
+  var empty = document.getElementById('empty');
+  var statusEl = document.getElementById('status');
+  var rotateBtn = document.getElementById('rotate');
+  var produceBtn = document.getElementById('produce');
+  var cursor = '';
+  var seen = new Set();
+  var last = null;
+  var policyShown = false;
+
+  function setStatus(text, cls) {
+    statusEl.textContent = text;
+    statusEl.className = 'status' + (cls ? ' ' + cls : '');
   }
 
   function time(ts) {
@@ -80,7 +123,7 @@
     meta.appendChild(document.createTextNode('partition ' + s.partition + ' · offset '));
     meta.appendChild(el('b', '', String(s.offset)));
     meta.appendChild(document.createTextNode(' · ' + time(s.timestamp) + ' · key '));
-    meta.appendChild(el('b', '', s.key === null ? (rec.stored_withheld ? '(withheld)' : 'null') : s.key));
+    meta.appendChild(el('b', '', s.key === null ? (rec.stored_withheld || s.key_withheld ? '(withheld)' : 'null') : s.key));
     meta.appendChild(document.createTextNode(' · ' + s.value_size + ' B'));
     pane.appendChild(meta);
     var chips = el('div', 'chips');
@@ -102,7 +145,7 @@
         row.appendChild(el('dt', '', h.name));
         var hv = h.value;
         if (hv.length > 160) { hv = hv.slice(0, 160) + ' …'; }
-        row.appendChild(el('dd', '', rec.stored_withheld ? '(withheld)' : hv));
+        row.appendChild(el('dd', '', rec.stored_withheld || h.withheld ? '(withheld)' : hv));
         dl.appendChild(row);
       });
       pane.appendChild(dl);
@@ -158,6 +201,39 @@
     }
   }
 
+  // showPolicy renders the topic's policy from /ui/api/records.
+  function showPolicy(p) {
+    var box = document.getElementById('policy');
+    box.textContent = '';
+    if (!p) {
+      box.appendChild(el('p', '', 'No policy: the gateway does not produce to this topic. Its records were written by other clients and are shown as stored.'));
+      return;
+    }
+    var line = el('p');
+    line.appendChild(document.createTextNode('Policy '));
+    line.appendChild(el('b', '', p.mode));
+    if (p.key) {
+      line.appendChild(document.createTextNode(' · key '));
+      line.appendChild(el('code', '', p.key));
+    }
+    box.appendChild(line);
+    if (!p.fields || !p.fields.length) { return; }
+    var table = el('table', 'fields');
+    var head = el('tr');
+    ['field', 'mode', ''].forEach(function (h) { head.appendChild(el('th', '', h)); });
+    table.appendChild(el('thead')).appendChild(head);
+    var tbody = el('tbody');
+    p.fields.forEach(function (f) {
+      var tr = el('tr');
+      tr.appendChild(el('td')).appendChild(el('code', '', f.path));
+      tr.appendChild(el('td')).appendChild(el('span', 'mode mode-' + f.mode, f.mode));
+      tr.appendChild(el('td', '', f.detail || ''));
+      tbody.appendChild(tr);
+    });
+    table.appendChild(tbody);
+    box.appendChild(table);
+  }
+
   function tick() {
     var url = '/ui/api/records?topic=' + encodeURIComponent(topic) + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '');
     var first = cursor === '';
@@ -165,12 +241,14 @@
       return r.json().then(function (j) { return { r: r, j: j }; });
     }).then(function (x) {
       if (x.r.status === 401) {
-        setStatus(authOn ? 'Authentication required: paste a bearer token above.' : (x.j.error || 'Unauthorised'), 'warn');
+        setStatus(authOn ? 'Authentication required: paste a bearer token above.' : errorText(x.j, x.r), 'warn');
         return;
       }
-      if (!x.r.ok) { setStatus(x.j.error || x.r.statusText, 'bad'); return; }
+      if (!x.r.ok) { setStatus(errorText(x.j, x.r), 'bad'); return; }
       var j = x.j;
       last = j;
+      cluster = j.cluster_id || '';
+      if (!policyShown) { showPolicy(j.policy); policyShown = true; }
       var parts = Object.keys(j.cursor || {}).map(function (p) { return p + ':' + j.cursor[p]; });
       cursor = parts.join(',');
       j.records.forEach(function (rec) { add(rec, j.withheld, !first); });
@@ -199,7 +277,7 @@
       }).then(function (r) {
         return r.json().then(function (j) { return { r: r, j: j }; });
       }).then(function (x) {
-        if (!x.r.ok) { setStatus('Rotation refused: ' + (x.j.error || x.r.statusText), 'bad'); return; }
+        if (!x.r.ok) { setStatus('Rotation refused: ' + errorText(x.j, x.r), 'bad'); return; }
         var what = (x.j.rotated || []).map(function (k) {
           return (k.kind === 'fpe' ? 'FPE domain ' + k.domain : 'transit key ' + k.key) + ' → v' + k.version;
         }).join(', ');
