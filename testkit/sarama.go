@@ -40,7 +40,19 @@ func ReadAllAs(t testing.TB, brokers []string, topic string, level sarama.Isolat
 		all []*sarama.ConsumerMessage
 		wg  sync.WaitGroup
 	)
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
 	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hwm == 0 {
+			continue
+		}
 		pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
@@ -49,7 +61,9 @@ func ReadAllAs(t testing.TB, brokers []string, topic string, level sarama.Isolat
 		go func() {
 			defer wg.Done()
 			defer pc.Close()
-			idle := time.NewTimer(time.Second)
+			// The partition is not empty: the first fetch may be slow on a
+			// loaded machine, so wait longer for it than between records.
+			idle := time.NewTimer(15 * time.Second)
 			defer idle.Stop()
 			for {
 				select {
