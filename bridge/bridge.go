@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafkagate/kafkagate/envelope"
 	"github.com/kafkagate/kafkagate/kafka"
 	"github.com/kafkagate/kafkagate/policy"
 	"github.com/kafkagate/kafkagate/protect"
@@ -413,6 +414,10 @@ func carryHeaders(in []kafka.Header) []kafka.Header {
 	return out
 }
 
+// isReserved reports a header the bridge never carries from the source:
+// kafkagate's own, and the original demo's legacy file headers, which would
+// make readers take the record for another format.
 func isReserved(name string) bool {
-	return len(name) >= len(reservedPrefix) && strings.EqualFold(name[:len(reservedPrefix)], reservedPrefix)
+	return len(name) >= len(reservedPrefix) && strings.EqualFold(name[:len(reservedPrefix)], reservedPrefix) ||
+		strings.EqualFold(name, envelope.LegacyKeyHeader) || strings.EqualFold(name, envelope.LegacyNameHeader)
 }

@@ -126,19 +126,21 @@ func badValue(i int) []byte {
 	if i%7 != 3 {
 		return goodValue(i)
 	}
-	switch (i / 7) % 4 {
+	switch (i / 7) % len(badCodes) {
 	case 0: // invalid JSON
 		return fmt.Appendf(nil, `{"id":%d,"Name":"%sname-%d","Address":`, i, marker, i)
 	case 1: // number in a transit field
 		return fmt.Appendf(nil, `{"id":%d,"Name":4111111111111111,"Address":"%saddr-%d"}`, i, marker, i)
 	case 2: // duplicate key
 		return fmt.Appendf(nil, `{"id":%d,"Name":"x","Name":"%sname-%d"}`, i, marker, i)
-	default: // not an object
+	case 3: // not an object
 		return fmt.Appendf(nil, `["%sname-%d"]`, marker, i)
+	default: // nested deeper than any parser should recurse
+		return append(fmt.Appendf(nil, `{"id":%d,"Note":"%sname-%d","Name":`, i, marker, i), bytes.Repeat([]byte{'['}, 200_000)...)
 	}
 }
 
-var badCodes = []string{protect.CodeInvalidJSON, protect.CodeFieldType, protect.CodeDuplicateKey, protect.CodeNotObject}
+var badCodes = []string{protect.CodeInvalidJSON, protect.CodeFieldType, protect.CodeDuplicateKey, protect.CodeNotObject, protect.CodeTooDeep}
 
 func isBad(i int) bool { return i%7 == 3 }
 
@@ -185,7 +187,7 @@ func TestDeadLetters(t *testing.T) {
 		if _, err := fmt.Sscanf(string(m.Key), "k-%d", &id); err != nil || !isBad(id) {
 			t.Fatalf("DLQ record with key %q", m.Key)
 		}
-		wantCode := badCodes[(id/7)%4]
+		wantCode := badCodes[(id/7)%len(badCodes)]
 		code, reason, field := string(header(m, bridge.HeaderDLQCode)), string(header(m, bridge.HeaderDLQReason)), string(header(m, bridge.HeaderDLQField))
 		if code != wantCode || reason == "" {
 			t.Fatalf("record %d: code %q reason %q, want code %s", id, code, reason, wantCode)
