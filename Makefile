@@ -56,7 +56,7 @@ fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg >/tmp/kafkagate-fuzz.log 2>&1 || { cat /tmp/kafkagate-fuzz.log; exit 1; }; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./internal/$$pkg >/tmp/kafkagate-fuzz.log 2>&1 || { cat /tmp/kafkagate-fuzz.log; exit 1; }; \
 	done; echo "fuzz: all targets passed"
 
 ## demo: the original demo's three demos end to end on embedded defaults
@@ -79,7 +79,7 @@ bench: vault
 
 ## bench-micro: Go micro-benchmarks of fpe and envelope
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./fpe/ ./envelope/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/fpe/ ./internal/envelope/
 
 clean:
 	rm -rf .bin/gateway

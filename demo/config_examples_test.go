@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate"
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/demo/internal/settings"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 // TestGettingStartedOrig loads getting_started.ini.orig with the

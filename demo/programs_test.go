@@ -18,9 +18,9 @@ import (
 	"github.com/kafkagate/kafkagate/demo/internal/encrypted"
 	"github.com/kafkagate/kafkagate/demo/internal/plaintext"
 	"github.com/kafkagate/kafkagate/demo/internal/purchase"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 // programs are the original demo's programs, as built by TestMain.

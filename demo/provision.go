@@ -3,10 +3,10 @@ package demo
 import (
 	"context"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/lifecycle"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/lifecycle"
+	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
 // Provision creates in Vault what cfg's policies name, as a development

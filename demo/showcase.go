@@ -32,11 +32,11 @@ import (
 	"github.com/kafkagate/kafkagate/demo/internal/purchase"
 	"github.com/kafkagate/kafkagate/demo/internal/settings"
 	"github.com/kafkagate/kafkagate/demo/internal/views"
-	"github.com/kafkagate/kafkagate/filetransfer"
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/internal/filetransfer"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/protect"
 )
 
 // Options configure a showcase.

@@ -18,7 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/internal/config"
 )
 
 type compose struct {

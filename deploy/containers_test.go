@@ -15,11 +15,11 @@ import (
 	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
 	tcvault "github.com/testcontainers/testcontainers-go/modules/vault"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/lifecycle"
-	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/lifecycle"
+	"github.com/kafkagate/kafkagate/internal/testkit"
+	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
 // TestGatewayAgainstContainers runs what the compose stack runs, with

@@ -7,12 +7,12 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/transit"
+	"github.com/kafkagate/kafkagate/internal/vaultclient"
 	"github.com/kafkagate/kafkagate/kgclient"
-	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 // ExampleProducer encrypts a record by its topic's policy and sends it. It

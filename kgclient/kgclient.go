@@ -15,9 +15,9 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/protect"
 )
 
 // ErrNoPolicy means the topic has no policy: Producer refuses to write to

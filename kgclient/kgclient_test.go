@@ -10,11 +10,11 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/kafkagate/kafkagate/devenv"
+	"github.com/kafkagate/kafkagate/internal/devenv"
+	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/testkit"
+	"github.com/kafkagate/kafkagate/internal/vaultclient"
 	"github.com/kafkagate/kafkagate/kgclient"
-	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/vaultclient"
 )
 
 const testConfig = `

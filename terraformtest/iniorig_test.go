@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/policy"
 )
 
 // Tests: getting_started.ini.orig

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 // The checks above can fail: feed them broken input.

@@ -18,11 +18,11 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/kafkagate/kafkagate"
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/lifecycle"
-	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/lifecycle"
+	"github.com/kafkagate/kafkagate/internal/testkit"
+	"github.com/kafkagate/kafkagate/internal/transit"
 )
 
 // provisioned is what lifecycle.Provision created in a real Vault, read

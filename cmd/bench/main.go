@@ -15,7 +15,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/kafkagate/kafkagate/bench"
+	"github.com/kafkagate/kafkagate/internal/bench"
 )
 
 func main() {

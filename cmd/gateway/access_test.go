@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/httpapi"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/devenv"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/httpapi"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 // TestServeRefusesExposureWithoutAuth: with no access_file, `gateway

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 // buildGateway builds this command into a temporary directory.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 const bridgeMetricsConfig = `

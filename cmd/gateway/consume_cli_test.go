@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 const consumeCLIConfig = `

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/devenv"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 // TestDemoExit runs what `make demo` runs (`gateway demo`, embedded

@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/demo"
-	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/devenv"
+	"github.com/kafkagate/kafkagate/internal/gateway"
 )
 
 // devStack is a running development stack.

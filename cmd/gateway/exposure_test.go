@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/internal/gateway"
 )
 
 // TestDevRefusesExposureWithoutAuth: `gateway dev --listen` beyond

@@ -19,10 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/envelope"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/testkit"
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/internal/envelope"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/testkit"
+	"github.com/kafkagate/kafkagate/internal/transit"
 )
 
 // fileCLI is a Vault dev server, a kfake broker, the keys the file commands

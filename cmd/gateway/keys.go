@@ -12,11 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/lifecycle"
-	"github.com/kafkagate/kafkagate/transit"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/lifecycle"
+	"github.com/kafkagate/kafkagate/internal/transit"
+	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
 // envVault is the Vault configuration from VAULT_*, logging to log.

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kafkagate/kafkagate/fpe/vaultkeyring"
-	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
+	"github.com/kafkagate/kafkagate/internal/gateway"
 )
 
 func newRotateFPE(g *globals) *cobra.Command {

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/lifecycle"
-	"github.com/kafkagate/kafkagate/protect"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/lifecycle"
+	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 const lifecycleCLIConfig = `

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/gateway"
 )
 
 // serveSettings reads the serving settings, refuses a non-loopback listen

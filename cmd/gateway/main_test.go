@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/devenv"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 func run(ctx context.Context, out io.Writer, args ...string) error {

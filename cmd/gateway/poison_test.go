@@ -17,7 +17,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/kafkagate/kafkagate/testkit"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 // TestBuiltGatewaySurvivesPoisonRecord runs the built binary (`gateway

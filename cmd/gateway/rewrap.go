@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kafkagate/kafkagate/lifecycle"
+	"github.com/kafkagate/kafkagate/internal/lifecycle"
 )
 
 func newRewrap(g *globals) *cobra.Command {

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate"
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/gateway"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/gateway"
 )
 
 type globals struct {

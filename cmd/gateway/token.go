@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kafkagate/kafkagate/httpapi"
+	"github.com/kafkagate/kafkagate/internal/httpapi"
 )
 
 func newToken() *cobra.Command {

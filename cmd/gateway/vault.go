@@ -3,8 +3,8 @@ package main
 import (
 	"time"
 
-	"github.com/kafkagate/kafkagate/devenv"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/internal/devenv"
+	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
 func vaultConfig(v *devenv.Vault) vaultclient.Config {

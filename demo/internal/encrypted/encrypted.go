@@ -14,12 +14,12 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/kafkagate/kafkagate/bridge"
 	"github.com/kafkagate/kafkagate/demo/internal/follow"
 	"github.com/kafkagate/kafkagate/demo/internal/plaintext"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/protect"
+	"github.com/kafkagate/kafkagate/internal/bridge"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/protect"
 )
 
 // EncryptorOptions configure the encryptor.

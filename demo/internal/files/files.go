@@ -16,10 +16,10 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/kafkagate/kafkagate/envelope"
-	"github.com/kafkagate/kafkagate/filetransfer"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/transit"
+	"github.com/kafkagate/kafkagate/internal/envelope"
+	"github.com/kafkagate/kafkagate/internal/filetransfer"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/transit"
 )
 
 // NewSender returns a sender producing through kc with data keys from

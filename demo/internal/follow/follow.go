@@ -11,7 +11,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/internal/kafka"
 )
 
 // Options select what Run reads.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/demo/internal/follow"
 	"github.com/kafkagate/kafkagate/demo/internal/purchase"
-	"github.com/kafkagate/kafkagate/kafka"
+	"github.com/kafkagate/kafkagate/internal/kafka"
 )
 
 // Producer sends records and waits for their acknowledgement

@@ -19,16 +19,16 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/kafkagate/kafkagate/config"
 	"github.com/kafkagate/kafkagate/demo/internal/connect"
 	"github.com/kafkagate/kafkagate/demo/internal/encrypted"
 	"github.com/kafkagate/kafkagate/demo/internal/files"
 	"github.com/kafkagate/kafkagate/demo/internal/follow"
 	"github.com/kafkagate/kafkagate/demo/internal/plaintext"
 	"github.com/kafkagate/kafkagate/demo/internal/settings"
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/policy"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/policy"
 )
 
 // Exit statuses.

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate"
-	"github.com/kafkagate/kafkagate/config"
+	"github.com/kafkagate/kafkagate/internal/config"
 )
 
 // DefaultFile is the --config_file default, as in the original demo.

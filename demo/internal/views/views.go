@@ -13,8 +13,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/kafkagate/kafkagate/kafka"
-	"github.com/kafkagate/kafkagate/ui/inspect"
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/ui/inspect"
 )
 
 // Section prints a demo's title.

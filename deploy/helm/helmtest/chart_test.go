@@ -16,11 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kafkagate/kafkagate"
-	"github.com/kafkagate/kafkagate/config"
-	"github.com/kafkagate/kafkagate/gateway"
-	"github.com/kafkagate/kafkagate/lifecycle"
-	"github.com/kafkagate/kafkagate/policy"
-	"github.com/kafkagate/kafkagate/vaultclient"
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/lifecycle"
+	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
 const configPath = "/etc/kafkagate/kafkagate.ini"

@@ -8,7 +8,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/chartutil"
 
-	"github.com/kafkagate/kafkagate/metrics"
+	"github.com/kafkagate/kafkagate/internal/metrics"
 )
 
 const operationsDoc = "../../../docs/operations.md"

@@ -1,0 +1,250 @@
+// Package httpapi is kafkagate's HTTP API, built on chi in the shapes of
+// Confluent REST Proxy v3: produce (single, streamed and batch) with
+// encryption by the topic's policy, a stateless decrypting read, cluster
+// listing, and health and readiness probes. Errors are {error_code,
+// message} with the codes in errors.go (documented in docs/errors.md).
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/protect"
+)
+
+// Kafka is what the API needs of the Kafka layer (*kafka.Client).
+type Kafka interface {
+	Produce(ctx context.Context, msgs []kafka.Message) ([]kafka.Delivery, error)
+	Read(ctx context.Context, topic string, partition int32, offset int64, max int) ([]kafka.Record, error)
+	ClusterID(ctx context.Context) (string, error)
+	Ping(ctx context.Context) error
+}
+
+// Vault is what the API needs to check Vault's health.
+type Vault interface {
+	Health(ctx context.Context) error
+}
+
+// Config configures the API.
+type Config struct {
+	Engine   *protect.Engine
+	Policies *policy.Set
+	Kafka    Kafka
+	Vault    Vault
+	Logger   *slog.Logger
+
+	MaxBodyBytes      int64         // default 8 MiB
+	MaxRecords        int           // records per request, default 1000
+	MaxHeaders        int           // headers per record, default 32
+	MaxHeaderBytes    int           // header name+value bytes, default 16 KiB
+	MaxReadRecords    int           // records per GET, default 1000
+	RequestTimeout    time.Duration // default 30 s
+	DefaultReadRecord int           // default max for GET, default 100
+
+	// Access, when set, requires a bearer token or a client certificate
+	// on every endpoint but /healthz and /readyz (see auth.go); nil turns
+	// authentication off.
+	Access    *Access
+	RateLimit float64 // requests per second per principal; 0: no limit
+	RateBurst int     // bucket size; default ceil(RateLimit)
+
+	Stream StreamConfig // GET .../records:stream (stream.go)
+
+	// Metrics, when set, counts requests and is served at /metrics
+	// (metrics.go).
+	Metrics Metrics
+
+	// Files, when set, serves the streaming file upload POST
+	// .../topics/{topic}/files (files.go); nil answers 501.
+	Files FileSender
+	// MaxUploadsPerPrincipal bounds one principal's concurrent file
+	// uploads; default 4.
+	MaxUploadsPerPrincipal int
+
+	// Admin, when set, serves the key lifecycle endpoints under /v3/admin
+	// (admin.go); nil answers 501.
+	Admin AdminService
+}
+
+// Server serves the API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	router  chi.Router
+	limiter *rateLimiter
+	uploads *principalSlots
+}
+
+// New builds the API handler.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 8 << 20
+	}
+	if cfg.MaxRecords <= 0 {
+		cfg.MaxRecords = 1000
+	}
+	if cfg.MaxHeaders <= 0 {
+		cfg.MaxHeaders = 32
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 16 << 10
+	}
+	if cfg.MaxReadRecords <= 0 {
+		cfg.MaxReadRecords = 1000
+	}
+	if cfg.DefaultReadRecord <= 0 {
+		cfg.DefaultReadRecord = 100
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.MaxUploadsPerPrincipal <= 0 {
+		cfg.MaxUploadsPerPrincipal = 4
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), uploads: newPrincipalSlots(cfg.MaxUploadsPerPrincipal)}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, s.logRequests, s.instrument, middleware.Recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit,
+		s.bodyDeadline, s.timeout(cfg.RequestTimeout))
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeErr(w, newErr(40400, "no such endpoint"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeErr(w, newErr(40500, "method not allowed on this endpoint"))
+	})
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Get("/metrics", s.metrics)
+	r.Route("/v3/clusters", func(r chi.Router) {
+		r.Get("/", s.listClusters)
+		r.Route("/{cluster_id}", func(r chi.Router) {
+			r.Use(s.checkCluster)
+			r.Get("/", s.getCluster)
+			r.Post("/topics/{topic}/records", s.produce)
+			r.Post("/topics/{topic}/records:batch", s.produceBatch)
+			r.Get("/topics/{topic}/records", s.read)
+			r.Get("/topics/{topic}/records:stream", s.streamHandler())
+			r.Post("/topics/{topic}/files", s.uploadFile)
+		})
+	})
+	r.Route("/v3/admin", s.adminRoutes)
+	s.router = r
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// logRequests logs method (one of MetricMethod's), path, status,
+// principal and duration — never bodies or credentials. Its slot carries
+// the principal back from the access middleware (and to instrument).
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		r, slot := withLogSlot(r)
+		next.ServeHTTP(ww, r)
+		s.log.Info("http request", "method", MetricMethod(r.Method), "path", r.URL.Path, "status", ww.Status(), "principal", slot.principal,
+			"bytes_in", r.ContentLength, "duration_ms", time.Since(start).Milliseconds(), "request_id", middleware.GetReqID(r.Context()))
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	out := map[string]string{"vault": "ok", "kafka": "ok"}
+	ready := true
+	if err := s.cfg.Vault.Health(ctx); err != nil {
+		out["vault"], ready = "unavailable", false
+	}
+	if err := s.cfg.Kafka.Ping(ctx); err != nil {
+		out["kafka"], ready = "unavailable", false
+	}
+	if !ready {
+		w.Header().Set("Retry-After", RetryAfterSeconds)
+		writeJSON(w, http.StatusServiceUnavailable, out)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type clusterData struct {
+	Kind      string         `json:"kind"`
+	Metadata  map[string]any `json:"metadata"`
+	ClusterID string         `json:"cluster_id"`
+	Topics    map[string]any `json:"topics"`
+}
+
+func (s *Server) cluster(r *http.Request, id string) clusterData {
+	self := baseURL(r) + "/v3/clusters/" + id
+	return clusterData{
+		Kind:      "KafkaCluster",
+		Metadata:  map[string]any{"self": self},
+		ClusterID: id,
+		Topics:    map[string]any{"related": self + "/topics"},
+	}
+}
+
+func (s *Server) listClusters(w http.ResponseWriter, r *http.Request) {
+	id, err := s.cfg.Kafka.ClusterID(r.Context())
+	if err != nil {
+		writeErr(w, fromError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"kind":     "KafkaClusterList",
+		"metadata": map[string]any{"self": baseURL(r) + "/v3/clusters", "next": nil},
+		"data":     []clusterData{s.cluster(r, id)},
+	})
+}
+
+func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.cluster(r, chi.URLParam(r, "cluster_id")))
+}
+
+type clusterIDKey struct{}
+
+func (s *Server) checkCluster(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.cfg.Kafka.ClusterID(r.Context())
+		if err != nil {
+			writeErr(w, fromError(err))
+			return
+		}
+		if chi.URLParam(r, "cluster_id") != id {
+			writeErr(w, newErr(CodeClusterNotFound, "cluster "+chi.URLParam(r, "cluster_id")+" not found"))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clusterIDKey{}, id)))
+	})
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
