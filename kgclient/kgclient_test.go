@@ -92,3 +92,35 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("%d records after the refused send", n)
 	}
 }
+
+// TestOpenFromConfigFile builds the keys from a configuration file and the
+// VAULT_* environment, as a program outside this module does, and round
+// trips a record through kfake and real Vault.
+func TestOpenFromConfigFile(t *testing.T) {
+	env := testkit.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
+	ctx := context.Background()
+	path := testkit.WriteFile(t, t.TempDir(), "kafkagate.ini", "[default]\nbootstrap.servers = "+env.Brokers[0]+"\n"+testConfig)
+	t.Setenv("VAULT_ADDR", env.Vault.Addr)
+	t.Setenv("VAULT_TOKEN", env.Vault.Token)
+	keys, err := kgclient.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
+	sp := testkit.SyncProducer(t, testkit.KafkaSettings(t, env.Brokers))
+	value := []byte(`{"Name":"Ann Example","Address":"1 Main St"}`)
+	if _, _, err := keys.Producer(sp).Send(ctx, "purchases", nil, value, nil); err != nil {
+		t.Fatal(err)
+	}
+	msgs := testkit.ReadAll(t, env.Brokers, "purchases")
+	if len(msgs) != 1 || bytes.Contains(msgs[0].Value, []byte("Ann Example")) {
+		t.Fatalf("stored: %d records, %s", len(msgs), msgs[0].Value)
+	}
+	recs, err := keys.Decoder().Decode(ctx, msgs)
+	if err != nil || recs[0].Status != protect.StatusDecrypted || !bytes.Equal(recs[0].Value, value) {
+		t.Fatalf("decode: %v %+v", err, recs)
+	}
+	if _, err := kgclient.Open(path+".missing", nil); err == nil {
+		t.Fatal("a missing configuration file opened")
+	}
+}
