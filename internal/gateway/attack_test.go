@@ -115,8 +115,13 @@ func TestAttackDeepNestingPoisonRecord(t *testing.T) {
 	)
 	f.produceOK(t, "cards", `{"Name":"Ann Example","card":"4111-1111-1111-1111"}`)
 
-	// Stateless GET.
+	// Stateless GET. A read returns what the broker hands over within its
+	// wait; the 8 MiB record may take more than one on a loaded machine.
 	recs := decryptionOf(t, f, "cards")
+	for deadline := time.Now().Add(60 * time.Second); len(recs) < 2 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		recs = decryptionOf(t, f, "cards")
+	}
 	if len(recs) != 2 {
 		t.Fatalf("GET: %d records", len(recs))
 	}
