@@ -131,7 +131,11 @@ func TestBuiltGatewaySurvivesPoisonRecord(t *testing.T) {
 	}
 
 	// The viewer's API.
-	if b := get(base + "/ui/api/records?topic=purchases"); !bytes.Contains(b, []byte(`"failed"`)) {
+	b := get(base + "/ui/api/records?topic=purchases")
+	for deadline := time.Now().Add(60 * time.Second); !bytes.Contains(b, []byte(`"failed"`)) && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		b = get(base + "/ui/api/records?topic=purchases")
+	}
+	if !bytes.Contains(b, []byte(`"failed"`)) {
 		t.Fatalf("viewer: %.300s", b)
 	}
 
