@@ -1,6 +1,7 @@
 package helmtest
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -33,6 +34,8 @@ type chartCase struct {
 	hpa          bool
 	replicas     int32 // without the HPA
 	delay, grace int64
+	// noDrainFlags: the values set drain.flags false (preStop sleeps).
+	noDrainFlags bool
 	monitor      bool // ServiceMonitor instead of annotations
 	bridge       bool
 	receiveDir   bool
@@ -40,7 +43,7 @@ type chartCase struct {
 
 var cases = []chartCase{
 	{file: "", auth: "kubernetes", hpa: true, delay: 5, grace: 35},
-	{file: "approle-values.yaml", auth: "approle", replicas: 3, delay: 5, grace: 35},
+	{file: "approle-values.yaml", auth: "approle", replicas: 3, delay: 5, grace: 35, noDrainFlags: true},
 	{file: "tls-values.yaml", auth: "kubernetes", tls: true, hpa: true, delay: 10, grace: 65, monitor: true},
 	{file: "bridge-values.yaml", auth: "kubernetes", hpa: true, delay: 5, grace: 35, bridge: true, receiveDir: true},
 }
@@ -258,10 +261,25 @@ func checkGateway(t *testing.T, r *release, c chartCase, dep *appsv1.Deployment,
 		t.Errorf("readiness probe period %d s, threshold %d, timeout %d s", rp.PeriodSeconds, rp.FailureThreshold, rp.TimeoutSeconds)
 	}
 
-	// Drain: preStop sleeps the delay; the grace period covers delay,
-	// timeout and 5 s more.
-	if gw.Lifecycle == nil || gw.Lifecycle.PreStop == nil || gw.Lifecycle.PreStop.Sleep == nil || gw.Lifecycle.PreStop.Sleep.Seconds != c.delay {
-		t.Errorf("preStop %+v, want sleep %d s", gw.Lifecycle, c.delay)
+	// Drain: with drain.flags the gateway delays itself (--drain-delay,
+	// --drain-timeout) and has no preStop; without, preStop sleeps the
+	// delay. The grace period covers delay, timeout and 5 s more.
+	if c.noDrainFlags {
+		if gw.Lifecycle == nil || gw.Lifecycle.PreStop == nil || gw.Lifecycle.PreStop.Sleep == nil || gw.Lifecycle.PreStop.Sleep.Seconds != c.delay {
+			t.Errorf("preStop %+v, want sleep %d s", gw.Lifecycle, c.delay)
+		}
+		if slices.ContainsFunc(gw.Args, func(a string) bool { return strings.HasPrefix(a, "--drain-") }) {
+			t.Errorf("gateway args %v: drain flags with drain.flags false", gw.Args)
+		}
+	} else {
+		if gw.Lifecycle != nil && gw.Lifecycle.PreStop != nil {
+			t.Errorf("preStop %+v with drain.flags: the gateway delays itself", gw.Lifecycle.PreStop)
+		}
+		for _, a := range []string{fmt.Sprintf("--drain-delay=%ds", c.delay), fmt.Sprintf("--drain-timeout=%ds", c.grace-c.delay-5)} {
+			if !slices.Contains(gw.Args, a) {
+				t.Errorf("gateway args %v, want %s", gw.Args, a)
+			}
+		}
 	}
 	if g := ps.TerminationGracePeriodSeconds; g == nil || *g <= c.delay || *g != c.grace {
 		t.Errorf("terminationGracePeriodSeconds %v, want %d (> drain delay %d)", g, c.grace, c.delay)
