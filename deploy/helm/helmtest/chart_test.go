@@ -517,7 +517,8 @@ func checkBridge(t *testing.T, r *release, c chartCase, cfg *config.File) {
 	}
 	ps := b.Spec.Template.Spec
 	ctr := container(t, ps, "bridge")
-	if !slices.Contains(ctr.Args, "bridge") || !slices.Contains(ctr.Args, "--metrics-listen=0.0.0.0:9464") || !slices.Contains(ctr.Args, "--config="+configPath) {
+	if !slices.Contains(ctr.Args, "bridge") || !slices.Contains(ctr.Args, "--metrics-listen=0.0.0.0:9464") || !slices.Contains(ctr.Args, "--config="+configPath) ||
+		!slices.Contains(ctr.Args, "--instance-id=$(POD_NAME)") || !hasFieldEnv(ctr, "POD_NAME", "metadata.name") {
 		t.Errorf("bridge args %v", ctr.Args)
 	}
 	if g := ps.TerminationGracePeriodSeconds; g == nil || *g != 30 {
@@ -579,7 +580,8 @@ func checkReceiveDir(t *testing.T, r *release, c chartCase, cfg *config.File) {
 	if len(args) < 3 || args[1] != "receive-dir" || dataMount == "" || !strings.HasPrefix(args[2], dataMount+"/") {
 		t.Errorf("receive-dir args %v write outside its volume %q", args, dataMount)
 	}
-	if !slices.Contains(args, "--topic=purchases_large_encrypted") || !slices.Contains(args, "--quarantine="+dataMount+"/quarantine") {
+	if !slices.Contains(args, "--topic=purchases_large_encrypted") || !slices.Contains(args, "--quarantine="+dataMount+"/quarantine") ||
+		!slices.Contains(args, "--instance-id=$(POD_NAME)") || !hasFieldEnv(ctr, "POD_NAME", "metadata.name") {
 		t.Errorf("receive-dir args %v", args)
 	}
 	if p, ok := cfg.Policies.For("purchases_large_encrypted"); !ok || p.Mode != policy.Envelope {
@@ -668,4 +670,15 @@ func TestMutualTLSProbes(t *testing.T) {
 	if !strings.Contains(r.notes, "TCP checks") {
 		t.Errorf("NOTES do not warn about the TCP probes:\n%s", r.notes)
 	}
+}
+
+// hasFieldEnv reports whether the container sets name from the pod's
+// field path (the downward API), as $(name) in args needs.
+func hasFieldEnv(c corev1.Container, name, path string) bool {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == path {
+			return true
+		}
+	}
+	return false
 }
