@@ -44,30 +44,18 @@ func TestBuiltServeDrainsOnSIGTERM(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	exited := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = <-done; close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+		}
 	})
 	base := "http://" + listen
 	client := &http.Client{Timeout: 30 * time.Second}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := client.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("serve exited: %v\n%s", exitErr, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not ready:\n%s", out.String())
-		}
-	}
+	waitHealthy(t, client, base+"/readyz", done, out, 60*time.Second)
+	var exitErr error
+	go func() { exitErr = <-done; close(exited) }()
 	records := base + "/v3/clusters/" + clusterID(t, base) + "/topics/purchases/records"
 
 	// The load: 4 workers, each sending one request after another with a
