@@ -116,8 +116,8 @@ func newServe(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP listen address (default: [kafkagate] listen, else 127.0.0.1:8080); beyond loopback only with [kafkagate] access_file")
-	cmd.Flags().DurationVar(&drain.Delay, "drain-delay", gateway.DefaultDrainDelay, "on SIGTERM, /readyz answers 503 and the listener keeps serving this long before it closes (default: [kafkagate] drain_delay, else 5s)")
-	cmd.Flags().DurationVar(&drain.Timeout, "drain-timeout", gateway.DefaultDrainTimeout, "then requests and streams in flight get this long; streams end at the deadline (default: [kafkagate] drain_timeout, else 25s)")
+	cmd.Flags().DurationVar(&drain.Delay, "drain-delay", gateway.DefaultDrainDelay, "on SIGTERM, /readyz answers 503 and the listener keeps serving this long before it closes ([kafkagate] drain_delay when not given)")
+	cmd.Flags().DurationVar(&drain.Timeout, "drain-timeout", gateway.DefaultDrainTimeout, "then requests and streams in flight get this long; streams end at the deadline ([kafkagate] drain_timeout when not given)")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	return cmd
 }
