@@ -26,6 +26,7 @@ func newBridge(g *globals) *cobra.Command {
 		batch                      int
 		statsEvery                 time.Duration
 		metricsAddr                string
+		membership                 groupFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bridge",
@@ -60,8 +61,14 @@ encrypted. Labels carry topic names only, never record content. The endpoint has
 no authentication, so ADDR must be a loopback address (127.0.0.1, [::1] or
 localhost); put an authenticating proxy in front to expose it.
 
-Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT. Group timing
-can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
+Group membership: --instance-id makes the bridge a static member (KIP-345,
+[encryptor] group.instance.id), so a restarted instance with the same id takes its
+partitions back at once instead of after the session timeout; give each replica its
+own stable id (in Kubernetes, the pod name). --session-timeout and
+--rebalance-timeout override [encryptor] session.timeout.ms and
+max.poll.interval.ms; heartbeat.interval.ms sets the heartbeat.
+
+Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, cfg, err := g.loggerAndConfig(os.Stderr)
@@ -110,6 +117,7 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 			defer gw.Close()
 			bc.Engine, bc.Kafka, bc.Logger = gw.Engine, gw.Kafka.Settings(), log
 			bc.ExactlyOnce, bc.BatchSize, bc.StatsInterval = exactlyOnce, batch, statsEvery
+			membership.apply(&bc.InstanceID, &bc.SessionTimeout, &bc.RebalanceTimeout)
 			b, err := bridge.New(bc)
 			if err != nil {
 				return err
@@ -131,6 +139,7 @@ can be tuned in [encryptor] with session.timeout.ms and heartbeat.interval.ms.`,
 	cmd.Flags().BoolVar(&exactlyOnce, "exactly-once", false, "write each batch and its source offsets in one Kafka transaction")
 	cmd.Flags().IntVar(&batch, "batch", 500, "records per batch (one Vault call and one produce each)")
 	cmd.Flags().DurationVar(&statsEvery, "stats-interval", 30*time.Second, "how often counts are logged (they are also logged at exit)")
+	membership.bind(cmd, "[encryptor] ")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, a loopback address (e.g. 127.0.0.1:9464; default: none)")
 	return cmd
 }
@@ -186,4 +195,36 @@ func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, 
 		gw.Metrics.Registry().Unregister(dups)
 		unwatch()
 	}, nil
+}
+
+// groupFlags are the consumer-group membership flags of bridge and
+// receive-dir.
+type groupFlags struct {
+	instanceID         string
+	session, rebalance time.Duration
+}
+
+// bind declares --instance-id, --session-timeout and --rebalance-timeout;
+// from names where the defaults come from, if anywhere.
+func (f *groupFlags) bind(cmd *cobra.Command, from string) {
+	def := "sarama's"
+	if from != "" {
+		def = from + "or sarama's"
+	}
+	cmd.Flags().StringVar(&f.instanceID, "instance-id", "", "static group membership (group.instance.id, KIP-345): a stable id per replica, e.g. the pod name; a restart with the same id takes its partitions back at once")
+	cmd.Flags().DurationVar(&f.session, "session-timeout", 0, "consumer group session timeout (default: "+def+" 10s)")
+	cmd.Flags().DurationVar(&f.rebalance, "rebalance-timeout", 0, "how long a rebalance waits for members to rejoin (default: "+def+" 60s)")
+}
+
+// apply overrides the settings with the flags given.
+func (f *groupFlags) apply(instanceID *string, session, rebalance *time.Duration) {
+	if f.instanceID != "" {
+		*instanceID = f.instanceID
+	}
+	if f.session > 0 {
+		*session = f.session
+	}
+	if f.rebalance > 0 {
+		*rebalance = f.rebalance
+	}
 }

@@ -269,6 +269,7 @@ func newReceiveDir(g *globals) *cobra.Command {
 		timeout                       time.Duration
 		once                          bool
 		maxOpen                       int
+		membership                    groupFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "receive-dir DIR",
@@ -312,7 +313,7 @@ written or quarantined. --once stops when caught up.`,
 				files, quarantined int
 			)
 			out := cmd.OutOrStdout()
-			r, err := filetransfer.NewReceiver(filetransfer.ReceiverOptions{
+			ro := filetransfer.ReceiverOptions{
 				Dir: args[0], Topic: topic, Group: group, Settings: e.settings, Kafka: e.kafka, Opener: op, Quarantine: q, AcceptLegacy: acceptsLegacy(e.cfg, topic),
 				IncompleteTimeout: timeout, MaxOpenFiles: maxOpen, Once: once, Logger: e.log,
 				OnFile: func(got filetransfer.Received) {
@@ -335,7 +336,9 @@ written or quarantined. --once stops when caught up.`,
 					defer mu.Unlock()
 					quarantined += len(q.Locations)
 				},
-			})
+			}
+			membership.apply(&ro.InstanceID, &ro.SessionTimeout, &ro.RebalanceTimeout)
+			r, err := filetransfer.NewReceiver(ro)
 			if err != nil {
 				return err
 			}
@@ -353,6 +356,7 @@ written or quarantined. --once stops when caught up.`,
 	cmd.Flags().DurationVar(&timeout, "incomplete-timeout", filetransfer.DefaultIncompleteTimeout, "quarantine a file whose next chunk does not arrive within this time")
 	cmd.Flags().BoolVar(&once, "once", false, "stop when caught up with the topic (files in progress wait for --incomplete-timeout)")
 	cmd.Flags().IntVar(&maxOpen, "max-open-files", filetransfer.DefaultMaxOpenFiles, "files in progress per partition")
+	membership.bind(cmd, "")
 	return cmd
 }
 

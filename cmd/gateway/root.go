@@ -78,6 +78,7 @@ func (g *globals) brokerList() []string {
 
 func newServe(g *globals) *cobra.Command {
 	var listen, pprofAddr string
+	var drain gateway.Drain
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP gateway (Vault from VAULT_* environment, Kafka from the config file)",
@@ -111,10 +112,25 @@ func newServe(g *globals) *cobra.Command {
 				return err
 			}
 			log.Info("kafkagate serving", "listen", l.Addr().String(), "tls", tlsCfg != nil, "vault", gw.Vault.Addr(), "topics_with_policy", strings.Join(cfg.Policies.Topics(), ","))
-			return gw.Serve(cmd.Context(), l)
+			return gw.ServeDrain(cmd.Context(), l, drainSettings(cmd, drain, gw.Settings))
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP listen address (default: [kafkagate] listen, else 127.0.0.1:8080); beyond loopback only with [kafkagate] access_file")
+	cmd.Flags().DurationVar(&drain.Delay, "drain-delay", gateway.DefaultDrainDelay, "on SIGTERM, /readyz answers 503 and the listener keeps serving this long before it closes ([kafkagate] drain_delay when not given)")
+	cmd.Flags().DurationVar(&drain.Timeout, "drain-timeout", gateway.DefaultDrainTimeout, "then requests and streams in flight get this long; streams end at the deadline ([kafkagate] drain_timeout when not given)")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	return cmd
+}
+
+// drainSettings is the drain of serve: a flag given wins, then
+// [kafkagate] drain_delay and drain_timeout, then the defaults.
+func drainSettings(cmd *cobra.Command, flags gateway.Drain, set gateway.Settings) gateway.Drain {
+	d := flags
+	if !cmd.Flags().Changed("drain-delay") && set.DrainDelaySet {
+		d.Delay = set.DrainDelay
+	}
+	if !cmd.Flags().Changed("drain-timeout") && set.DrainTimeoutSet {
+		d.Timeout = set.DrainTimeout
+	}
+	return d
 }

@@ -49,8 +49,14 @@ func FromFile(f *config.File, t Topics) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	// max.poll.interval.ms is the Java client's rebalance timeout.
+	rebalance, err := millis(f, "max.poll.interval.ms")
+	if err != nil {
+		return Config{}, err
+	}
 	return Config{Source: t.Source, Target: t.Target, DLQ: t.DLQ, Group: t.Group, Policy: pol,
-		SessionTimeout: sessionTimeout, HeartbeatInterval: heartbeat}, nil
+		SessionTimeout: sessionTimeout, HeartbeatInterval: heartbeat, RebalanceTimeout: rebalance,
+		InstanceID: f.Get("encryptor", "group.instance.id", "")}, nil
 }
 
 // millis reads an [encryptor] duration given in milliseconds (0 if unset).

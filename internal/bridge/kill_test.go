@@ -116,41 +116,16 @@ func killNine(t *testing.T, exactlyOnce bool) {
 	if testing.Short() {
 		t.Skip("fault test: five bridge processes killed (-short skips it)")
 	}
-	bin := buildGateway(t)
-	f := setup(t, 10*time.Second, nil)
-	f.createTopic("plain", 3)
-	f.createTopic("enc", 3)
-	f.createTopic("enc.dlq", 1)
-	conf := filepath.Join(t.TempDir(), "bridge.ini")
-	ini := fmt.Sprintf("[default]\nbootstrap.servers = %s\n\n[encryptor]\nsourcetopic = plain\ntargettopic = enc\nsession.timeout.ms = 1000\nheartbeat.interval.ms = 100\n\n[policy:enc]\nfields = Name transit, Address transit\n",
-		f.env.Brokers[0])
-	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"--config", conf, "--log-level", "info", "bridge", "--batch", "100", "--stats-interval", "500ms"}
+	var extra []string
 	if exactlyOnce {
-		args = append(args, "--exactly-once")
+		extra = append(extra, "--exactly-once")
 	}
-	procs := newBridgeProcs(t, f, bin, args)
+	f, procs := procFixture(t, "session.timeout.ms = 1000\nheartbeat.interval.ms = 100\n", extra...)
 	start := procs.start
-	total := func(topic string) int64 {
-		var n int64
-		for _, e := range f.ends(topic) {
-			n += e
-		}
-		return n
-	}
+	total := f.total
 
 	// The producer writes records 0, 1, 2, ... until stopped.
-	pctx, stopProducer := context.WithCancel(context.Background())
-	defer stopProducer()
-	sent := make(chan int, 1)
-	var produceErr error
-	go func() { // owned by the test: ends when pctx ends or a send fails
-		n, err := produceUntil(pctx, f.cl, "plain")
-		produceErr = err
-		sent <- n
-	}()
+	stopProducer := f.producing(t)
 
 	// Five times: start a bridge, let it write at least 200 records, then
 	// SIGKILL it at a random moment of the stream.
@@ -173,11 +148,7 @@ func killNine(t *testing.T, exactlyOnce bool) {
 		}
 		atKill = append(atKill, total("enc"))
 	}
-	stopProducer()
-	n := <-sent
-	if produceErr != nil {
-		t.Fatalf("producer: %v", produceErr)
-	}
+	n := stopProducer()
 
 	// A sixth bridge catches up; SIGTERM then stops it cleanly (exit 0).
 	last := start()
@@ -185,20 +156,7 @@ func killNine(t *testing.T, exactlyOnce bool) {
 	group := bridge.DefaultGroup("enc")
 	f.waitCommitted(group, "plain", 180*time.Second)
 	took := time.Since(caughtUp)
-	if err := last.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-last.done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the bridge did not exit within 60 s of SIGTERM")
-	}
-	if last.err != nil {
-		t.Fatalf("bridge after SIGTERM: %v, want exit 0", last.err)
-	}
-	if !bytes.Contains([]byte(last.logs.String()), []byte("bridge stopped")) {
-		t.Fatal("the last bridge did not log its final counts")
-	}
+	sigterm(t, last)
 	f.waitCommitted(group, "plain", 5*time.Second) // still at the ends after the stop
 
 	msgs := f.readAll("enc")

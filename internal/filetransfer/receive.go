@@ -69,7 +69,14 @@ type ReceiverOptions struct {
 	// RetryBackoff is the first wait when Vault is unavailable (doubling up
 	// to 30 s; the partition waits, nothing is quarantined). Default 500 ms.
 	RetryBackoff time.Duration
-	Logger       *slog.Logger
+	// Group membership (0: kafka.JoinGroup's defaults): session and
+	// rebalance timeouts, and InstanceID for static membership
+	// (group.instance.id), so a restarted receiver takes its partitions
+	// back at once.
+	SessionTimeout   time.Duration
+	RebalanceTimeout time.Duration
+	InstanceID       string
+	Logger           *slog.Logger
 	// OnFile and OnQuarantine, if set, are called after each written file
 	// and each quarantine (from the partition's goroutine).
 	OnFile       func(Received)
@@ -192,6 +199,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	// Prefetch is bounded so memory does not grow with the topic.
 	g, err := kafka.JoinGroup(r.o.Settings, kafka.GroupOptions{
 		Group: r.o.Group, Topic: r.o.Topic, Initial: kafka.OffsetOldest, AutoCommit: true, SmallPrefetch: true,
+		SessionTimeout: r.o.SessionTimeout, RebalanceTimeout: r.o.RebalanceTimeout, InstanceID: r.o.InstanceID,
 		BackoffMin: time.Second, BackoffMax: 30 * time.Second,
 		OnRetry: func(err error, wait time.Duration) {
 			r.log.Warn("consumer group session failed; retrying", "group", r.o.Group, "topic", r.o.Topic, "error", err, "retry_in", wait)

@@ -39,7 +39,11 @@ type WatchOptions struct {
 	// Rescan is the interval of a full scan backing up the file system
 	// notifications, default 30 s.
 	Rescan time.Duration
-	Logger *slog.Logger
+	// FinishTimeout: a file being sent when ctx ends may finish (and be
+	// recorded) within this long, so a stop does not cut it; no other
+	// file is started. Default 30 s.
+	FinishTimeout time.Duration
+	Logger        *slog.Logger
 	// OnSent, if set, is called after each file is sent.
 	OnSent func(path string, res Result)
 }
@@ -138,6 +142,9 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	}
 	if o.Rescan <= 0 {
 		o.Rescan = 30 * time.Second
+	}
+	if o.FinishTimeout <= 0 {
+		o.FinishTimeout = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -249,7 +256,10 @@ func (w *watcher) process(ctx context.Context) {
 		if w.pending[name] != c || now.Before(c.nextTry) || now.Sub(c.since) < w.o.Settle {
 			continue
 		}
-		if err := w.send(ctx, name, c); err != nil {
+		sctx, release := finishing(ctx, w.o.FinishTimeout)
+		err := w.send(sctx, name, c)
+		release()
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -258,6 +268,15 @@ func (w *watcher) process(ctx context.Context) {
 			w.log.Error("watch: sending failed; will retry", "file", name, "retry_in", c.backoff, "error", err)
 		}
 	}
+}
+
+// finishing returns a context that ends grace after parent ends, so the
+// file being sent can finish after a stop but not forever; release frees
+// it.
+func finishing(parent context.Context, grace time.Duration) (ctx context.Context, release func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() { time.AfterFunc(grace, cancel) })
+	return ctx, func() { stop(); cancel() }
 }
 
 // send sends one settled file and records it.

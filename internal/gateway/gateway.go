@@ -4,13 +4,12 @@
 package gateway
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/config"
@@ -57,8 +56,9 @@ type Gateway struct {
 	Metrics *metrics.Metrics
 	// UI is the live viewer served under /ui (viewer.go); nil with
 	// [kafkagate] ui = off.
-	UI  http.Handler
-	log *slog.Logger
+	UI       http.Handler
+	log      *slog.Logger
+	draining atomic.Bool // set once Serve drains (drain.go)
 }
 
 // New connects to Kafka and prepares the Vault client (Vault is checked
@@ -159,24 +159,4 @@ func NewHTTPServer(h http.Handler, idle time.Duration) *http.Server {
 		idle = DefaultIdleTimeout
 	}
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
-}
-
-// Serve serves the API on l until ctx ends, then shuts down gracefully
-// (in-flight requests get up to 10 s).
-func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
-	srv := NewHTTPServer(g.Handler(), g.Settings.IdleTimeout)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
 }

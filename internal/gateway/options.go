@@ -33,8 +33,15 @@ type Settings struct {
 	MaxJSONDepth   int           // max_json_depth of record values, default 64
 	RequestTimeout time.Duration // request_timeout, default 30s
 	IdleTimeout    time.Duration // idle_timeout of keep-alive connections, default 120s
-	RateLimit      float64       // rate_limit: requests per second per principal; 0 = off
-	RateBurst      int           // rate_burst, default ceil(rate_limit)
+	// drain_delay and drain_timeout: how Serve stops (Drain). Zero in the
+	// library (a test's Serve stops at once); the serve command defaults
+	// them to DefaultDrainDelay and DefaultDrainTimeout.
+	DrainDelay   time.Duration
+	DrainTimeout time.Duration
+	// DrainDelaySet and DrainTimeoutSet tell whether the file set them.
+	DrainDelaySet, DrainTimeoutSet bool
+	RateLimit                      float64 // rate_limit: requests per second per principal; 0 = off
+	RateBurst                      int     // rate_burst, default ceil(rate_limit)
 	// max_streams_per_principal and max_uploads_per_principal: one
 	// principal's concurrent records:stream and file uploads (default 8
 	// and 4).
@@ -89,6 +96,19 @@ func ReadSettings(f *config.File) (Settings, error) {
 	}
 	s.RequestTimeout = durKey("request_timeout", "30s or 2m")
 	s.IdleTimeout = durKey("idle_timeout", "120s or 5m")
+	drainKey := func(key string) (time.Duration, bool) {
+		v := f.Get("kafkagate", key, "")
+		if v == "" {
+			return 0, false
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Hour {
+			errs = append(errs, fmt.Errorf("%w: [kafkagate] %s = %q: want a duration such as 5s or 0s (at most 1h)", config.ErrConfig, key, v))
+		}
+		return d, true
+	}
+	s.DrainDelay, s.DrainDelaySet = drainKey("drain_delay")
+	s.DrainTimeout, s.DrainTimeoutSet = drainKey("drain_timeout")
 	if v := f.Get("kafkagate", "rate_limit", ""); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
 		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {

@@ -1,6 +1,7 @@
 package helmtest
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -33,6 +34,8 @@ type chartCase struct {
 	hpa          bool
 	replicas     int32 // without the HPA
 	delay, grace int64
+	// noDrainFlags: the values set drain.flags false (preStop sleeps).
+	noDrainFlags bool
 	monitor      bool // ServiceMonitor instead of annotations
 	bridge       bool
 	receiveDir   bool
@@ -40,7 +43,7 @@ type chartCase struct {
 
 var cases = []chartCase{
 	{file: "", auth: "kubernetes", hpa: true, delay: 5, grace: 35},
-	{file: "approle-values.yaml", auth: "approle", replicas: 3, delay: 5, grace: 35},
+	{file: "approle-values.yaml", auth: "approle", replicas: 3, delay: 5, grace: 35, noDrainFlags: true},
 	{file: "tls-values.yaml", auth: "kubernetes", tls: true, hpa: true, delay: 10, grace: 65, monitor: true},
 	{file: "bridge-values.yaml", auth: "kubernetes", hpa: true, delay: 5, grace: 35, bridge: true, receiveDir: true},
 }
@@ -258,10 +261,25 @@ func checkGateway(t *testing.T, r *release, c chartCase, dep *appsv1.Deployment,
 		t.Errorf("readiness probe period %d s, threshold %d, timeout %d s", rp.PeriodSeconds, rp.FailureThreshold, rp.TimeoutSeconds)
 	}
 
-	// Drain: preStop sleeps the delay; the grace period covers delay,
-	// timeout and 5 s more.
-	if gw.Lifecycle == nil || gw.Lifecycle.PreStop == nil || gw.Lifecycle.PreStop.Sleep == nil || gw.Lifecycle.PreStop.Sleep.Seconds != c.delay {
-		t.Errorf("preStop %+v, want sleep %d s", gw.Lifecycle, c.delay)
+	// Drain: with drain.flags the gateway delays itself (--drain-delay,
+	// --drain-timeout) and has no preStop; without, preStop sleeps the
+	// delay. The grace period covers delay, timeout and 5 s more.
+	if c.noDrainFlags {
+		if gw.Lifecycle == nil || gw.Lifecycle.PreStop == nil || gw.Lifecycle.PreStop.Sleep == nil || gw.Lifecycle.PreStop.Sleep.Seconds != c.delay {
+			t.Errorf("preStop %+v, want sleep %d s", gw.Lifecycle, c.delay)
+		}
+		if slices.ContainsFunc(gw.Args, func(a string) bool { return strings.HasPrefix(a, "--drain-") }) {
+			t.Errorf("gateway args %v: drain flags with drain.flags false", gw.Args)
+		}
+	} else {
+		if gw.Lifecycle != nil && gw.Lifecycle.PreStop != nil {
+			t.Errorf("preStop %+v with drain.flags: the gateway delays itself", gw.Lifecycle.PreStop)
+		}
+		for _, a := range []string{fmt.Sprintf("--drain-delay=%ds", c.delay), fmt.Sprintf("--drain-timeout=%ds", c.grace-c.delay-5)} {
+			if !slices.Contains(gw.Args, a) {
+				t.Errorf("gateway args %v, want %s", gw.Args, a)
+			}
+		}
 	}
 	if g := ps.TerminationGracePeriodSeconds; g == nil || *g <= c.delay || *g != c.grace {
 		t.Errorf("terminationGracePeriodSeconds %v, want %d (> drain delay %d)", g, c.grace, c.delay)
@@ -499,7 +517,8 @@ func checkBridge(t *testing.T, r *release, c chartCase, cfg *config.File) {
 	}
 	ps := b.Spec.Template.Spec
 	ctr := container(t, ps, "bridge")
-	if !slices.Contains(ctr.Args, "bridge") || !slices.Contains(ctr.Args, "--metrics-listen=0.0.0.0:9464") || !slices.Contains(ctr.Args, "--config="+configPath) {
+	if !slices.Contains(ctr.Args, "bridge") || !slices.Contains(ctr.Args, "--metrics-listen=0.0.0.0:9464") || !slices.Contains(ctr.Args, "--config="+configPath) ||
+		!slices.Contains(ctr.Args, "--instance-id=$(POD_NAME)") || !hasFieldEnv(ctr, "POD_NAME", "metadata.name") {
 		t.Errorf("bridge args %v", ctr.Args)
 	}
 	if g := ps.TerminationGracePeriodSeconds; g == nil || *g != 30 {
@@ -561,7 +580,8 @@ func checkReceiveDir(t *testing.T, r *release, c chartCase, cfg *config.File) {
 	if len(args) < 3 || args[1] != "receive-dir" || dataMount == "" || !strings.HasPrefix(args[2], dataMount+"/") {
 		t.Errorf("receive-dir args %v write outside its volume %q", args, dataMount)
 	}
-	if !slices.Contains(args, "--topic=purchases_large_encrypted") || !slices.Contains(args, "--quarantine="+dataMount+"/quarantine") {
+	if !slices.Contains(args, "--topic=purchases_large_encrypted") || !slices.Contains(args, "--quarantine="+dataMount+"/quarantine") ||
+		!slices.Contains(args, "--instance-id=$(POD_NAME)") || !hasFieldEnv(ctr, "POD_NAME", "metadata.name") {
 		t.Errorf("receive-dir args %v", args)
 	}
 	if p, ok := cfg.Policies.For("purchases_large_encrypted"); !ok || p.Mode != policy.Envelope {
@@ -650,4 +670,15 @@ func TestMutualTLSProbes(t *testing.T) {
 	if !strings.Contains(r.notes, "TCP checks") {
 		t.Errorf("NOTES do not warn about the TCP probes:\n%s", r.notes)
 	}
+}
+
+// hasFieldEnv reports whether the container sets name from the pod's
+// field path (the downward API), as $(name) in args needs.
+func hasFieldEnv(c corev1.Container, name, path string) bool {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == path {
+			return true
+		}
+	}
+	return false
 }

@@ -119,7 +119,7 @@ vaultEnv: the VAULT_* environment. Call with
 {{- end }}
 {{- end -}}
 
-{{/* drainArgs: the drain flags, when the binary has them. */}}
+{{/* drainArgs: the gateway's drain flags (drain.flags). */}}
 {{- define "kafkagate.drainArgs" -}}
 {{- if .Values.drain.flags }}
 - --drain-delay={{ .Values.drain.delaySeconds }}s

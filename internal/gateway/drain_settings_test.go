@@ -1,0 +1,37 @@
+package gateway_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/gateway"
+)
+
+// TestDrainSettings: [kafkagate] drain_delay and drain_timeout are read
+// as durations, 0s included; unset they are zero and marked unset; a
+// negative or unparsable value is a configuration error.
+func TestDrainSettings(t *testing.T) {
+	read := func(kv string) (gateway.Settings, error) {
+		t.Helper()
+		f, err := config.Parse([]byte("[kafkagate]\n" + kv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gateway.ReadSettings(f)
+	}
+	s, err := read("drain_delay = 0s\ndrain_timeout = 40s\n")
+	if err != nil || s.DrainDelay != 0 || !s.DrainDelaySet || s.DrainTimeout != 40*time.Second || !s.DrainTimeoutSet {
+		t.Fatalf("set: %+v %v", s, err)
+	}
+	s, err = read("")
+	if err != nil || s.DrainDelaySet || s.DrainTimeoutSet || s.DrainDelay != 0 || s.DrainTimeout != 0 {
+		t.Fatalf("unset: %+v %v", s, err)
+	}
+	for _, bad := range []string{"drain_delay = -1s\n", "drain_timeout = soon\n", "drain_delay = 2h\n"} {
+		if _, err := read(bad); !errors.Is(err, config.ErrConfig) {
+			t.Errorf("%q: %v, want a configuration error", bad, err)
+		}
+	}
+}
