@@ -208,11 +208,13 @@ func classify(err error) error {
 	}
 	var ce sarama.ConfigurationError
 	switch {
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrTooLarge), errors.Is(err, ErrUnknownTopic):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrTooLarge), errors.Is(err, ErrUnknownTopic), errors.Is(err, ErrUnknownPartition):
 		return err
 	case errors.Is(err, sarama.ErrMessageSizeTooLarge), errors.Is(err, sarama.ErrMessageSetSizeTooLarge),
 		errors.As(err, &ce) && strings.Contains(string(ce), "MaxMessageBytes"):
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.Is(err, sarama.ErrInvalidPartition):
+		return fmt.Errorf("%w: %w", ErrUnknownPartition, err)
 	case errors.Is(err, sarama.ErrUnknownTopicOrPartition), errors.Is(err, sarama.ErrInvalidTopic):
 		return fmt.Errorf("%w: %w", ErrUnknownTopic, err)
 	case errors.Is(err, sarama.ErrTopicAuthorizationFailed), errors.Is(err, sarama.ErrClusterAuthorizationFailed),
@@ -317,6 +319,10 @@ var ErrTooLarge = errors.New("record too large")
 
 // ErrUnknownTopic means the topic or partition does not exist.
 var ErrUnknownTopic = errors.New("unknown topic or partition")
+
+// ErrUnknownPartition means a record named a partition its topic does not
+// have.
+var ErrUnknownPartition = errors.New("unknown partition")
 
 // ErrOffsetOutOfRange means the requested offset is outside the log.
 var ErrOffsetOutOfRange = errors.New("offset out of range")
