@@ -382,7 +382,7 @@ func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs [
 				ae = &apiError{ErrorCode: CodePartitionNotFound, Message: "partition not found", Field: "partition_id"}
 			}
 			s.log.Warn("produce failed", "topic", topic, "error", d.Err)
-			out[i] = produceResponse{ErrorCode: ae.ErrorCode, Message: ae.Message}
+			out[i] = produceResponse{ErrorCode: ae.ErrorCode, Message: ae.Message, Field: ae.Field}
 			continue
 		}
 		part, off, ts := d.Partition, d.Offset, d.Timestamp
