@@ -238,34 +238,42 @@ func (c *Client) ClusterID(ctx context.Context) (string, error) {
 }
 
 func (c *Client) fetchClusterID(ctx context.Context) (string, error) {
+	md, err := askMetadata(ctx, c.client, sarama.NewMetadataRequest(c.settings.Sarama.Version, []string{}))
+	if err != nil {
+		return "", fmt.Errorf("cluster id: %w", err)
+	}
+	if md.ClusterID == nil || *md.ClusterID == "" {
+		return "", errors.New("cluster id: broker reported none")
+	}
+	return *md.ClusterID, nil
+}
+
+// askMetadata sends req to the controller of cl; ctx bounds the wait (the
+// request itself ends within sarama's timeouts).
+func askMetadata(ctx context.Context, cl sarama.Client, req *sarama.MetadataRequest) (*sarama.MetadataResponse, error) {
 	type res struct {
-		id  string
+		md  *sarama.MetadataResponse
 		err error
 	}
 	ch := make(chan res, 1)
 	go func() {
-		b, err := c.client.Controller()
+		b, err := cl.Controller()
 		if err != nil {
-			ch <- res{err: fmt.Errorf("cluster id: %w: %w", ErrUnavailable, err)}
+			ch <- res{err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 			return
 		}
-		req := sarama.NewMetadataRequest(c.settings.Sarama.Version, []string{})
 		md, err := b.GetMetadata(req)
 		if err != nil {
-			ch <- res{err: fmt.Errorf("cluster id: %w: %w", ErrUnavailable, err)}
+			ch <- res{err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 			return
 		}
-		if md.ClusterID == nil || *md.ClusterID == "" {
-			ch <- res{err: errors.New("cluster id: broker reported none")}
-			return
-		}
-		ch <- res{id: *md.ClusterID}
+		ch <- res{md: md}
 	}()
 	select {
 	case r := <-ch:
-		return r.id, r.err
+		return r.md, r.err
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 

@@ -54,37 +54,14 @@ func (m *ClusterMeta) Topic(name string) (TopicMeta, bool) {
 // partitions from one metadata request that names no topic (it creates
 // none).
 func (c *Client) Describe(ctx context.Context) (*ClusterMeta, error) {
-	type res struct {
-		md  *sarama.MetadataResponse
-		err error
+	req := sarama.NewMetadataRequest(c.settings.Sarama.Version, nil)
+	req.AllowAutoTopicCreation = false
+	md, err := askMetadata(ctx, c.reader, req)
+	if err != nil {
+		return nil, fmt.Errorf("kafka metadata: %w", err)
 	}
-	ch := make(chan res, 1)
-	go func() {
-		b, err := c.reader.Controller()
-		if err != nil {
-			ch <- res{err: fmt.Errorf("kafka metadata: %w: %w", ErrUnavailable, err)}
-			return
-		}
-		req := sarama.NewMetadataRequest(c.settings.Sarama.Version, nil)
-		req.AllowAutoTopicCreation = false
-		md, err := b.GetMetadata(req)
-		if err != nil {
-			ch <- res{err: fmt.Errorf("kafka metadata: %w: %w", ErrUnavailable, err)}
-			return
-		}
-		ch <- res{md: md}
-	}()
-	var r res
-	select {
-	case r = <-ch:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	out := &ClusterMeta{ControllerID: r.md.ControllerID}
-	for _, b := range r.md.Brokers {
+	out := &ClusterMeta{ControllerID: md.ControllerID}
+	for _, b := range md.Brokers {
 		bm := BrokerMeta{ID: b.ID(), Host: b.Addr()}
 		if h, p, err := net.SplitHostPort(b.Addr()); err == nil {
 			bm.Host = h
@@ -96,7 +73,7 @@ func (c *Client) Describe(ctx context.Context) (*ClusterMeta, error) {
 		out.Brokers = append(out.Brokers, bm)
 	}
 	sort.Slice(out.Brokers, func(i, j int) bool { return out.Brokers[i].ID < out.Brokers[j].ID })
-	for _, t := range r.md.Topics {
+	for _, t := range md.Topics {
 		if t.Err != sarama.ErrNoError {
 			continue
 		}
