@@ -407,8 +407,8 @@ func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs [
 }
 
 // produce handles POST .../records: one JSON object, or several
-// concatenated (REST Proxy v3 streaming mode), answered with one response
-// object per record, newline-delimited.
+// concatenated (REST Proxy v3 streaming mode), answered with one report
+// per record (writeReports).
 func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	topic := chi.URLParam(r, "topic")
 	body, aerr := s.readBody(w, r)

@@ -1,7 +1,8 @@
 // Package httpapi is kafkagate's HTTP API, built on chi in the shapes of
 // Confluent REST Proxy v3: produce (single, streamed and batch) with
-// encryption by the topic's policy, a stateless decrypting read, cluster
-// listing, and health and readiness probes. Errors are {error_code,
+// encryption by the topic's policy, a stateless decrypting read, the
+// read-only cluster, broker, topic and partition resources (resources.go),
+// and health and readiness probes. Errors are {error_code,
 // message} with the codes in errors.go (documented in docs/errors.md).
 package httpapi
 
