@@ -101,6 +101,15 @@ func list[T any](kind, self string, data []T) dataList[T] {
 	return dataList[T]{Kind: kind, Metadata: collectionMetadata{Self: self}, Data: data}
 }
 
+// writeList answers a collection: each item converted by conv.
+func writeList[M, T any](w http.ResponseWriter, kind, self string, items []M, conv func(M) T) {
+	out := make([]T, 0, len(items))
+	for _, it := range items {
+		out = append(out, conv(it))
+	}
+	writeJSON(w, http.StatusOK, list(kind, self, out))
+}
+
 func crn(parts ...string) *string {
 	s := "crn://"
 	for i := 0; i+1 < len(parts); i += 2 {
@@ -240,11 +249,7 @@ func (s *Server) listBrokers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "cluster_id")
-	var out []brokerData
-	for _, b := range md.Brokers {
-		out = append(out, brokerOf(r, id, b))
-	}
-	writeJSON(w, http.StatusOK, list("KafkaBrokerList", clusterURL(r, id)+"/brokers", out))
+	writeList(w, "KafkaBrokerList", clusterURL(r, id)+"/brokers", md.Brokers, func(b kafka.BrokerMeta) brokerData { return brokerOf(r, id, b) })
 }
 
 func (s *Server) getBroker(w http.ResponseWriter, r *http.Request) {
@@ -268,11 +273,7 @@ func (s *Server) listTopics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "cluster_id")
-	var out []topicData
-	for _, t := range md.Topics {
-		out = append(out, topicOf(r, id, t))
-	}
-	writeJSON(w, http.StatusOK, list("KafkaTopicList", clusterURL(r, id)+"/topics", out))
+	writeList(w, "KafkaTopicList", clusterURL(r, id)+"/topics", md.Topics, func(t kafka.TopicMeta) topicData { return topicOf(r, id, t) })
 }
 
 // topic returns the path's topic, or writes 404.
@@ -300,11 +301,8 @@ func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "cluster_id")
-	var out []partitionData
-	for _, p := range t.Partitions {
-		out = append(out, partitionOf(r, id, t.Name, p))
-	}
-	writeJSON(w, http.StatusOK, list("KafkaPartitionList", clusterURL(r, id)+"/topics/"+t.Name+"/partitions", out))
+	writeList(w, "KafkaPartitionList", clusterURL(r, id)+"/topics/"+t.Name+"/partitions", t.Partitions,
+		func(p kafka.PartitionMeta) partitionData { return partitionOf(r, id, t.Name, p) })
 }
 
 func (s *Server) getPartition(w http.ResponseWriter, r *http.Request) {
