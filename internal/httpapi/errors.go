@@ -3,7 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime/debug"
+	"time"
 
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/kms"
@@ -21,7 +24,15 @@ const (
 	CodeForbidden       = 40302 // the principal lacks the right for this topic or endpoint
 	CodeClusterNotFound = 40401 // unknown cluster id
 	CodeTopicNotFound   = 40402 // unknown topic or partition
-	CodeOffsetRange     = 40403 // offset outside the partition's log
+	CodeOffsetRange     = 40403 // offset outside the partition's log (reads)
+	// CodePartitionNotFound is REST Proxy's partition-not-found code: a
+	// record's partition_id the topic does not have.
+	CodePartitionNotFound = 40403
+	// CodeSchemaUnsupported refuses the Schema Registry fields and
+	// formats (AVRO, PROTOBUF, JSONSCHEMA): not supported by kafkagate.
+	CodeSchemaUnsupported = 40030
+	// CodeBrokerNotFound answers an unknown broker_id.
+	CodeBrokerNotFound  = 40405
 	CodeBodyTooLarge    = 41301 // body over the limit
 	CodeRecordTooLarge  = 41302 // record over Kafka's message size limit
 	CodeContentType     = 41501 // not application/json
@@ -114,4 +125,67 @@ func writeErr(w http.ResponseWriter, e *apiError) {
 		w.Header().Set("Retry-After", RetryAfterSeconds)
 	}
 	writeJSON(w, e.status(), e)
+}
+
+// CodeTimeout answers a request that ran past the request timeout without
+// answering.
+const CodeTimeout = 50401
+
+// trackWriter remembers whether the handler started its answer.
+type trackWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush,
+// deadlines).
+func (t *trackWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// recoverer turns a handler's panic into 500 {error_code: 50001} when no
+// answer was started (the panic is logged, never its value's content in
+// the body). http.ErrAbortHandler passes through.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &trackWriter{ResponseWriter: w}
+		defer func() {
+			rec := recover()
+			if rec == nil {
+				return
+			}
+			if rec == http.ErrAbortHandler {
+				panic(rec)
+			}
+			s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			if !tw.wrote {
+				writeErr(w, newErr(CodeInternal, "internal error"))
+			}
+		}()
+		next.ServeHTTP(tw, r)
+	})
+}
+
+// deadline bounds a request by d; a handler that has not answered when
+// the deadline passes gets 504 {error_code: 50401}.
+func deadline(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			tw := &trackWriter{ResponseWriter: w}
+			next.ServeHTTP(tw, r.WithContext(ctx))
+			if !tw.wrote && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				writeErr(w, newErr(CodeTimeout, "the request timed out"))
+			}
+		})
+	}
 }

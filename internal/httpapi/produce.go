@@ -39,7 +39,31 @@ type requestHeader struct {
 type requestData struct {
 	Type string          `json:"type"` // JSON (default), STRING, BINARY
 	Data json.RawMessage `json:"data"`
+	// Schema Registry fields of ProduceRequestData: accepted when null,
+	// refused otherwise (CodeSchemaUnsupported).
+	Subject             json.RawMessage `json:"subject"`
+	SubjectNameStrategy json.RawMessage `json:"subject_name_strategy"`
+	SchemaID            json.RawMessage `json:"schema_id"`
+	SchemaVersion       json.RawMessage `json:"schema_version"`
+	Schema              json.RawMessage `json:"schema"`
 }
+
+// schemaField names the first Schema Registry field set to a non-null
+// value, or "".
+func (d *requestData) schemaField() string {
+	for _, f := range []struct {
+		name string
+		v    json.RawMessage
+	}{{"subject", d.Subject}, {"subject_name_strategy", d.SubjectNameStrategy}, {"schema_id", d.SchemaID}, {"schema_version", d.SchemaVersion}, {"schema", d.Schema}} {
+		if len(f.v) > 0 && string(f.v) != "null" {
+			return f.name
+		}
+	}
+	return ""
+}
+
+// isNull reports data that is absent or JSON null.
+func isNull(d json.RawMessage) bool { return len(d) == 0 || string(d) == "null" }
 
 // batchRequest is the records:batch body.
 type batchRequest struct {
@@ -97,8 +121,6 @@ type prepared struct {
 	msg     kafka.Message
 	keyType string
 	valType string
-	keySize int
-	valSize int
 	tomb    bool
 	err     *apiError
 }
@@ -114,6 +136,9 @@ func (s *Server) prepare(topic string, req produceRequest) prepared {
 	}
 	if req.Timestamp != nil {
 		p.msg.Timestamp = *req.Timestamp
+	} else {
+		// As REST Proxy: the produce time, so the report always has one.
+		p.msg.Timestamp = time.Now().Truncate(time.Millisecond)
 	}
 	if len(req.Headers) > s.cfg.MaxHeaders {
 		p.err = &apiError{ErrorCode: CodeBadRequestField, Message: fmt.Sprintf("headers: at most %d headers per record", s.cfg.MaxHeaders), Field: "headers"}
@@ -150,13 +175,11 @@ func (s *Server) prepare(topic string, req produceRequest) prepared {
 			p.err = aerr
 			return p
 		}
-		p.msg.Key, p.keyType, p.keySize = b, typ, len(b)
+		p.msg.Key, p.keyType = b, typ
 	}
-	if !req.hasValue {
-		p.err = &apiError{ErrorCode: CodeBadRequestField, Message: `value is required (send "value": null for a tombstone)`, Field: "value"}
-		return p
-	}
-	if req.Value == nil || (strings.EqualFold(req.Value.Type, "JSON") || req.Value.Type == "") && (len(req.Value.Data) == 0 || string(req.Value.Data) == "null") {
+	// A missing value, "value": null, or data absent or null (any type)
+	// is a null value, as the spec allows (its empty_value example).
+	if req.Value == nil {
 		p.tomb = true
 		return p
 	}
@@ -165,21 +188,35 @@ func (s *Server) prepare(topic string, req produceRequest) prepared {
 		p.err = aerr
 		return p
 	}
-	p.msg.Value, p.valType, p.valSize = b, typ, len(b)
+	p.valType = typ
+	if b == nil {
+		p.tomb = true
+		return p
+	}
+	p.msg.Value = b
 	return p
 }
 
-// dataBytes turns a key or value object into bytes.
+// dataBytes turns a key or value object into bytes; nil (with no error)
+// when its data is absent or null: a null key or value.
 func dataBytes(d *requestData, field string) ([]byte, string, *apiError) {
 	typ := strings.ToUpper(d.Type)
 	if typ == "" {
 		typ = "JSON"
 	}
+	if f := d.schemaField(); f != "" {
+		return nil, typ, &apiError{ErrorCode: CodeSchemaUnsupported, Message: field + "." + f + ": Schema Registry formats are not supported by this gateway", Field: field + "." + f}
+	}
+	switch typ {
+	case "AVRO", "PROTOBUF", "JSONSCHEMA":
+		return nil, typ, &apiError{ErrorCode: CodeSchemaUnsupported, Message: field + ".type " + typ + ": Schema Registry formats are not supported by this gateway (use JSON, STRING or BINARY)", Field: field + ".type"}
+	case "JSON", "STRING", "BINARY":
+		if isNull(d.Data) {
+			return nil, typ, nil
+		}
+	}
 	switch typ {
 	case "JSON":
-		if len(d.Data) == 0 {
-			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data is required", Field: field + ".data"}
-		}
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, d.Data); err != nil {
 			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data is not valid JSON", Field: field + ".data"}
@@ -187,18 +224,12 @@ func dataBytes(d *requestData, field string) ([]byte, string, *apiError) {
 		return buf.Bytes(), typ, nil
 	case "STRING":
 		var s string
-		if len(d.Data) == 0 || string(d.Data) == "null" {
-			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data is required for type STRING (send \"" + field + "\": null for a null " + field + ")", Field: field + ".data"}
-		}
 		if err := json.Unmarshal(d.Data, &s); err != nil {
 			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data must be a JSON string for type STRING", Field: field + ".data"}
 		}
 		return []byte(s), typ, nil
 	case "BINARY":
 		var s string
-		if len(d.Data) == 0 || string(d.Data) == "null" {
-			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data is required for type BINARY (send \"" + field + "\": null for a null " + field + ")", Field: field + ".data"}
-		}
 		if err := json.Unmarshal(d.Data, &s); err != nil {
 			return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".data must be a base64 string for type BINARY", Field: field + ".data"}
 		}
@@ -208,7 +239,7 @@ func dataBytes(d *requestData, field string) ([]byte, string, *apiError) {
 		}
 		return b, typ, nil
 	}
-	return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".type must be JSON, STRING or BINARY (schema registry formats are not supported)", Field: field + ".type"}
+	return nil, typ, &apiError{ErrorCode: CodeBadRequestField, Message: field + ".type must be JSON, STRING or BINARY", Field: field + ".type"}
 }
 
 // readBody enforces content type and size, and returns the body.
@@ -344,23 +375,27 @@ func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs [
 		i := midx[j]
 		if d.Err != nil {
 			ae := fromError(d.Err)
-			if errors.Is(d.Err, kafka.ErrTooLarge) {
+			switch {
+			case errors.Is(d.Err, kafka.ErrTooLarge):
 				ae = newErr(CodeRecordTooLarge, "the encrypted record is larger than Kafka accepts")
+			case errors.Is(d.Err, kafka.ErrUnknownPartition), recs[i].msg.Partition >= 0 && errors.Is(d.Err, kafka.ErrUnknownTopic):
+				ae = &apiError{ErrorCode: CodePartitionNotFound, Message: "partition not found", Field: "partition_id"}
 			}
 			s.log.Warn("produce failed", "topic", topic, "error", d.Err)
-			out[i] = produceResponse{ErrorCode: ae.ErrorCode, Message: ae.Message}
+			out[i] = produceResponse{ErrorCode: ae.ErrorCode, Message: ae.Message, Field: ae.Field}
 			continue
 		}
 		part, off, ts := d.Partition, d.Offset, d.Timestamp
-		resp := produceResponse{ErrorCode: http.StatusOK, ClusterID: clusterID, TopicName: topic, PartitionID: &part, Offset: &off}
-		if !ts.IsZero() {
-			resp.Timestamp = &ts
+		if ts.IsZero() {
+			ts = recs[i].msg.Timestamp
 		}
+		resp := produceResponse{ErrorCode: http.StatusOK, ClusterID: clusterID, TopicName: topic, PartitionID: &part, Offset: &off, Timestamp: &ts}
+		// size: the bytes written to Kafka (after encryption).
 		if recs[i].keyType != "" {
-			resp.Key = &sizeInfo{Type: recs[i].keyType, Size: recs[i].keySize}
+			resp.Key = &sizeInfo{Type: recs[i].keyType, Size: len(recs[i].msg.Key)}
 		}
 		if recs[i].valType != "" {
-			resp.Value = &sizeInfo{Type: recs[i].valType, Size: recs[i].valSize}
+			resp.Value = &sizeInfo{Type: recs[i].valType, Size: len(recs[i].msg.Value)}
 		}
 		resp.Encryption = &encryption{Policy: string(p.Mode), Fields: fields[i]}
 		if resp.Encryption.Fields == nil {
@@ -372,8 +407,8 @@ func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs [
 }
 
 // produce handles POST .../records: one JSON object, or several
-// concatenated (REST Proxy v3 streaming mode), answered with one response
-// object per record, newline-delimited.
+// concatenated (REST Proxy v3 streaming mode), answered with one report
+// per record (writeReports).
 func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	topic := chi.URLParam(r, "topic")
 	body, aerr := s.readBody(w, r)
@@ -423,26 +458,47 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, aerr)
 		return
 	}
-	if len(out) == 1 {
-		status := http.StatusOK
-		if out[0].ErrorCode != http.StatusOK {
-			status = out[0].ErrorCode / 100
-			if status == http.StatusServiceUnavailable {
-				w.Header().Set("Retry-After", RetryAfterSeconds)
-			}
-			writeJSON(w, status, apiError{ErrorCode: out[0].ErrorCode, Message: out[0].Message, Field: out[0].Field})
-			return
-		}
-		writeJSON(w, status, out[0])
+	writeReports(w, out)
+}
+
+// writeReports answers a produce request as REST Proxy does: HTTP 200 with
+// one report per record, a failed record's report holding its error_code
+// and message. Several reports are application/json objects, each
+// followed by CRLF. One exception keeps clients' retry logic working:
+// when no record was produced because Vault or Kafka was unavailable
+// (every report a 503 code), the answer is that 503 with Retry-After.
+func writeReports(w http.ResponseWriter, out []produceResponse) {
+	if unavailable := unavailableAll(out); unavailable != nil {
+		writeErr(w, unavailable)
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	for _, o := range out {
-		_ = enc.Encode(o)
+	if len(out) == 1 {
+		writeJSON(w, http.StatusOK, out[0])
+		return
 	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	for _, o := range out {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(o)
+		_, _ = w.Write(append(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), '\r', '\n'))
+	}
+}
+
+// unavailableAll returns the first report's error when every report is a
+// 503 (nothing was produced, and retrying may succeed), else nil.
+func unavailableAll(out []produceResponse) *apiError {
+	for _, o := range out {
+		if o.ErrorCode/100 != http.StatusServiceUnavailable {
+			return nil
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &apiError{ErrorCode: out[0].ErrorCode, Message: out[0].Message, Field: out[0].Field}
 }
 
 type batchResult struct {

@@ -1,7 +1,8 @@
 // Package httpapi is kafkagate's HTTP API, built on chi in the shapes of
 // Confluent REST Proxy v3: produce (single, streamed and batch) with
-// encryption by the topic's policy, a stateless decrypting read, cluster
-// listing, and health and readiness probes. Errors are {error_code,
+// encryption by the topic's policy, a stateless decrypting read, the
+// read-only cluster, broker, topic and partition resources (resources.go),
+// and health and readiness probes. Errors are {error_code,
 // message} with the codes in errors.go (documented in docs/errors.md).
 package httpapi
 
@@ -114,7 +115,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), uploads: newPrincipalSlots(cfg.MaxUploadsPerPrincipal)}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, s.instrument, middleware.Recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit,
+	r.Use(middleware.RequestID, s.logRequests, s.instrument, s.recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit,
 		s.bodyDeadline, s.timeout(cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, newErr(40400, "no such endpoint"))
@@ -130,6 +131,12 @@ func New(cfg Config) *Server {
 		r.Route("/{cluster_id}", func(r chi.Router) {
 			r.Use(s.checkCluster)
 			r.Get("/", s.getCluster)
+			r.Get("/brokers", s.listBrokers)
+			r.Get("/brokers/{broker_id}", s.getBroker)
+			r.Get("/topics", s.listTopics)
+			r.Get("/topics/{topic}", s.getTopic)
+			r.Get("/topics/{topic}/partitions", s.listPartitions)
+			r.Get("/topics/{topic}/partitions/{partition_id}", s.getPartition)
 			r.Post("/topics/{topic}/records", s.produce)
 			r.Post("/topics/{topic}/records:batch", s.produceBatch)
 			r.Get("/topics/{topic}/records", s.read)
@@ -180,40 +187,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-type clusterData struct {
-	Kind      string         `json:"kind"`
-	Metadata  map[string]any `json:"metadata"`
-	ClusterID string         `json:"cluster_id"`
-	Topics    map[string]any `json:"topics"`
-}
-
-func (s *Server) cluster(r *http.Request, id string) clusterData {
-	self := baseURL(r) + "/v3/clusters/" + id
-	return clusterData{
-		Kind:      "KafkaCluster",
-		Metadata:  map[string]any{"self": self},
-		ClusterID: id,
-		Topics:    map[string]any{"related": self + "/topics"},
-	}
-}
-
-func (s *Server) listClusters(w http.ResponseWriter, r *http.Request) {
-	id, err := s.cfg.Kafka.ClusterID(r.Context())
-	if err != nil {
-		writeErr(w, fromError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"kind":     "KafkaClusterList",
-		"metadata": map[string]any{"self": baseURL(r) + "/v3/clusters", "next": nil},
-		"data":     []clusterData{s.cluster(r, id)},
-	})
-}
-
-func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.cluster(r, chi.URLParam(r, "cluster_id")))
 }
 
 type clusterIDKey struct{}

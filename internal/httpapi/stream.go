@@ -334,7 +334,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.Re
 // and the file upload, which lasts as long as its body and guards itself
 // with an idle deadline per read (files.go).
 func (s *Server) timeout(d time.Duration) func(http.Handler) http.Handler {
-	limit := middleware.Timeout(d)
+	limit := deadline(d)
 	return func(next http.Handler) http.Handler {
 		timed := limit(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

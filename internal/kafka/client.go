@@ -208,11 +208,13 @@ func classify(err error) error {
 	}
 	var ce sarama.ConfigurationError
 	switch {
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrTooLarge), errors.Is(err, ErrUnknownTopic):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrTooLarge), errors.Is(err, ErrUnknownTopic), errors.Is(err, ErrUnknownPartition):
 		return err
 	case errors.Is(err, sarama.ErrMessageSizeTooLarge), errors.Is(err, sarama.ErrMessageSetSizeTooLarge),
 		errors.As(err, &ce) && strings.Contains(string(ce), "MaxMessageBytes"):
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.Is(err, sarama.ErrInvalidPartition):
+		return fmt.Errorf("%w: %w", ErrUnknownPartition, err)
 	case errors.Is(err, sarama.ErrUnknownTopicOrPartition), errors.Is(err, sarama.ErrInvalidTopic):
 		return fmt.Errorf("%w: %w", ErrUnknownTopic, err)
 	case errors.Is(err, sarama.ErrTopicAuthorizationFailed), errors.Is(err, sarama.ErrClusterAuthorizationFailed),
@@ -236,34 +238,42 @@ func (c *Client) ClusterID(ctx context.Context) (string, error) {
 }
 
 func (c *Client) fetchClusterID(ctx context.Context) (string, error) {
+	md, err := askMetadata(ctx, c.client, sarama.NewMetadataRequest(c.settings.Sarama.Version, []string{}))
+	if err != nil {
+		return "", fmt.Errorf("cluster id: %w", err)
+	}
+	if md.ClusterID == nil || *md.ClusterID == "" {
+		return "", errors.New("cluster id: broker reported none")
+	}
+	return *md.ClusterID, nil
+}
+
+// askMetadata sends req to the controller of cl; ctx bounds the wait (the
+// request itself ends within sarama's timeouts).
+func askMetadata(ctx context.Context, cl sarama.Client, req *sarama.MetadataRequest) (*sarama.MetadataResponse, error) {
 	type res struct {
-		id  string
+		md  *sarama.MetadataResponse
 		err error
 	}
 	ch := make(chan res, 1)
 	go func() {
-		b, err := c.client.Controller()
+		b, err := cl.Controller()
 		if err != nil {
-			ch <- res{err: fmt.Errorf("cluster id: %w: %w", ErrUnavailable, err)}
+			ch <- res{err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 			return
 		}
-		req := sarama.NewMetadataRequest(c.settings.Sarama.Version, []string{})
 		md, err := b.GetMetadata(req)
 		if err != nil {
-			ch <- res{err: fmt.Errorf("cluster id: %w: %w", ErrUnavailable, err)}
+			ch <- res{err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 			return
 		}
-		if md.ClusterID == nil || *md.ClusterID == "" {
-			ch <- res{err: errors.New("cluster id: broker reported none")}
-			return
-		}
-		ch <- res{id: *md.ClusterID}
+		ch <- res{md: md}
 	}()
 	select {
 	case r := <-ch:
-		return r.id, r.err
+		return r.md, r.err
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -317,6 +327,10 @@ var ErrTooLarge = errors.New("record too large")
 
 // ErrUnknownTopic means the topic or partition does not exist.
 var ErrUnknownTopic = errors.New("unknown topic or partition")
+
+// ErrUnknownPartition means a record named a partition its topic does not
+// have.
+var ErrUnknownPartition = errors.New("unknown partition")
 
 // ErrOffsetOutOfRange means the requested offset is outside the log.
 var ErrOffsetOutOfRange = errors.New("offset out of range")
