@@ -241,14 +241,7 @@ func (h *Handler) read(ctx context.Context, topic string, cursor map[int32]int64
 }
 
 func (h *Handler) decrypt(ctx context.Context, recs []kafka.Record) ([]protect.Opened, error) {
-	in := make([]protect.Record, len(recs))
-	for i, r := range recs {
-		in[i] = protect.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: make([]protect.Header, len(r.Headers))}
-		for j, hd := range r.Headers {
-			in[i].Headers[j] = protect.Header{Key: hd.Key, Value: hd.Value}
-		}
-	}
-	return h.cfg.Engine.Decrypt(ctx, in)
+	return h.cfg.Engine.Decrypt(ctx, recs)
 }
 
 // decryptedView renders a decryption outcome; JSON values are indented.

@@ -104,11 +104,7 @@ func Describe(r kafka.Record, limit int) Stored {
 			hs[h.Key] = h.Value
 		}
 	}
-	ph := make([]protect.Header, len(r.Headers))
-	for i, h := range r.Headers {
-		ph[i] = protect.Header{Key: h.Key, Value: h.Value}
-	}
-	f, err := protect.DetectFormat(ph)
+	f, err := protect.DetectFormat(r.Headers)
 	s.Format = string(f)
 	if err != nil {
 		s.Format = FormatDamaged
