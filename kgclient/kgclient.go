@@ -18,6 +18,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/policy"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // ErrNoPolicy means the topic has no policy: Producer refuses to write to
@@ -56,7 +57,7 @@ func (p *Producer) Send(ctx context.Context, topic string, key, value []byte, he
 	}
 	rec := protect.Record{Topic: topic, Key: key, Value: value}
 	for _, h := range headers {
-		if strings.HasPrefix(strings.ToLower(string(h.Key)), "kafkagate.") {
+		if strings.HasPrefix(strings.ToLower(string(h.Key)), record.HeaderPrefix) {
 			return 0, 0, fmt.Errorf("header %q: %w", h.Key, ErrReservedHeader)
 		}
 		rec.Headers = append(rec.Headers, protect.Header{Key: string(h.Key), Value: h.Value})

@@ -152,7 +152,7 @@ func (e *env) envelopeOverhead(ctx context.Context, size, n int) (*envelopeResul
 								errs[w] = s.Err
 								return
 							}
-							msgs[i] = kafka.Message{Topic: dest, Partition: -1, Value: s.Value, Headers: kafkaHeaders(s.Headers)}
+							msgs[i] = kafka.Message{Topic: dest, Partition: -1, Value: s.Value, Headers: s.Headers}
 						}
 						keep.Lock()
 						for i, s := range out {
@@ -251,12 +251,4 @@ func (e *env) envelopeOverhead(ctx context.Context, size, n int) (*envelopeResul
 	e.progress("envelope %d B: %.0f records/s vs plain %.0f (overhead %.1f%%), %.0f vs %.0f B on the wire; decrypt %.0f/s with %d unwrap calls",
 		res.RecordBytes, res.EnvelopePerSec, res.PlainPerSec, res.OverheadPct, res.SealedWireBytes, res.PlainWireBytes, res.DecryptPerSec, res.UnwrapCalls)
 	return res, nil
-}
-
-func kafkaHeaders(hs []protect.Header) []kafka.Header {
-	out := make([]kafka.Header, len(hs))
-	for i, h := range hs {
-		out[i] = kafka.Header{Key: h.Key, Value: h.Value}
-	}
-	return out
 }

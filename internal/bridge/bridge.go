@@ -26,6 +26,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/policy"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // Headers the bridge writes (defined in package kafka, which rewrap's
@@ -53,7 +54,7 @@ const (
 const CodeTooLarge = "record_too_large"
 
 // reservedPrefix starts every kafkagate header name.
-const reservedPrefix = "kafkagate."
+const reservedPrefix = record.HeaderPrefix
 
 // Offset commit metadata: "kgb1" when the committed offset is clean,
 // "kgb1 inflight=N" while records up to offset N have been handed to the

@@ -174,11 +174,7 @@ func (w *worker) process(ctx context.Context, batch []kafka.Record) error {
 		if m.Value == nil {
 			continue // a tombstone has nothing to encrypt: it is passed on
 		}
-		r := protect.Record{Topic: b.cfg.Target, Key: m.Key, Value: m.Value, Headers: make([]protect.Header, len(carried[i]))}
-		for j, h := range carried[i] {
-			r.Headers[j] = protect.Header{Key: h.Key, Value: h.Value}
-		}
-		recs = append(recs, r)
+		recs = append(recs, protect.Record{Topic: b.cfg.Target, Key: m.Key, Value: m.Value, Headers: carried[i]})
 		idx = append(idx, i)
 	}
 	var sealed []protect.Sealed
@@ -221,17 +217,9 @@ func (w *worker) process(ctx context.Context, batch []kafka.Record) error {
 func (w *worker) targetMessage(m kafka.Record, carried []kafka.Header, value []byte, hs []protect.Header) kafka.Message {
 	headers := make([]kafka.Header, 0, len(carried)+len(hs)+1)
 	headers = append(headers, carried...)
-	headers = appendProtected(headers, hs)
+	headers = append(headers, hs...)
 	headers = append(headers, kafka.Header{Key: HeaderSource, Value: []byte(kafka.SourceRef(m))})
 	return kafka.Message{Topic: w.b.cfg.Target, Partition: -1, Key: m.Key, Value: value, Headers: headers, Timestamp: m.Timestamp}
-}
-
-// appendProtected appends the headers the engine wrote.
-func appendProtected(headers []kafka.Header, hs []protect.Header) []kafka.Header {
-	for _, h := range hs {
-		headers = append(headers, kafka.Header{Key: h.Key, Value: h.Value})
-	}
-	return headers
 }
 
 // deadLetter turns outs[dead] into dead-letter records: the source value
@@ -273,7 +261,7 @@ func (w *worker) deadLetter(ctx context.Context, outs []*out, dead []int, reason
 		if errors.As(reasons[i], &pe) {
 			code, field = pe.Code, pe.Field
 		}
-		headers := appendProtected(carryHeaders(m.Headers), sealed[j].Headers)
+		headers := append(carryHeaders(m.Headers), sealed[j].Headers...)
 		headers = append(headers,
 			kafka.Header{Key: HeaderDLQCode, Value: []byte(code)},
 			kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},

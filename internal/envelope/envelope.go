@@ -33,6 +33,8 @@ package envelope
 import (
 	"errors"
 	"time"
+
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // Defaults and fixed names.
@@ -63,27 +65,27 @@ const (
 
 // Header names. Every kafkagate header starts with HeaderPrefix.
 const (
-	HeaderPrefix = "kafkagate."
+	HeaderPrefix = record.HeaderPrefix
 	// NotePrefix marks kafkagate headers that are NOT authenticated: metadata
 	// added after sealing (quarantine reason, redrive count, ...).
-	NotePrefix = "kafkagate.note."
+	NotePrefix = record.NotePrefix
 
-	HeaderFormat   = "kafkagate.format"
-	HeaderAlg      = "kafkagate.alg"
-	HeaderKEK      = "kafkagate.kek"
-	HeaderEDEK     = "kafkagate.edek"
-	HeaderFile     = "kafkagate.file"
-	HeaderChunk    = "kafkagate.chunk"
-	HeaderLast     = "kafkagate.last"
-	HeaderManifest = "kafkagate.manifest"
+	HeaderFormat   = record.HeaderFormat
+	HeaderAlg      = record.HeaderAlg
+	HeaderKEK      = record.HeaderKEK
+	HeaderEDEK     = record.HeaderEDEK
+	HeaderFile     = record.HeaderFile
+	HeaderChunk    = record.HeaderChunk
+	HeaderLast     = record.HeaderLast
+	HeaderManifest = record.HeaderManifest
 	// HeaderOrigin names the topic a record or chunk was sealed for when it
 	// is stored in another topic (written by gateway rewrap). An Opener
 	// accepts it only for the origins its OpenerOptions.Origins allow.
-	HeaderOrigin = "kafkagate.origin"
+	HeaderOrigin = record.HeaderOrigin
 
 	// LegacyKeyHeader and LegacyNameHeader are the original demo's headers.
-	LegacyKeyHeader  = "X-encryptionkey"
-	LegacyNameHeader = "X-filename"
+	LegacyKeyHeader  = record.LegacyKeyHeader
+	LegacyNameHeader = record.LegacyNameHeader
 )
 
 // Format identifies how a record is encrypted.
@@ -144,28 +146,15 @@ var (
 )
 
 // Header is one Kafka record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+type Header = record.Header
 
-// Record is the part of a Kafka record the envelope reads or writes. Topic
-// and Key are bound into the associated data.
-type Record struct {
-	Topic   string
-	Key     []byte
-	Headers []Header
-	Value   []byte
-}
+// Record is a Kafka record; the envelope reads or writes its Topic, Key,
+// Headers and Value. Topic and Key are bound into the associated data.
+type Record = record.Record
 
 // HeaderValue returns the value of the first header named name.
 func HeaderValue(hs []Header, name string) ([]byte, bool) {
-	for _, h := range hs {
-		if h.Key == name {
-			return h.Value, true
-		}
-	}
-	return nil, false
+	return record.HeaderValue(hs, name)
 }
 
 // StripEnvelopeHeaders returns hs without the headers this package writes

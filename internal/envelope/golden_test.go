@@ -35,7 +35,7 @@ func toGolden(hs []Header) []goldenHeader {
 func fromGolden(hs []goldenHeader) []Header {
 	out := make([]Header, len(hs))
 	for i, h := range hs {
-		out[i] = Header{h.Key, []byte(h.Value)}
+		out[i] = Header{Key: h.Key, Value: []byte(h.Value)}
 	}
 	return out
 }
@@ -106,9 +106,9 @@ func TestGoldenRecord(t *testing.T) {
 		Topic: "purchases",
 		Key:   []byte("customer-42"),
 		Headers: []Header{
-			{"traceparent", []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")},
-			{"kafkagate.note.source", []byte("not authenticated")},
-			{"kafkagate.tenant", []byte("acme")},
+			{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")},
+			{Key: "kafkagate.note.source", Value: []byte("not authenticated")},
+			{Key: "kafkagate.tenant", Value: []byte("acme")},
 		},
 		Value: []byte(`{"Name":"Ada","credit_card":"4111111111111111"}`),
 	}

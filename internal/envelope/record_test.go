@@ -52,7 +52,7 @@ func TestRecordRoundTripVault(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%dB", pol, n), func(t *testing.T) {
 				pt := randBytes(n)
 				in := Record{Topic: "orders", Key: []byte("k1"), Value: pt,
-					Headers: []Header{{"traceparent", []byte("t")}, {"kafkagate.fields", []byte(`{"v":1}`)}}}
+					Headers: []Header{{Key: "traceparent", Value: []byte("t")}, {Key: "kafkagate.fields", Value: []byte(`{"v":1}`)}}}
 				rec, err := s.Seal(ctx, in)
 				if err != nil {
 					t.Fatal(err)
@@ -133,7 +133,7 @@ func TestRecordTamperVault(t *testing.T) {
 	secret := []byte("card 4111111111111111 belongs to Ada")
 	seal := func() Record {
 		r, err := s.Seal(ctx, Record{Topic: "orders", Key: []byte("customer-1"), Value: secret,
-			Headers: []Header{{"traceparent", []byte("t1")}, {"kafkagate.tenant", []byte("acme")}}})
+			Headers: []Header{{Key: "traceparent", Value: []byte("t1")}, {Key: "kafkagate.tenant", Value: []byte("acme")}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +160,7 @@ func TestRecordTamperVault(t *testing.T) {
 		{"changed kafkagate header", func(r *Record) { setHeader(r, "kafkagate.tenant", []byte("evil")) }, ErrTampered},
 		{"added kafkagate header", func(r *Record) { setHeader(r, "kafkagate.extra", []byte("1")) }, ErrTampered},
 		{"removed kafkagate header", func(r *Record) { r.Headers = append(r.Headers[:1:1], r.Headers[2:]...) }, ErrTampered},
-		{"repeated kafkagate header", func(r *Record) { r.Headers = append(r.Headers, Header{"kafkagate.tenant", []byte("acme")}) }, ErrBadHeader},
+		{"repeated kafkagate header", func(r *Record) { r.Headers = append(r.Headers, Header{Key: "kafkagate.tenant", Value: []byte("acme")}) }, ErrBadHeader},
 		{"format header missing", func(r *Record) { r.Headers = StripEnvelopeHeaders(r.Headers) }, ErrUnknownFormat},
 		{"unknown format version", func(r *Record) { setHeader(r, HeaderFormat, []byte("record/2")) }, ErrUnknownFormat},
 		{"unknown alg", func(r *Record) { setHeader(r, HeaderAlg, []byte("A128GCM")) }, ErrUnknownFormat},
@@ -192,7 +192,7 @@ func TestRecordTamperVault(t *testing.T) {
 		})
 	}
 	// Seal refuses reserved headers and an empty topic.
-	_, err := s.Seal(ctx, Record{Topic: "orders", Headers: []Header{{HeaderEDEK, []byte("x")}}})
+	_, err := s.Seal(ctx, Record{Topic: "orders", Headers: []Header{{Key: HeaderEDEK, Value: []byte("x")}}})
 	mustIs(t, err, ErrBadHeader)
 	_, err = s.Seal(ctx, Record{Value: []byte("x")})
 	mustIs(t, err, ErrBadHeader)
@@ -490,12 +490,12 @@ func TestDetectFormat(t *testing.T) {
 		err  error
 	}{
 		{nil, FormatNone, nil},
-		{[]Header{{"traceparent", nil}}, FormatNone, nil},
-		{[]Header{{HeaderFormat, []byte("record/1")}}, FormatRecord, nil},
-		{[]Header{{HeaderFormat, []byte("chunk/1")}}, FormatChunk, nil},
-		{[]Header{{LegacyKeyHeader, []byte("vault:v1:x")}, {LegacyNameHeader, []byte("a")}}, FormatLegacy, nil},
-		{[]Header{{HeaderFormat, []byte("record/7")}}, FormatNone, ErrUnknownFormat},
-		{[]Header{{HeaderFormat, []byte("record/1")}, {HeaderFormat, []byte("record/1")}}, FormatNone, ErrBadHeader},
+		{[]Header{{Key: "traceparent", Value: nil}}, FormatNone, nil},
+		{[]Header{{Key: HeaderFormat, Value: []byte("record/1")}}, FormatRecord, nil},
+		{[]Header{{Key: HeaderFormat, Value: []byte("chunk/1")}}, FormatChunk, nil},
+		{[]Header{{Key: LegacyKeyHeader, Value: []byte("vault:v1:x")}, {Key: LegacyNameHeader, Value: []byte("a")}}, FormatLegacy, nil},
+		{[]Header{{Key: HeaderFormat, Value: []byte("record/7")}}, FormatNone, ErrUnknownFormat},
+		{[]Header{{Key: HeaderFormat, Value: []byte("record/1")}, {Key: HeaderFormat, Value: []byte("record/1")}}, FormatNone, ErrBadHeader},
 	}
 	for i, c := range cases {
 		f, err := DetectFormat(c.hs)

@@ -37,7 +37,7 @@ func TestRewrapEDEKVault(t *testing.T) {
 	}
 	s := newSealer(t, ks, SealerOptions{KEK: kek})
 	orig, err := s.Seal(ctx, Record{Topic: "ledger", Key: []byte("k"), Value: []byte("balance 42"),
-		Headers: []Header{{"kafkagate.fields", []byte(`{"v":1,"f":[]}`)}}})
+		Headers: []Header{{Key: "kafkagate.fields", Value: []byte(`{"v":1,"f":[]}`)}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -238,8 +238,7 @@ func (te *testEnv) produceRaw(t testing.TB, recs []envelope.Record, partition in
 	t.Helper()
 	msgs := make([]kafka.Message, len(recs))
 	for i, r := range recs {
-		msgs[i] = toMessage(r)
-		msgs[i].Partition = partition
+		msgs[i] = kafka.Message{Topic: r.Topic, Partition: partition, Key: r.Key, Value: r.Value, Headers: r.Headers}
 	}
 	dels, err := te.kc.Produce(context.Background(), msgs)
 	if err != nil {

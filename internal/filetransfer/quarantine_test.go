@@ -97,7 +97,7 @@ func TestVaultRefusalQuarantineAndRedrive(t *testing.T) {
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("read redriven: %v", err)
 	}
-	if v, ok := envelope.HeaderValue(toEnvelope(recs[0]).Headers, NoteRedriven); !ok || !strings.HasPrefix(string(v), topic+"/") {
+	if v, ok := envelope.HeaderValue(recs[0].Headers, NoteRedriven); !ok || !strings.HasPrefix(string(v), topic+"/") {
 		t.Fatalf("redriven record lacks %s: %v", NoteRedriven, recs[0].Headers)
 	}
 }
@@ -130,7 +130,7 @@ func TestDeadLetterTopic(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range rs {
-			got = append(got, toEnvelope(r))
+			got = append(got, r)
 		}
 	}
 	if len(got) != 3 {

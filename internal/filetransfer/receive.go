@@ -379,21 +379,20 @@ func (ps *partition) handle(ctx context.Context, rec kafka.Record) error {
 	if rec.Timestamp.After(ps.lastTS) {
 		ps.lastTS = rec.Timestamp
 	}
-	er := toEnvelope(rec)
-	format, err := envelope.DetectFormat(er.Headers)
+	format, err := envelope.DetectFormat(rec.Headers)
 	if err != nil {
 		return ps.quarantine(ctx, []kafka.Record{rec}, Why{Reason: reasonFor(err), Err: err})
 	}
 	switch format {
 	case envelope.FormatChunk:
-		return ps.chunk(ctx, rec, er)
+		return ps.chunk(ctx, rec)
 	case envelope.FormatRecord:
 		return ps.quarantine(ctx, []kafka.Record{rec}, Why{Reason: ReasonNotAFile, Err: errors.New("a record/1 message, not a file chunk")})
 	}
 	if format == envelope.FormatLegacy && !ps.r.o.AcceptLegacy {
 		return ps.quarantine(ctx, []kafka.Record{rec}, Why{Reason: ReasonNotAllowed, Err: errors.New("a legacy file message, and the topic's policy does not set legacy = accept")})
 	}
-	return ps.legacy(ctx, rec, er, format)
+	return ps.legacy(ctx, rec, format)
 }
 
 // transient reports errors that a retry may cure: Vault unavailable.
@@ -423,8 +422,8 @@ func (ps *partition) retry(ctx context.Context, what string, op func() error) er
 	}
 }
 
-func (ps *partition) chunk(ctx context.Context, rec kafka.Record, er envelope.Record) error {
-	info, err := envelope.ReadChunkInfo(er.Headers)
+func (ps *partition) chunk(ctx context.Context, rec kafka.Record) error {
+	info, err := envelope.ReadChunkInfo(rec.Headers)
 	if err != nil {
 		return ps.quarantine(ctx, []kafka.Record{rec}, Why{Reason: reasonFor(err), Err: err})
 	}
@@ -455,7 +454,7 @@ func (ps *partition) chunk(ctx context.Context, rec kafka.Record, er envelope.Re
 	var st envelope.ChunkStatus
 	err = ps.retry(ctx, "unwrap the data key of file "+info.FileID, func() error {
 		var err error
-		st, err = f.dec.Write(ctx, er)
+		st, err = f.dec.Write(ctx, rec)
 		return err
 	})
 	if err != nil {
@@ -667,11 +666,11 @@ func (ps *partition) quarantine(ctx context.Context, recs []kafka.Record, why Wh
 
 // legacy handles a record without a kafkagate format: the original demo's
 // one-message format, written as received-<name> as the demo's consumer did.
-func (ps *partition) legacy(ctx context.Context, rec kafka.Record, er envelope.Record, format envelope.Format) error {
+func (ps *partition) legacy(ctx context.Context, rec kafka.Record, format envelope.Format) error {
 	var lf envelope.LegacyFile
 	err := ps.retry(ctx, "unwrap a legacy data key", func() error {
 		var err error
-		lf, err = ps.r.o.Opener.OpenLegacy(ctx, er)
+		lf, err = ps.r.o.Opener.OpenLegacy(ctx, rec)
 		return err
 	})
 	if err != nil {

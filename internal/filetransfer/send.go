@@ -287,7 +287,8 @@ func (s *Sender) Send(ctx context.Context, f File) (Result, error) {
 			}
 			return fail(err)
 		}
-		batch = append(batch, toMessage(rec))
+		rec.Partition = -1 // by key: a file's chunks share one partition
+		batch = append(batch, rec)
 		batchBytes += len(rec.Value) - chunkTagBytes
 		if batchBytes >= s.o.BatchBytes || len(batch) >= 64 {
 			if err := flush(); err != nil {
@@ -372,10 +373,7 @@ func (s *Sender) SendLegacy(ctx context.Context, f File) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("no data key from Vault, nothing produced: %w", err)
 	}
-	msg := kafka.Message{Topic: f.Topic, Partition: -1, Value: value}
-	for _, h := range hs {
-		msg.Headers = append(msg.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-	}
+	msg := kafka.Message{Topic: f.Topic, Partition: -1, Value: value, Headers: hs}
 	dels, err := s.o.Producer.Produce(ctx, []kafka.Message{msg})
 	if err != nil {
 		return res, err
@@ -392,22 +390,6 @@ func (s *Sender) SendLegacy(ctx context.Context, f File) (Result, error) {
 		f.Progress(res.Size)
 	}
 	return res, nil
-}
-
-func toMessage(rec envelope.Record) kafka.Message {
-	m := kafka.Message{Topic: rec.Topic, Partition: -1, Key: rec.Key, Value: rec.Value, Headers: make([]kafka.Header, len(rec.Headers))}
-	for i, h := range rec.Headers {
-		m.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
-	}
-	return m
-}
-
-func toEnvelope(rec kafka.Record) envelope.Record {
-	r := envelope.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: make([]envelope.Header, len(rec.Headers))}
-	for i, h := range rec.Headers {
-		r.Headers[i] = envelope.Header{Key: h.Key, Value: h.Value}
-	}
-	return r
 }
 
 // countingReader counts bytes read and remembers a read error, so a failed

@@ -352,14 +352,10 @@ func TestAttackLegacyRecordOnOtherTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kh := make([]kafka.Header, len(hs))
-	for i, h := range hs {
-		kh[i] = kafka.Header{Key: h.Key, Value: h.Value}
-	}
 	f.write(t,
-		kafka.Message{Topic: "raw", Partition: 0, Value: value, Headers: kh},
-		kafka.Message{Topic: "cards", Partition: 0, Value: value, Headers: kh},
-		kafka.Message{Topic: "files_legacy", Partition: 0, Value: value, Headers: kh},
+		kafka.Message{Topic: "raw", Partition: 0, Value: value, Headers: hs},
+		kafka.Message{Topic: "cards", Partition: 0, Value: value, Headers: hs},
+		kafka.Message{Topic: "files_legacy", Partition: 0, Value: value, Headers: hs},
 	)
 	for _, topic := range []string{"raw", "cards"} {
 		r := decryptionOf(t, f, topic)[0]

@@ -126,17 +126,6 @@ func Consume(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Consu
 	return n, nil
 }
 
-func toProtect(recs []kafka.Record) []protect.Record {
-	in := make([]protect.Record, len(recs))
-	for i, r := range recs {
-		in[i] = protect.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: make([]protect.Header, len(r.Headers))}
-		for j, h := range r.Headers {
-			in[i].Headers[j] = protect.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	return in
-}
-
 // consumeGroup is Consume with a consumer group. It returns nil when ctx
 // ends (Ctrl-C) or after Max records; offsets of emitted records are
 // committed on the way and when it returns.
@@ -185,7 +174,7 @@ func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o 
 // handling. Vault or Kafka being unavailable is an error (fail closed);
 // only a record's own deadline turns into a status.
 func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o ConsumeOptions) ([]ConsumedRecord, error) {
-	opened, err := decryptWithin(ctx, eng, toProtect(recs), o.MaxWaitPerDecrypt*time.Duration(len(recs)))
+	opened, err := decryptWithin(ctx, eng, recs, o.MaxWaitPerDecrypt*time.Duration(len(recs)))
 	timedOut := make([]bool, len(recs))
 	if err != nil {
 		if !expired(ctx, err, o.MaxWaitPerDecrypt) {
@@ -194,7 +183,7 @@ func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Co
 		// The batch overran: each record gets its own deadline.
 		opened = make([]protect.Opened, len(recs))
 		for i := range recs {
-			one, err := decryptWithin(ctx, eng, toProtect(recs[i:i+1]), o.MaxWaitPerDecrypt)
+			one, err := decryptWithin(ctx, eng, recs[i:i+1], o.MaxWaitPerDecrypt)
 			switch {
 			case err == nil:
 				opened[i] = one[0]

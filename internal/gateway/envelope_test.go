@@ -94,8 +94,8 @@ func TestEnvelopeRecordsOverHTTP(t *testing.T) {
 	moved := f.raw(t, "elsewhere")[0]
 	swapped := f.raw(t, "docs")[3]
 	opened, err := f.gw.Engine.Decrypt(context.Background(), []protect.Record{
-		{Topic: "elsewhere", Key: moved.Key, Value: moved.Value, Headers: toProtect(moved.Headers)},
-		{Topic: "docs", Key: swapped.Key, Value: swapped.Value, Headers: toProtect(swapped.Headers)},
+		{Topic: "elsewhere", Key: moved.Key, Value: moved.Value, Headers: moved.Headers},
+		{Topic: "docs", Key: swapped.Key, Value: swapped.Value, Headers: swapped.Headers},
 	})
 	if err != nil {
 		t.Fatal(err)

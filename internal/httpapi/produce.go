@@ -322,7 +322,7 @@ func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs [
 	var idx []int
 	for i, rec := range recs {
 		if rec.err == nil && !rec.tomb {
-			in = append(in, protect.Record{Topic: topic, Key: rec.msg.Key, Value: rec.msg.Value, Headers: toProtect(rec.msg.Headers)})
+			in = append(in, protect.Record{Topic: topic, Key: rec.msg.Key, Value: rec.msg.Value, Headers: rec.msg.Headers})
 			idx = append(idx, i)
 		}
 	}
@@ -344,9 +344,7 @@ func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs [
 			continue
 		}
 		recs[i].msg.Value = sv.Value
-		for _, h := range sv.Headers {
-			recs[i].msg.Headers = append(recs[i].msg.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-		}
+		recs[i].msg.Headers = append(recs[i].msg.Headers, sv.Headers...)
 		fields[i] = sv.Fields
 	}
 	var msgs []kafka.Message

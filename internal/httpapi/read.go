@@ -85,32 +85,27 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fromError(err))
 		return
 	}
-	in := make([]protect.Record, len(recs))
-	for i, rec := range recs {
-		in[i] = protect.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: toProtect(rec.Headers)}
-	}
 	// Blind index filter (indexfilter.go): only matching records are
 	// decrypted and returned; next_offset still passes all that were read.
 	nextOffset := offset
 	if len(recs) > 0 {
 		nextOffset = recs[len(recs)-1].Offset + 1
 	}
-	keep, ferr := s.indexFilter(r, topic, in)
+	keep, ferr := s.indexFilter(r, topic, recs)
 	if ferr != nil {
 		writeErr(w, ferr)
 		return
 	}
 	if keep != nil {
 		var krecs []kafka.Record
-		var kin []protect.Record
 		for i := range recs {
 			if keep[i] {
-				krecs, kin = append(krecs, recs[i]), append(kin, in[i])
+				krecs = append(krecs, recs[i])
 			}
 		}
-		recs, in = krecs, kin
+		recs = krecs
 	}
-	opened, err := s.cfg.Engine.Decrypt(r.Context(), in)
+	opened, err := s.cfg.Engine.Decrypt(r.Context(), recs)
 	if err != nil {
 		writeErr(w, fromError(err))
 		return
@@ -161,12 +156,4 @@ func asData(b []byte) *Data {
 	}
 	s, _ := json.Marshal(base64.StdEncoding.EncodeToString(b))
 	return &Data{Type: "BINARY", Data: s}
-}
-
-func toProtect(hs []kafka.Header) []protect.Header {
-	out := make([]protect.Header, len(hs))
-	for i, h := range hs {
-		out[i] = protect.Header{Key: h.Key, Value: h.Value}
-	}
-	return out
 }

@@ -275,11 +275,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.Re
 			}
 			continue
 		}
-		in := make([]protect.Record, len(recs))
-		for i, rec := range recs {
-			in[i] = protect.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: toProtect(rec.Headers)}
-		}
-		keep, ferr := s.indexFilter(r, topic, in)
+		keep, ferr := s.indexFilter(r, topic, recs)
 		if ferr != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("record stream ended: index filter failed", "topic", topic, "error_code", ferr.ErrorCode, "request_id", middleware.GetReqID(ctx))
@@ -302,7 +298,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.Re
 		}
 		sin := make([]protect.Record, len(sel))
 		for j, i := range sel {
-			sin[j] = in[i]
+			sin[j] = recs[i]
 		}
 		opened, err := s.cfg.Engine.Decrypt(ctx, sin)
 		if err != nil {

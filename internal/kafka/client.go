@@ -10,23 +10,16 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // Header is a record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+type Header = record.Header
 
-// Message is a record to produce.
-type Message struct {
-	Topic     string
-	Partition int32  // -1: choose by key
-	Key       []byte // nil: no key
-	Value     []byte
-	Headers   []Header
-	Timestamp time.Time // zero: now
-}
+// Message is a record to produce: Partition -1 chooses by key, a nil Key
+// sends no key, a zero Timestamp means now; Offset is ignored.
+type Message = record.Record
 
 // Delivery is the outcome of producing one message.
 type Delivery struct {
@@ -37,15 +30,7 @@ type Delivery struct {
 }
 
 // Record is a record read from Kafka.
-type Record struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Key       []byte
-	Value     []byte
-	Headers   []Header
-	Timestamp time.Time
-}
+type Record = record.Record
 
 // Client is a connected Kafka client with a producer and a consumer. It is
 // safe for concurrent use; Close releases everything.

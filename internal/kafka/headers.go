@@ -1,6 +1,10 @@
 package kafka
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/kafkagate/kafkagate/internal/record"
+)
 
 // Headers kafkagate writes on records it copies or dead-letters (the bridge
 // and rewrap). Incoming headers named kafkagate.* are dropped before these
@@ -10,20 +14,20 @@ const (
 	// a consumer can discard at-least-once duplicates. A kafkagate.note.*
 	// header: added after sealing, not authenticated by envelope mode
 	// (docs/wire-format.md), never to be trusted for security.
-	HeaderSource = "kafkagate.note.source"
+	HeaderSource = record.HeaderSource
 	// HeaderDLQSource is HeaderSource on dead-letter records.
-	HeaderDLQSource = "kafkagate.dlq.source"
+	HeaderDLQSource = record.HeaderDLQSource
 	// HeaderDLQCode is the stable reason code.
-	HeaderDLQCode = "kafkagate.dlq.code"
+	HeaderDLQCode = record.HeaderDLQCode
 	// HeaderDLQReason is the human-readable reason; it never contains a
 	// value.
-	HeaderDLQReason = "kafkagate.dlq.reason"
+	HeaderDLQReason = record.HeaderDLQReason
 	// HeaderDLQField names the field at fault, when there is one.
-	HeaderDLQField = "kafkagate.dlq.field"
+	HeaderDLQField = record.HeaderDLQField
 	// HeaderDLQValue is "omitted" when even the sealed value was too large
 	// for the dead-letter topic: the record is then found by its source
 	// coordinates.
-	HeaderDLQValue = "kafkagate.dlq.value"
+	HeaderDLQValue = record.HeaderDLQValue
 )
 
 // SourceRef is "topic/partition/offset" of r, the value of HeaderSource and

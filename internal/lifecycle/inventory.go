@@ -99,10 +99,9 @@ func TakeInventory(ctx context.Context, kc *kafka.Client, eng *protect.Engine, t
 	uses := map[protect.KeyUse]*VersionUse{}
 	spans := map[ref]*Span{}
 	err := scan(ctx, kc, topic, nil, o.Batch, func(part int32, recs []kafka.Record) error {
-		prs := toProtect(recs)
-		for i, r := range recs {
+		for _, r := range recs {
 			inv.Records++
-			ku, err := eng.KeyUses(prs[i])
+			ku, err := eng.KeyUses(r)
 			if err != nil {
 				var pe *protect.Error
 				if !errors.As(err, &pe) {

@@ -123,10 +123,7 @@ func (f *lcFixture) produce(t *testing.T, topic string, values [][]byte) {
 		if s.Err != nil {
 			t.Fatalf("%s record %d: %v", topic, i, s.Err)
 		}
-		msgs[i] = kafka.Message{Topic: topic, Partition: int32(i % 3), Key: recs[i].Key, Value: s.Value}
-		for _, h := range s.Headers {
-			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: h.Key, Value: h.Value})
-		}
+		msgs[i] = kafka.Message{Topic: topic, Partition: int32(i % 3), Key: recs[i].Key, Value: s.Value, Headers: s.Headers}
 	}
 	if err := produceMsgs(ctx, f.gw.Kafka, msgs); err != nil {
 		t.Fatal(err)
@@ -143,17 +140,6 @@ func (f *lcFixture) readAll(t *testing.T, topic string) []kafka.Record {
 			t.Fatal(err)
 		}
 		out = append(out, recs...)
-	}
-	return out
-}
-
-func toProtect(recs []kafka.Record) []protect.Record {
-	out := make([]protect.Record, len(recs))
-	for i, r := range recs {
-		out[i] = protect.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
-		for _, h := range r.Headers {
-			out[i].Headers = append(out[i].Headers, protect.Header{Key: h.Key, Value: h.Value})
-		}
 	}
 	return out
 }
@@ -360,7 +346,7 @@ func TestRewrapResumes(t *testing.T) {
 	if err := f.env.Transit.Configure(ctx, "kafka-events", map[string]any{"min_decryption_version": 3}); err != nil {
 		t.Fatal(err)
 	}
-	opened, err := f.gw.Engine.Decrypt(ctx, toProtect(f.readAll(t, "events_v3")))
+	opened, err := f.gw.Engine.Decrypt(ctx, f.readAll(t, "events_v3"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +362,7 @@ func TestRewrapResumes(t *testing.T) {
 // transit.ErrVersionRetired; any other failure fails t.
 func countRetired(t *testing.T, eng *protect.Engine, recs []kafka.Record, cause func(i int, o protect.Opened) error) (retired, ok int) {
 	t.Helper()
-	opened, err := eng.Decrypt(context.Background(), toProtect(recs))
+	opened, err := eng.Decrypt(context.Background(), recs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +383,7 @@ func countRetired(t *testing.T, eng *protect.Engine, recs []kafka.Record, cause 
 // (each once).
 func wantAllOpen(t *testing.T, eng *protect.Engine, topic string, recs []kafka.Record, plain [][]byte) {
 	t.Helper()
-	opened, err := eng.Decrypt(context.Background(), toProtect(recs))
+	opened, err := eng.Decrypt(context.Background(), recs)
 	if err != nil {
 		t.Fatal(err)
 	}

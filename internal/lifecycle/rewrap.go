@@ -124,7 +124,7 @@ func Rewrap(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Rewrap
 	}
 	readNow, writtenNow := 0, 0
 	err = scan(ctx, kc, o.From, maps.Clone(rep.Next), o.Batch, func(part int32, recs []kafka.Record) error {
-		out, err := rw.Rewrap(ctx, toProtect(recs))
+		out, err := rw.Rewrap(ctx, recs)
 		if err != nil {
 			return fmt.Errorf("rewrap %s/%d from %d: %w", o.From, part, recs[0].Offset, err)
 		}
@@ -145,9 +145,7 @@ func Rewrap(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Rewrap
 			if slices.Contains(targetParts, part) {
 				m.Partition = part
 			}
-			for _, h := range out[i].Headers {
-				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-			}
+			m.Headers = append(m.Headers, out[i].Headers...)
 			msgs = append(msgs, m)
 			seen := map[protect.KeyUse]bool{}
 			for _, u := range out[i].Uses {
@@ -270,9 +268,7 @@ func deadLetters(ctx context.Context, eng *protect.Engine, o RewrapOptions, recs
 			}
 			m.Value = s.Value
 			m.Headers = append(m.Headers, r.Headers...)
-			for _, h := range s.Headers {
-				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-			}
+			m.Headers = append(m.Headers, s.Headers...)
 		} else {
 			m.Headers = append(m.Headers, r.Headers...)
 		}

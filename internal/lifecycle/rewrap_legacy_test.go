@@ -22,10 +22,7 @@ func (f *lcFixture) writeRaw(t *testing.T, topic string, hs [][]protect.Header, 
 	t.Helper()
 	msgs := make([]kafka.Message, len(values))
 	for i, v := range values {
-		msgs[i] = kafka.Message{Topic: topic, Partition: int32(i % 3), Key: []byte(fmt.Sprintf("k%d", i)), Value: v}
-		for _, h := range hs[i] {
-			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: h.Key, Value: h.Value})
-		}
+		msgs[i] = kafka.Message{Topic: topic, Partition: int32(i % 3), Key: []byte(fmt.Sprintf("k%d", i)), Value: v, Headers: hs[i]}
 	}
 	if err := produceMsgs(context.Background(), f.gw.Kafka, msgs); err != nil {
 		t.Fatal(err)
@@ -45,11 +42,7 @@ func (f *lcFixture) writeLegacy(t *testing.T, topic string, from, n int) [][]byt
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ph []protect.Header
-		for _, x := range h {
-			ph = append(ph, protect.Header{Key: x.Key, Value: x.Value})
-		}
-		hs, vals, plain = append(hs, ph), append(vals, v), append(plain, data)
+		hs, vals, plain = append(hs, h), append(vals, v), append(plain, data)
 	}
 	f.writeRaw(t, topic, hs, vals)
 	return plain
@@ -202,11 +195,7 @@ func TestRewrapFailuresReportedAndDeadLettered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ph []protect.Header
-		for _, x := range h {
-			ph = append(ph, protect.Header{Key: x.Key, Value: x.Value})
-		}
-		return ph, v
+		return h, v
 	}
 	oldH, oldV := legacy("old legacy file")
 	if _, err := f.gw.Transit.Rotate(ctx, envelope.DefaultLegacyKEK); err != nil {
@@ -227,10 +216,7 @@ func TestRewrapFailuresReportedAndDeadLettered(t *testing.T) {
 	headers := [][]protect.Header{oldH, newH, envH, nil, badH, newH}
 	msgs := make([]kafka.Message, len(values))
 	for i := range values {
-		msgs[i] = kafka.Message{Topic: "mixed", Partition: 0, Key: []byte(fmt.Sprintf("k%d", i)), Value: values[i]}
-		for _, h := range headers[i] {
-			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: h.Key, Value: h.Value})
-		}
+		msgs[i] = kafka.Message{Topic: "mixed", Partition: 0, Key: []byte(fmt.Sprintf("k%d", i)), Value: values[i], Headers: headers[i]}
 	}
 	if err := produceMsgs(ctx, f.gw.Kafka, msgs); err != nil {
 		t.Fatal(err)
@@ -279,7 +265,7 @@ func TestRewrapFailuresReportedAndDeadLettered(t *testing.T) {
 		}
 		if off == 3 {
 			// The unencrypted record is sealed for the DLQ topic.
-			opened, err := f.gw.Engine.Decrypt(ctx, toProtect([]kafka.Record{d}))
+			opened, err := f.gw.Engine.Decrypt(ctx, []kafka.Record{d})
 			if err != nil || opened[0].Status != protect.StatusDecrypted || !bytes.Equal(opened[0].Value, plainValue) {
 				t.Fatalf("sealed dead letter: %v %+v", err, opened)
 			}

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/kafkagate/kafkagate/internal/kafka"
-	"github.com/kafkagate/kafkagate/internal/protect"
 )
 
 // defaultBatch is the number of records read (and sent to Vault) at once.
@@ -44,16 +43,4 @@ func scan(ctx context.Context, kc *kafka.Client, topic string, start map[int32]i
 		}
 	}
 	return nil
-}
-
-// toProtect converts Kafka records for the engine.
-func toProtect(recs []kafka.Record) []protect.Record {
-	out := make([]protect.Record, len(recs))
-	for i, r := range recs {
-		out[i] = protect.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: make([]protect.Header, len(r.Headers))}
-		for j, h := range r.Headers {
-			out[i].Headers[j] = protect.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	return out
 }

@@ -354,11 +354,7 @@ func (e *Engine) headerFromPolicy(r Record, p *policy.Policy) (fieldsHeader, boo
 // envelopeFormat is the envelope format of a record, FormatNone for others
 // (and for damaged envelope headers, which the fields path then reports).
 func envelopeFormat(hs []Header) envelope.Format {
-	ehs := make([]envelope.Header, 0, len(hs))
-	for _, h := range hs {
-		ehs = append(ehs, envelope.Header{Key: h.Key, Value: h.Value})
-	}
-	f, err := envelope.DetectFormat(ehs)
+	f, err := envelope.DetectFormat(hs)
 	if err != nil {
 		return envelope.FormatRecord // let the opener report the damage
 	}

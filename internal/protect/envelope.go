@@ -68,14 +68,6 @@ func (e *envelopes) close() {
 	e.opener.Close()
 }
 
-func toEnvelope(r Record) envelope.Record {
-	hs := make([]envelope.Header, len(r.Headers))
-	for i, h := range r.Headers {
-		hs[i] = envelope.Header{Key: h.Key, Value: h.Value}
-	}
-	return envelope.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: hs}
-}
-
 // sealEnvelope encrypts whole values under data keys. A Vault failure
 // fails the whole call; nothing is sealed.
 func (e *Engine) sealEnvelope(ctx context.Context, p *policy.Policy, recs []Record) ([]Sealed, error) {
@@ -90,7 +82,7 @@ func (e *Engine) sealEnvelope(ctx context.Context, p *policy.Policy, recs []Reco
 	}
 	for i, r := range recs {
 		r.Topic = p.Topic
-		sealed, err := s.Seal(ctx, toEnvelope(r))
+		sealed, err := s.Seal(ctx, r)
 		if err != nil {
 			if kms.IsCallError(err) || errors.Is(err, envelope.ErrDataKey) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return nil, err
@@ -100,9 +92,7 @@ func (e *Engine) sealEnvelope(ctx context.Context, p *policy.Policy, recs []Reco
 		}
 		added := sealed.Headers[len(r.Headers):]
 		out[i].Value = sealed.Value
-		for _, h := range added {
-			out[i].Headers = append(out[i].Headers, Header{Key: h.Key, Value: h.Value})
-		}
+		out[i].Headers = append(out[i].Headers, added...)
 		wrapped, _ := envelope.HeaderValue(sealed.Headers, envelope.HeaderEDEK)
 		info := FieldInfo{Path: "", Mode: string(policy.Envelope), Key: p.Envelope.Key}
 		info.KeyVersion, _ = versionOf(string(wrapped))
@@ -125,7 +115,7 @@ func (e *Engine) openEnvelopes(ctx context.Context, recs []Record, idx []int, ou
 	var batch []envelope.Record
 	var bidx []int
 	for _, i := range idx {
-		er := toEnvelope(recs[i])
+		er := recs[i]
 		f, _ := envelope.DetectFormat(er.Headers)
 		info := FieldInfo{Path: "", Mode: string(policy.Envelope)}
 		if w, ok := envelope.HeaderValue(er.Headers, envelope.HeaderEDEK); ok {

@@ -19,24 +19,18 @@ import (
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/kms"
 	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // HeaderFields is the header listing a record's encrypted fields.
-const HeaderFields = "kafkagate.fields"
+const HeaderFields = record.HeaderFields
 
 // Header is a Kafka record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+type Header = record.Header
 
-// Record is a record read from Kafka.
-type Record struct {
-	Topic   string
-	Key     []byte
-	Value   []byte
-	Headers []Header
-}
+// Record is a Kafka record; the engine reads Topic, Key, Value and Headers
+// and carries the rest.
+type Record = record.Record
 
 // Error codes of record-level failures (stable; see docs/errors.md).
 const (

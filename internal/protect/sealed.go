@@ -6,12 +6,14 @@ import (
 	"fmt"
 
 	"github.com/kafkagate/kafkagate/internal/kms"
+
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // HeaderSealed marks a value sealed whole with Vault transit (dead-letter
 // records): the value is the ciphertext "vault:vN:...", bound to the topic
 // it is written to. The header's JSON names the key: {"v":1,"k":"<key>"}.
-const HeaderSealed = "kafkagate.sealed"
+const HeaderSealed = record.HeaderSealed
 
 type sealedHeader struct {
 	V int    `json:"v"`

@@ -81,10 +81,7 @@ func Seal(t testing.TB, gw *gateway.Gateway, topic string, values ...[]byte) []k
 	}
 	msgs := make([]kafka.Message, len(sealed))
 	for i, s := range sealed {
-		msgs[i] = kafka.Message{Topic: topic, Partition: 0, Value: s.Value}
-		for _, h := range s.Headers {
-			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: h.Key, Value: h.Value})
-		}
+		msgs[i] = kafka.Message{Topic: topic, Partition: 0, Value: s.Value, Headers: s.Headers}
 	}
 	return msgs
 }

@@ -37,11 +37,11 @@ type RecordsResponse struct {
 	// Cursor is the next offset of each partition: send it back as
 	// cursor=p:o,p:o to get only newer records.
 	Cursor  map[int32]int64 `json:"cursor"`
-	Records []Record        `json:"records"`
+	Records []RecordView    `json:"records"`
 }
 
-// Record is one record in both forms.
-type Record struct {
+// RecordView is one record in both forms.
+type RecordView struct {
 	Stored inspect.Stored `json:"stored"`
 	// StoredWithheld: the record is stored in clear and the viewer lacks
 	// consume:<topic>, so its key, value and header values are not sent
@@ -100,7 +100,7 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := RecordsResponse{Topic: topic, Principal: p.Name, CanDecrypt: canConsume, CanRotate: isAdmin && h.cfg.Rotate != nil,
-		CanProduce: p.Can(httpapi.RightProduce, topic), Cursor: map[int32]int64{}, Records: []Record{}}
+		CanProduce: p.Can(httpapi.RightProduce, topic), Cursor: map[int32]int64{}, Records: []RecordView{}}
 	if pol, ok := h.cfg.Policies.For(topic); ok {
 		resp.Policy = viewPolicy(pol)
 	}
@@ -127,7 +127,7 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 		opened, decErr = h.decrypt(ctx, recs)
 	}
 	for i, rec := range recs {
-		vr := Record{Stored: inspect.Describe(rec, h.cfg.MaxValueBytes)}
+		vr := RecordView{Stored: inspect.Describe(rec, h.cfg.MaxValueBytes)}
 		if !canConsume {
 			h.withhold(&vr, rec)
 		}
@@ -155,13 +155,13 @@ const maxRedact = 1 << 20
 // plaintext value, and in a fields-mode value every scalar but the transit
 // ciphertexts (inspect.RedactJSON). Envelope, sealed and legacy values are
 // ciphertext whole and shown.
-func (h *Handler) withhold(vr *Record, rec kafka.Record) {
+func (h *Handler) withhold(vr *RecordView, rec kafka.Record) {
 	s := &vr.Stored
 	if s.Key != nil {
 		s.Key, s.KeyBinary, s.KeyWithheld = nil, false, true
 	}
 	for j := range s.Headers {
-		if n := s.Headers[j].Name; !strings.HasPrefix(n, "kafkagate.") && n != envelope.LegacyKeyHeader {
+		if n := s.Headers[j].Name; !strings.HasPrefix(n, envelope.HeaderPrefix) && n != envelope.LegacyKeyHeader {
 			s.Headers[j].Value, s.Headers[j].Binary, s.Headers[j].Withheld = "", false, true
 		}
 	}
@@ -241,14 +241,7 @@ func (h *Handler) read(ctx context.Context, topic string, cursor map[int32]int64
 }
 
 func (h *Handler) decrypt(ctx context.Context, recs []kafka.Record) ([]protect.Opened, error) {
-	in := make([]protect.Record, len(recs))
-	for i, r := range recs {
-		in[i] = protect.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: make([]protect.Header, len(r.Headers))}
-		for j, hd := range r.Headers {
-			in[i].Headers[j] = protect.Header{Key: hd.Key, Value: hd.Value}
-		}
-	}
-	return h.cfg.Engine.Decrypt(ctx, in)
+	return h.cfg.Engine.Decrypt(ctx, recs)
 }
 
 // decryptedView renders a decryption outcome; JSON values are indented.

@@ -80,14 +80,7 @@ type Line struct {
 
 // Decrypt decrypts recs in one Vault round trip and renders each.
 func Decrypt(ctx context.Context, d Decrypter, recs []kafka.Record) ([]Line, error) {
-	in := make([]protect.Record, len(recs))
-	for i, r := range recs {
-		in[i] = protect.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: make([]protect.Header, len(r.Headers))}
-		for j, h := range r.Headers {
-			in[i].Headers[j] = protect.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	opened, err := d.Decrypt(ctx, in)
+	opened, err := d.Decrypt(ctx, recs)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %w", err)
 	}

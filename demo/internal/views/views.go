@@ -73,7 +73,7 @@ func version(v int) string {
 
 // HeaderNames lists header names; kafkagate.edek and kafkagate.fields get
 // a short form of their value.
-func HeaderNames(hs []inspect.Header) string {
+func HeaderNames(hs []inspect.HeaderView) string {
 	parts := make([]string, 0, len(hs))
 	for _, h := range hs {
 		switch h.Name {

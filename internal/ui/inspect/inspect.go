@@ -18,9 +18,9 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/kms"
 	"github.com/kafkagate/kafkagate/internal/policy"
 	"github.com/kafkagate/kafkagate/internal/protect"
-	"github.com/kafkagate/kafkagate/internal/transit"
 )
 
 // Formats of a stored record: protect's record formats, plus one for
@@ -33,8 +33,9 @@ const (
 	FormatDamaged   = "damaged" // more than one kafkagate format, or a damaged kafkagate.format
 )
 
-// Header is one record header; Value is text, or base64 when Binary.
-type Header struct {
+// HeaderView is one record header as shown; Value is text, or base64 when
+// Binary.
+type HeaderView struct {
 	Name   string `json:"name"`
 	Value  string `json:"value"`
 	Binary bool   `json:"binary,omitempty"`
@@ -63,11 +64,11 @@ type Stored struct {
 	KeyWithheld bool `json:"key_withheld,omitempty"`
 	// Value is the value as text, or base64 when ValueBinary; at most
 	// the limit given to Describe (Truncated then says so). nil: null.
-	Value       *string  `json:"value"`
-	ValueBinary bool     `json:"value_binary,omitempty"`
-	ValueSize   int      `json:"value_size"`
-	Truncated   bool     `json:"truncated,omitempty"`
-	Headers     []Header `json:"headers"`
+	Value       *string      `json:"value"`
+	ValueBinary bool         `json:"value_binary,omitempty"`
+	ValueSize   int          `json:"value_size"`
+	Truncated   bool         `json:"truncated,omitempty"`
+	Headers     []HeaderView `json:"headers"`
 	// Format is record/1, chunk/1 (kafkagate.format) or one of the
 	// Format* constants.
 	Format string   `json:"format"`
@@ -78,7 +79,7 @@ type Stored struct {
 // limit).
 func Describe(r kafka.Record, limit int) Stored {
 	s := Stored{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
-		ValueSize: len(r.Value), Headers: []Header{}, Keys: []KeyUse{}}
+		ValueSize: len(r.Value), Headers: []HeaderView{}, Keys: []KeyUse{}}
 	if r.Key != nil {
 		k, bin := text(r.Key)
 		s.Key, s.KeyBinary = &k, bin
@@ -99,16 +100,12 @@ func Describe(r kafka.Record, limit int) Stored {
 	hs := map[string][]byte{}
 	for _, h := range r.Headers {
 		v, bin := text(h.Value)
-		s.Headers = append(s.Headers, Header{Name: h.Key, Value: v, Binary: bin})
+		s.Headers = append(s.Headers, HeaderView{Name: h.Key, Value: v, Binary: bin})
 		if _, seen := hs[h.Key]; !seen {
 			hs[h.Key] = h.Value
 		}
 	}
-	ph := make([]protect.Header, len(r.Headers))
-	for i, h := range r.Headers {
-		ph[i] = protect.Header{Key: h.Key, Value: h.Value}
-	}
-	f, err := protect.DetectFormat(ph)
+	f, err := protect.DetectFormat(r.Headers)
 	s.Format = string(f)
 	if err != nil {
 		s.Format = FormatDamaged
@@ -183,10 +180,10 @@ func lookup(doc map[string]any, path string) any {
 	return cur
 }
 
-// Version is N of a "vault:vN:..." ciphertext, or 0 where transit's
-// parser refuses it.
+// Version is N of a "vault:vN:..." ciphertext, or 0 where kms.Version
+// refuses it.
 func Version(ct string) int {
-	v, err := transit.Version(ct)
+	v, err := kms.Version(ct)
 	if err != nil {
 		return 0
 	}
