@@ -52,6 +52,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// provision ensures domain d on kr and rotates it rotations times.
+func provision(t *testing.T, ctx context.Context, kr *Keyring, d string, rotations int) {
+	t.Helper()
+	if _, err := kr.Ensure(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	for range rotations {
+		if _, err := kr.Rotate(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// mustRead returns the KV record of domain d.
+func mustRead(t *testing.T, ctx context.Context, kr *Keyring, d string) *record {
+	t.Helper()
+	rec, err := kr.read(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
 // rootSetup returns a root client and a keyring over it with the KEK made.
 func rootSetup(t *testing.T) (*vaultclient.Client, *Keyring, context.Context) {
 	t.Helper()
@@ -156,9 +179,7 @@ func TestVaultRotation(t *testing.T) {
 func TestVaultConcurrentRotationsLoseNothing(t *testing.T) {
 	root, kr, ctx := rootSetup(t)
 	const d = "payments.cas_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	provision(t, ctx, kr, d, 0)
 	krs := []*Keyring{kr, New(root, Options{}), New(root, Options{})}
 	var wg sync.WaitGroup
 	got := make(chan int, 9)
@@ -191,10 +212,7 @@ func TestVaultConcurrentRotationsLoseNothing(t *testing.T) {
 	if cur, _ := kr.Service().Current(d); cur != 10 {
 		t.Fatalf("current = %d, want 10", cur)
 	}
-	rec, err := kr.read(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := mustRead(t, ctx, kr, d)
 	for v := 1; v <= 10; v++ {
 		if rec.wrapped[v] == "" {
 			t.Fatalf("version %d lost", v)
@@ -205,12 +223,7 @@ func TestVaultConcurrentRotationsLoseNothing(t *testing.T) {
 func TestVaultKVHoldsOnlyWrappedKeys(t *testing.T) {
 	root, kr, ctx := rootSetup(t)
 	const d = "payments.storage_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Rotate(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	provision(t, ctx, kr, d, 1)
 	if err := kr.Load(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -286,16 +299,8 @@ func TestVaultKVHoldsOnlyWrappedKeys(t *testing.T) {
 func TestVaultTamperedRecordDoesNotLoad(t *testing.T) {
 	root, kr, ctx := rootSetup(t)
 	const d = "payments.tamper_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Rotate(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := kr.read(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
+	provision(t, ctx, kr, d, 1)
+	rec := mustRead(t, ctx, kr, d)
 	// Put v2's wrapped key in the v1 slot: its context no longer matches.
 	if _, err := root.Write(ctx, "secret/data/kafkagate/fpe/"+d, map[string]any{"data": map[string]any{
 		"v1": rec.wrapped[2], "v2": rec.wrapped[2], "current": 2, "kek": DefaultKEK,
@@ -303,7 +308,7 @@ func TestVaultTamperedRecordDoesNotLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := New(root, Options{})
-	err = k.Load(ctx, d)
+	err := k.Load(ctx, d)
 	if !errors.Is(err, transit.ErrDecrypt) {
 		t.Fatalf("Load of a tampered record: %v, want transit.ErrDecrypt", err)
 	}
@@ -321,9 +326,7 @@ func TestVaultTokenWithoutDecryptCannotStart(t *testing.T) {
 	root, kr, ctx := rootSetup(t)
 	v := testVault.get(t)
 	const d = "payments.denied_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	provision(t, ctx, kr, d, 0)
 	// A provisioning policy: it may create wrapped keys and records, but
 	// not decrypt with the KEK.
 	policy := `
@@ -380,13 +383,8 @@ path "transit/datakey/wrapped/kafkagate-fpe-kek" { capabilities = ["update"] }
 func TestVaultCASMismatchRecognised(t *testing.T) {
 	_, kr, ctx := rootSetup(t)
 	const d = "payments.cas_refusal_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := kr.read(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
+	provision(t, ctx, kr, d, 0)
+	rec := mustRead(t, ctx, kr, d)
 	for _, cas := range []int{0, rec.kvVersion + 1} {
 		err := kr.write(ctx, d, rec, cas)
 		if !isCASMismatch(err) {
