@@ -171,6 +171,30 @@ func itemErr(idx int, msg string, kind error) error {
 	return &kms.ItemError{Index: idx, Msg: msg, Kind: kind}
 }
 
+// batchKey returns the key for a batch of n items of op after the checks
+// every batch passes: the call reaches the KMS and is allowed, and has(i)
+// (item i carries a context) is the same for all items. A missing key
+// fails the batch, except that encrypt creates it (derived when the items
+// carry a context) if this KMS may.
+func (m *KMS) batchKey(ctx context.Context, op, name string, n int, has func(i int) bool) (*key, error) {
+	k, err := m.call(ctx, op, name)
+	if err != nil {
+		return nil, err
+	}
+	if mixedContext(n, has) {
+		return nil, invalid(op, name, msgMixed)
+	}
+	switch {
+	case k != nil:
+		return k, nil
+	case op != "encrypt":
+		return nil, invalid(op, name, msgNotFound)
+	case !m.upsert:
+		return nil, fmt.Errorf("memkms encrypt with key %q: key does not exist and this KMS may not create it: %w", name, kms.ErrDenied)
+	}
+	return m.create(name, kms.KeySpec{Derived: has(0)})
+}
+
 // mixedContext reports whether some items carry a context and others not.
 func mixedContext(n int, has func(i int) bool) bool {
 	for i := 1; i < n; i++ {
@@ -191,21 +215,10 @@ func (m *KMS) Encrypt(ctx context.Context, name string, items []kms.Item) ([]kms
 	if len(items) == 0 {
 		return out, nil
 	}
-	k, err := m.call(ctx, "encrypt", name)
+	has := func(i int) bool { return len(items[i].Context) > 0 }
+	k, err := m.batchKey(ctx, "encrypt", name, len(items), has)
 	if err != nil {
 		return out, err
-	}
-	has := func(i int) bool { return len(items[i].Context) > 0 }
-	if mixedContext(len(items), has) {
-		return out, invalid("encrypt", name, msgMixed)
-	}
-	if k == nil {
-		if !m.upsert {
-			return out, fmt.Errorf("memkms encrypt with key %q: key does not exist and this KMS may not create it: %w", name, kms.ErrDenied)
-		}
-		if k, err = m.create(name, kms.KeySpec{Derived: has(0)}); err != nil {
-			return out, err
-		}
 	}
 	s := m.view(k)
 	for i, it := range items {
@@ -234,15 +247,9 @@ func (m *KMS) Decrypt(ctx context.Context, name string, items []kms.Ciphertext) 
 	if len(send) == 0 {
 		return out, nil
 	}
-	k, err := m.call(ctx, "decrypt", name)
+	k, err := m.batchKey(ctx, "decrypt", name, len(send), func(i int) bool { return len(items[send[i]].Context) > 0 })
 	if err != nil {
 		return out, err
-	}
-	if mixedContext(len(send), func(i int) bool { return len(items[send[i]].Context) > 0 }) {
-		return out, invalid("decrypt", name, msgMixed)
-	}
-	if k == nil {
-		return out, invalid("decrypt", name, msgNotFound)
 	}
 	s := m.view(k)
 	for _, i := range send {
@@ -270,15 +277,9 @@ func (m *KMS) Rewrap(ctx context.Context, name string, items []kms.Ciphertext) (
 	if len(items) == 0 {
 		return out, nil
 	}
-	k, err := m.call(ctx, "rewrap", name)
+	k, err := m.batchKey(ctx, "rewrap", name, len(items), func(i int) bool { return len(items[i].Context) > 0 })
 	if err != nil {
 		return out, err
-	}
-	if mixedContext(len(items), func(i int) bool { return len(items[i].Context) > 0 }) {
-		return out, invalid("rewrap", name, msgMixed)
-	}
-	if k == nil {
-		return out, invalid("rewrap", name, msgNotFound)
 	}
 	s := m.view(k)
 	for i, it := range items {
