@@ -171,6 +171,22 @@ func itemErr(idx int, msg string, kind error) error {
 	return &kms.ItemError{Index: idx, Msg: msg, Kind: kind}
 }
 
+// existingKey returns key name for op after checking the name and making
+// the call (see call); missing is the error when the key does not exist.
+func (m *KMS) existingKey(ctx context.Context, op, name string, missing error) (*key, error) {
+	if err := checkKeyName(name); err != nil {
+		return nil, err
+	}
+	k, err := m.call(ctx, op, name)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, missing
+	}
+	return k, nil
+}
+
 // batchKey returns the key for a batch of n items of op after the checks
 // every batch passes: the call reaches the KMS and is allowed, and has(i)
 // (item i carries a context) is the same for all items. A missing key
@@ -304,12 +320,9 @@ func (m *KMS) HMAC(ctx context.Context, name string, inputs [][]byte) ([]string,
 	if len(inputs) == 0 {
 		return out, errs, nil
 	}
-	k, err := m.call(ctx, "hmac", name)
+	k, err := m.existingKey(ctx, "hmac", name, invalid("hmac", name, msgNotFound))
 	if err != nil {
 		return out, errs, err
-	}
-	if k == nil {
-		return out, errs, invalid("hmac", name, msgNotFound)
 	}
 	s := m.view(k)
 	prefix := "vault:v" + strconv.Itoa(s.latest) + ":"
@@ -324,15 +337,9 @@ func (m *KMS) HMAC(ctx context.Context, name string, inputs [][]byte) ([]string,
 // NewDataKey returns a fresh key of bits (128, 256 or 512) wrapped by
 // key's latest version; see transit.Client.NewDataKey.
 func (m *KMS) NewDataKey(ctx context.Context, name string, bits int, wrappedOnly bool, ctxt []byte) (kms.DataKey, error) {
-	if err := checkKeyName(name); err != nil {
-		return kms.DataKey{}, err
-	}
-	k, err := m.call(ctx, "datakey", name)
+	k, err := m.existingKey(ctx, "datakey", name, invalid("datakey", name, msgNotFound))
 	if err != nil {
 		return kms.DataKey{}, err
-	}
-	if k == nil {
-		return kms.DataKey{}, invalid("datakey", name, msgNotFound)
 	}
 	if bits != 128 && bits != 256 && bits != 512 {
 		return kms.DataKey{}, invalid("datakey", name, "invalid bits")
@@ -486,15 +493,9 @@ func addVersion(k *key) {
 // Versions lists the versions that may still decrypt (from
 // min_decryption_version on), as Vault does.
 func (m *KMS) ReadKey(ctx context.Context, name string) (kms.KeyInfo, error) {
-	if err := checkKeyName(name); err != nil {
-		return kms.KeyInfo{}, err
-	}
-	k, err := m.call(ctx, "read", name)
+	k, err := m.existingKey(ctx, "read", name, fmt.Errorf("read transit key %q: %w", name, kms.ErrNotFound))
 	if err != nil {
 		return kms.KeyInfo{}, err
-	}
-	if k == nil {
-		return kms.KeyInfo{}, fmt.Errorf("read transit key %q: %w", name, kms.ErrNotFound)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -519,15 +520,9 @@ func (m *KMS) ReadKey(ctx context.Context, name string) (kms.KeyInfo, error) {
 
 // Rotate adds a version to key and returns it.
 func (m *KMS) Rotate(ctx context.Context, name string) (int, error) {
-	if err := checkKeyName(name); err != nil {
-		return 0, err
-	}
-	k, err := m.call(ctx, "rotate", name)
+	k, err := m.existingKey(ctx, "rotate", name, invalid("rotate", name, "key not found"))
 	if err != nil {
 		return 0, err
-	}
-	if k == nil {
-		return 0, invalid("rotate", name, "key not found")
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -541,15 +536,9 @@ func (m *KMS) Rotate(ctx context.Context, name string) (int, error) {
 // above the minimum encryption version) with kms.ErrInvalid. Other fields
 // are refused too.
 func (m *KMS) Configure(ctx context.Context, name string, cfg map[string]any) error {
-	if err := checkKeyName(name); err != nil {
-		return err
-	}
-	k, err := m.call(ctx, "config", name)
+	k, err := m.existingKey(ctx, "config", name, invalid("config", name, "no existing key named "+name+" could be found"))
 	if err != nil {
 		return err
-	}
-	if k == nil {
-		return invalid("config", name, "no existing key named "+name+" could be found")
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
