@@ -75,6 +75,15 @@ func mustRead(t *testing.T, ctx context.Context, kr *Keyring, d string) *record 
 	return rec
 }
 
+// provisionedRecord is rootSetup with domain d provisioned (see
+// provision) and its KV record read.
+func provisionedRecord(t *testing.T, d string, rotations int) (*vaultclient.Client, *Keyring, context.Context, *record) {
+	t.Helper()
+	root, kr, ctx := rootSetup(t)
+	provision(t, ctx, kr, d, rotations)
+	return root, kr, ctx, mustRead(t, ctx, kr, d)
+}
+
 // rootSetup returns a root client and a keyring over it with the KEK made.
 func rootSetup(t *testing.T) (*vaultclient.Client, *Keyring, context.Context) {
 	t.Helper()
@@ -297,10 +306,8 @@ func TestVaultKVHoldsOnlyWrappedKeys(t *testing.T) {
 }
 
 func TestVaultTamperedRecordDoesNotLoad(t *testing.T) {
-	root, kr, ctx := rootSetup(t)
 	const d = "payments.tamper_test"
-	provision(t, ctx, kr, d, 1)
-	rec := mustRead(t, ctx, kr, d)
+	root, _, ctx, rec := provisionedRecord(t, d, 1)
 	// Put v2's wrapped key in the v1 slot: its context no longer matches.
 	if _, err := root.Write(ctx, "secret/data/kafkagate/fpe/"+d, map[string]any{"data": map[string]any{
 		"v1": rec.wrapped[2], "v2": rec.wrapped[2], "current": 2, "kek": DefaultKEK,
@@ -381,10 +388,8 @@ path "transit/datakey/wrapped/kafkagate-fpe-kek" { capabilities = ["update"] }
 // TestVaultCASMismatchRecognised checks that KV v2's check-and-set
 // refusal is recognised (the retry loops of Ensure and Rotate rely on it).
 func TestVaultCASMismatchRecognised(t *testing.T) {
-	_, kr, ctx := rootSetup(t)
 	const d = "payments.cas_refusal_test"
-	provision(t, ctx, kr, d, 0)
-	rec := mustRead(t, ctx, kr, d)
+	_, kr, ctx, rec := provisionedRecord(t, d, 0)
 	for _, cas := range []int{0, rec.kvVersion + 1} {
 		err := kr.write(ctx, d, rec, cas)
 		if !isCASMismatch(err) {
