@@ -12,6 +12,7 @@
 package transit
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -80,15 +81,9 @@ type Client struct {
 
 // New returns a transit client over v.
 func New(v vaultclient.Logical, o Options) *Client {
-	if o.Mount == "" {
-		o.Mount = "transit"
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 500
-	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 4
-	}
+	o.Mount = cmp.Or(o.Mount, "transit")
+	o.MaxBatch = positiveOr(o.MaxBatch, 500)
+	o.MaxInFlight = positiveOr(o.MaxInFlight, 4)
 	c := &Client{v: v, mount: strings.Trim(o.Mount, "/"), maxBatch: o.MaxBatch, inFlight: o.MaxInFlight, obs: o.Observer}
 	if !o.Coalesce.Disable {
 		c.coal = newCoalescer(c, o.Coalesce)
@@ -453,6 +448,14 @@ func (c *Client) HMAC(ctx context.Context, key string, inputs [][]byte) ([]strin
 		out[i] = str(r["hmac"])
 	})
 	return out, errs, err
+}
+
+// positiveOr is n when it is above zero, else def.
+func positiveOr(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
 }
 
 func str(v any) string {
