@@ -12,7 +12,6 @@
 package transit
 
 import (
-	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -81,7 +80,9 @@ type Client struct {
 
 // New returns a transit client over v.
 func New(v vaultclient.Logical, o Options) *Client {
-	o.Mount = cmp.Or(o.Mount, "transit")
+	if o.Mount == "" {
+		o.Mount = "transit"
+	}
 	o.MaxBatch = positiveOr(o.MaxBatch, 500)
 	o.MaxInFlight = positiveOr(o.MaxInFlight, 4)
 	c := &Client{v: v, mount: strings.Trim(o.Mount, "/"), maxBatch: o.MaxBatch, inFlight: o.MaxInFlight, obs: o.Observer}
