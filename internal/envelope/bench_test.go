@@ -16,10 +16,16 @@ func BenchmarkSealCached1KiB(b *testing.B) {
 	s := newSealer(b, ks, SealerOptions{Policy: Cached})
 	rec := Record{Topic: "bench", Key: []byte("key-0001"), Value: randBytes(1024)}
 	ctx := context.Background()
+	benchRecords(b, func() (Record, error) { return s.Seal(ctx, rec) })
+}
+
+// benchRecords runs op once per iteration on a 1 KiB record, reporting
+// bytes and allocations and failing on the first error.
+func benchRecords[T any](b *testing.B, op func() (T, error)) {
 	b.SetBytes(1024)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Seal(ctx, rec); err != nil {
+		if _, err := op(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -48,13 +54,7 @@ func BenchmarkOpenCached1KiB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(1024)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := op.Open(ctx, rec); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRecords(b, func() ([]byte, error) { return op.Open(ctx, rec) })
 }
 
 // BenchmarkStream encodes a 32 MiB file into 512 KiB chunks and decodes it
@@ -72,18 +72,7 @@ func BenchmarkStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		dec := op.NewFileDecoder(io.Discard)
-		for {
-			r, err := enc.Next(ctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := dec.Write(ctx, r); err != nil {
-				b.Fatal(err)
-			}
-		}
+		eachChunk(b, enc, func(r Record) { decodeChunk(b, dec, r) })
 		if _, err := dec.Finish(); err != nil {
 			b.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package envelope
 import (
 	"bytes"
 	"context"
-	"io"
 	"testing"
 )
 
@@ -12,14 +11,8 @@ import (
 
 func FuzzOpenRecord(f *testing.F) {
 	ks := newInMemoryKeyServiceForTests()
-	s, err := NewSealer(ks, SealerOptions{Policy: Cached})
-	if err != nil {
-		f.Fatal(err)
-	}
-	o, err := NewOpener(ks, OpenerOptions{})
-	if err != nil {
-		f.Fatal(err)
-	}
+	s := newSealer(f, ks, SealerOptions{Policy: Cached})
+	o := newOpener(f, ks, OpenerOptions{})
 	ctx := context.Background()
 	sealed, err := s.Seal(ctx, Record{Topic: "t", Key: []byte("k"), Value: []byte("secret value")})
 	if err != nil {
@@ -48,31 +41,15 @@ func FuzzOpenRecord(f *testing.F) {
 
 func FuzzFileDecoder(f *testing.F) {
 	ks := newInMemoryKeyServiceForTests()
-	s, err := NewSealer(ks, SealerOptions{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	o, err := NewOpener(ks, OpenerOptions{})
-	if err != nil {
-		f.Fatal(err)
-	}
+	s := newSealer(f, ks, SealerOptions{})
+	o := newOpener(f, ks, OpenerOptions{})
 	ctx := context.Background()
 	data := bytes.Repeat([]byte("0123456789abcdef"), 300) // 4800 B: 3 chunks of 2 KiB
 	enc, err := s.NewFileEncoder(ctx, "files", "f.bin", bytes.NewReader(data), FileOptions{ChunkSize: 2048})
 	if err != nil {
 		f.Fatal(err)
 	}
-	var chunks []Record
-	for {
-		r, err := enc.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			f.Fatal(err)
-		}
-		chunks = append(chunks, r)
-	}
+	chunks := drain(f, enc)
 	f.Add(uint8(0), 10, byte(1), uint8(0), -1, []byte(nil))
 	f.Add(uint8(2), 0, byte(0), uint8(1), 3, []byte("1"))
 	f.Add(uint8(1), 5000, byte(0x80), uint8(2), 0, []byte("chunk/1"))

@@ -78,6 +78,25 @@ func vaultKeys(t testing.TB, v *devenv.Vault) *countingKeys {
 	return &countingKeys{KeyService: NewKMSKeys(transit.New(c, transit.Options{}))}
 }
 
+// vaultTransit returns the shared Vault's keys (as vaultKeys) and a
+// transit client on it, for tests that also manage keys; it first creates
+// the derived KEKs keks.
+func vaultTransit(t testing.TB, keks ...string) (*countingKeys, *transit.Client) {
+	t.Helper()
+	v := realVault(t)
+	c, err := v.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := transit.New(c, transit.Options{})
+	for _, kek := range keks {
+		if err := tc.EnsureKey(context.Background(), kek, transit.KeySpec{Derived: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return vaultKeys(t, v), tc
+}
+
 // countingKeys passes every call through to a real KeyService and counts
 // them (it is not a fake: the keys come from Vault).
 type countingKeys struct {

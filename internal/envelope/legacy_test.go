@@ -50,10 +50,7 @@ func legacyDecodeByTheDemoRules(t *testing.T, tc *transit.Client, hs []Header, v
 
 func TestLegacyVault(t *testing.T) {
 	ctx := context.Background()
-	v := realVault(t)
-	ks := vaultKeys(t, v)
-	c, _ := v.Client()
-	tc := transit.New(c, transit.Options{})
+	ks, tc := vaultTransit(t)
 	data := append([]byte(`{"value": "café", "transformation": "name"}`+"\n"), randBytes(100_000)...)
 
 	hs, value, err := EncodeLegacy(ctx, ks, "", "large-set-of-info.json", data)

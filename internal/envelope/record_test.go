@@ -12,28 +12,51 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/transit"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
 func newSealer(t testing.TB, ks KeyService, o SealerOptions) *Sealer {
 	t.Helper()
 	s, err := NewSealer(ks, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return closedAtEnd(t, s, err)
 }
 
 func newOpener(t testing.TB, ks KeyService, o OpenerOptions) *Opener {
 	t.Helper()
 	op, err := NewOpener(ks, o)
+	return closedAtEnd(t, op, err)
+}
+
+// forWorkers runs fn(0) to fn(n-1) concurrently and fails t with the
+// errors they return.
+func forWorkers(t *testing.T, n int, fn func(w int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(w); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// closedAtEnd fails t on err and otherwise closes v when t ends.
+func closedAtEnd[T interface{ Close() }](t testing.TB, v T, err error) T {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(op.Close)
-	return op
+	t.Cleanup(v.Close)
+	return v
 }
 
 func randBytes(n int) []byte {
@@ -94,14 +117,8 @@ func TestRecordRoundTripVault(t *testing.T) {
 
 func TestRecordKEKRotationVault(t *testing.T) {
 	ctx := context.Background()
-	v := realVault(t)
-	ks := vaultKeys(t, v)
-	c, _ := v.Client()
 	const kek = "kafkagate-envelope-rotation"
-	tc := transit.New(c, transit.Options{})
-	if err := tc.EnsureKey(ctx, kek, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
+	ks, tc := vaultTransit(t, kek)
 	s := newSealer(t, ks, SealerOptions{KEK: kek})
 	op := newOpener(t, ks, OpenerOptions{KEKs: []string{kek}})
 	old, err := s.Seal(ctx, Record{Topic: "rot", Value: []byte("before")})
@@ -293,27 +310,16 @@ func TestCachedDEKConcurrentVault(t *testing.T) {
 	const workers, each, limit = 8, 150, 40
 	s := newSealer(t, ks, SealerOptions{Policy: Cached, MaxRecords: limit})
 	recs := make([]Record, workers*each)
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				r, err := s.Seal(ctx, Record{Topic: "conc", Key: []byte(fmt.Sprint(w, "-", i)), Value: []byte(fmt.Sprint("v", w, i))})
-				if err != nil {
-					errs <- err
-					return
-				}
-				recs[w*each+i] = r
+	forWorkers(t, workers, func(w int) error {
+		for i := range each {
+			r, err := s.Seal(ctx, Record{Topic: "conc", Key: []byte(fmt.Sprint(w, "-", i)), Value: []byte(fmt.Sprint("v", w, i))})
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			recs[w*each+i] = r
+		}
+		return nil
+	})
 	uses := map[string]int{}
 	for _, r := range recs {
 		uses[hdr(r, HeaderEDEK)]++
@@ -328,27 +334,16 @@ func TestCachedDEKConcurrentVault(t *testing.T) {
 	}
 	// Every record opens, concurrently, through one Opener.
 	op := newOpener(t, ks, OpenerOptions{})
-	var wg2 sync.WaitGroup
-	fail := make(chan error, workers)
-	for w := range workers {
-		wg2.Add(1)
-		go func() {
-			defer wg2.Done()
-			for i := range each {
-				r := recs[w*each+i]
-				pt, err := op.Open(ctx, r)
-				if err != nil || string(pt) != fmt.Sprint("v", w, i) {
-					fail <- fmt.Errorf("record %d/%d: %v", w, i, err)
-					return
-				}
+	forWorkers(t, workers, func(w int) error {
+		for i := range each {
+			r := recs[w*each+i]
+			pt, err := op.Open(ctx, r)
+			if err != nil || string(pt) != fmt.Sprint("v", w, i) {
+				return fmt.Errorf("record %d/%d: %v", w, i, err)
 			}
-		}()
-	}
-	wg2.Wait()
-	close(fail)
-	for err := range fail {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	st := op.Stats()
 	if st.Misses != int64(len(uses)) {
 		t.Fatalf("opener unwrapped %d DEKs, want %d (one per distinct DEK)", st.Misses, len(uses))

@@ -27,14 +27,8 @@ func rewrapEDEK(t *testing.T, tc *transit.Client, kek, sealedFor string, r *Reco
 // allowed kafkagate.origin.
 func TestRewrapEDEKVault(t *testing.T) {
 	ctx := context.Background()
-	v := realVault(t)
-	ks := vaultKeys(t, v)
-	c, _ := v.Client()
-	tc := transit.New(c, transit.Options{})
 	const kek = "kafkagate-envelope-rewrap"
-	if err := tc.EnsureKey(ctx, kek, transit.KeySpec{Derived: true}); err != nil {
-		t.Fatal(err)
-	}
+	ks, tc := vaultTransit(t, kek)
 	s := newSealer(t, ks, SealerOptions{KEK: kek})
 	orig, err := s.Seal(ctx, Record{Topic: "ledger", Key: []byte("k"), Value: []byte("balance 42"),
 		Headers: []Header{{Key: "kafkagate.fields", Value: []byte(`{"v":1,"f":[]}`)}}})
@@ -110,24 +104,14 @@ func TestRewrapEDEKVault(t *testing.T) {
 // associated data.
 func TestRewrapChunksVault(t *testing.T) {
 	ctx := context.Background()
-	v := realVault(t)
-	ks := vaultKeys(t, v)
-	c, _ := v.Client()
-	tc := transit.New(c, transit.Options{})
+	ks, tc := vaultTransit(t)
 	s := newSealer(t, ks, SealerOptions{})
 	data := bytes.Repeat([]byte("chunky "), 100)
 	enc, err := s.NewFileEncoder(ctx, "files", "a.txt", bytes.NewReader(data), FileOptions{ChunkSize: 256})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []Record
-	for {
-		r, err := enc.Next(ctx)
-		if err != nil {
-			break
-		}
-		recs = append(recs, r)
-	}
+	recs := drain(t, enc)
 	if len(recs) < 3 {
 		t.Fatalf("want several chunks, got %d", len(recs))
 	}

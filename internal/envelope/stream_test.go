@@ -29,15 +29,31 @@ func encodeAll(t testing.TB, s *Sealer, topic, name string, data []byte, chunk i
 func drain(t testing.TB, enc *FileEncoder) []Record {
 	t.Helper()
 	var out []Record
+	eachChunk(t, enc, func(r Record) { out = append(out, r) })
+	return out
+}
+
+// eachChunk passes the records of enc to fn in order until the file ends,
+// failing t on an encoder error.
+func eachChunk(t testing.TB, enc *FileEncoder, fn func(Record)) {
+	t.Helper()
 	for {
 		r, err := enc.Next(context.Background())
 		if err == io.EOF {
-			return out
+			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, r)
+		fn(r)
+	}
+}
+
+// decodeChunk writes r to dec, failing t on an error.
+func decodeChunk(t testing.TB, dec *FileDecoder, r Record) {
+	t.Helper()
+	if _, err := dec.Write(context.Background(), r); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -137,23 +153,14 @@ func TestFile50MiBVault(t *testing.T) {
 	var peak uint64
 	var ms runtime.MemStats
 	chunks := 0
-	for {
-		r, err := enc.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := dec.Write(ctx, r); err != nil {
-			t.Fatal(err)
-		}
+	eachChunk(t, enc, func(r Record) {
+		decodeChunk(t, dec, r)
 		if chunks%10 == 0 {
 			runtime.ReadMemStats(&ms)
 			peak = max(peak, ms.HeapAlloc)
 		}
 		chunks++
-	}
+	})
 	m, err := dec.Finish()
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package filetransfer
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
@@ -292,4 +293,11 @@ func (te *testEnv) records(t testing.TB, topic string) int64 {
 		n += hi - lo
 	}
 	return n
+}
+
+// randomData returns n random bytes.
+func randomData(n int) []byte {
+	b := make([]byte, n)
+	crand.Read(b)
+	return b
 }

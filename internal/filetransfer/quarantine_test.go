@@ -3,7 +3,6 @@ package filetransfer
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,8 +45,7 @@ func TestVaultRefusalQuarantineAndRedrive(t *testing.T) {
 	defer op.Close()
 
 	topic := newTopic("refused")
-	data := make([]byte, 2500)
-	rand.Read(data)
+	data := randomData(2500)
 	res, err := te.sender(t, 1000).Send(ctx, File{Topic: topic, Name: "secret.bin", Body: bytes.NewReader(data)})
 	if err != nil {
 		t.Fatal(err)
@@ -108,8 +106,7 @@ func TestVaultRefusalQuarantineAndRedrive(t *testing.T) {
 func TestDeadLetterTopic(t *testing.T) {
 	te := newTestEnv(t)
 	topic, dlq := newTopic("dlqsrc"), newTopic("dlq")
-	data := make([]byte, 2500)
-	rand.Read(data)
+	data := randomData(2500)
 	recs := te.encodeChunks(t, topic, "x.bin", data, 1000)
 	recs[1] = cloneRec(recs[1])
 	recs[1].Value[3] ^= 1
@@ -154,8 +151,7 @@ func TestDeadLetterTopic(t *testing.T) {
 func TestCommitOnlyAfterFileWritten(t *testing.T) {
 	te := newTestEnv(t)
 	topic := newTopic("commit")
-	data := make([]byte, 4500)
-	rand.Read(data)
+	data := randomData(4500)
 	recs := te.encodeChunks(t, topic, "slow.bin", data, 1000)
 	te.produceRaw(t, recs[:3], 0)
 	base := t.TempDir()
@@ -210,8 +206,7 @@ func TestCommitOnlyAfterFileWritten(t *testing.T) {
 func TestTooManyFilesInProgress(t *testing.T) {
 	te := newTestEnv(t)
 	topic := newTopic("many")
-	data := make([]byte, 2500)
-	rand.Read(data)
+	data := randomData(2500)
 	a := te.encodeChunks(t, topic, "a.bin", data, 1000)
 	b := te.encodeChunks(t, topic, "b.bin", data, 1000)
 	te.produceRaw(t, []envelope.Record{a[0], b[0], a[1], b[1], a[2], b[2]}, 0)

@@ -209,18 +209,28 @@ func (s *Sender) checkChunkFits(name, kek string) error {
 		ErrTooLarge, s.o.ChunkSize, need, s.o.MaxMessageBytes, max)
 }
 
+// newResult is f's Result before anything is produced, with an error
+// when f has no topic or its name is not a bare file name.
+func newResult(f File, format envelope.Format) (Result, error) {
+	res := Result{Name: f.Name, Topic: f.Topic, Partition: -1, FirstOffset: -1, LastOffset: -1, Format: format}
+	if f.Topic == "" {
+		return res, errors.New("filetransfer: no topic")
+	}
+	if !envelope.ValidFileName(f.Name) {
+		return res, fmt.Errorf("filetransfer: %q is not a bare file name (UTF-8, no '/', '\\' or NUL, not . or ..)", f.Name)
+	}
+	return res, nil
+}
+
 // Send encrypts f under one fresh data key and produces it as chunk/1
 // records keyed by the file id, in batches of at most BatchBytes, waiting
 // for each batch's acknowledgement. If Vault gives no data key, nothing is
 // produced. If a later step fails, the error wraps ErrPartial and the
 // Result counts the chunks already produced.
 func (s *Sender) Send(ctx context.Context, f File) (Result, error) {
-	res := Result{Name: f.Name, Topic: f.Topic, Partition: -1, FirstOffset: -1, LastOffset: -1, Format: envelope.FormatChunk}
-	if f.Topic == "" {
-		return res, errors.New("filetransfer: no topic")
-	}
-	if !envelope.ValidFileName(f.Name) {
-		return res, fmt.Errorf("filetransfer: %q is not a bare file name (UTF-8, no '/', '\\' or NUL, not . or ..)", f.Name)
+	res, err := newResult(f, envelope.FormatChunk)
+	if err != nil {
+		return res, err
 	}
 	if err := s.checkChunkFits(f.Name, f.KEK); err != nil {
 		return res, err
@@ -345,12 +355,9 @@ func MaxLegacyFileBytes(maxMessageBytes int, name string) int64 {
 // whole file is held in memory, so files that cannot fit one message are
 // refused (ErrTooLarge) before anything is read or asked of Vault.
 func (s *Sender) SendLegacy(ctx context.Context, f File) (Result, error) {
-	res := Result{Name: f.Name, Topic: f.Topic, Partition: -1, FirstOffset: -1, LastOffset: -1, Format: envelope.FormatLegacy}
-	if f.Topic == "" {
-		return res, errors.New("filetransfer: no topic")
-	}
-	if !envelope.ValidFileName(f.Name) {
-		return res, fmt.Errorf("filetransfer: %q is not a bare file name (UTF-8, no '/', '\\' or NUL, not . or ..)", f.Name)
+	res, err := newResult(f, envelope.FormatLegacy)
+	if err != nil {
+		return res, err
 	}
 	max := MaxLegacyFileBytes(s.o.MaxMessageBytes, f.Name)
 	tooLarge := func(n int64) error {

@@ -2,7 +2,6 @@ package filetransfer
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"os"
@@ -49,8 +48,7 @@ func header(r envelope.Record, name string) []byte {
 func TestTamperingThroughKafka(t *testing.T) {
 	te := newTestEnv(t)
 	const chunk = 1000
-	data := make([]byte, 4*chunk+123) // 5 chunks
-	rand.Read(data)
+	data := randomData(4*chunk + 123) // 5 chunks
 
 	type tcase struct {
 		name string

@@ -25,6 +25,38 @@ import (
 
 // setupWith is setup with extra [kafkagate] keys and a log sink; it
 // serves the API through httptest unless noServer.
+// serveUntilCleanup serves f's gateway on l until t ends, then checks that
+// Serve returned no error.
+func serveUntilCleanup(t *testing.T, f *fixture, l net.Listener) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.gw.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+}
+
+// accessToken returns a new API token and its access-file line, "token",
+// the token's hash and then rest.
+func accessToken(t *testing.T, rest string) (token, line string) {
+	t.Helper()
+	token, _, err := httpapi.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token, "token " + httpapi.HashToken(token) + " " + rest
+}
+
+// accessFile writes lines to an access file in a temporary directory and
+// returns its path.
+func accessFile(t *testing.T, lines ...string) string {
+	t.Helper()
+	return testkit.WriteFile(t, t.TempDir(), "access", strings.Join(lines, "\n")+"\n")
+}
+
 func setupWith(t *testing.T, kafkagateKeys string, logw io.Writer, noServer bool) *fixture {
 	t.Helper()
 	env := testkit.Start(t)
@@ -185,15 +217,7 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.gw.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	serveUntilCleanup(t, f, l)
 	base := "https://" + l.Addr().String()
 	f.srv = &httptest.Server{URL: base}
 	client := func(certs ...tls.Certificate) *http.Client {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkagate/kafkagate/internal/config"
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/fpe"
 	"github.com/kafkagate/kafkagate/internal/gateway"
@@ -62,12 +63,35 @@ mode = passthrough
 legacy = accept
 `
 
-func setupAttack(t *testing.T) *fixture {
+// startCardStack starts a stack for the configuration text with the
+// payments.card_number FPE domain and the envelope KEK in Vault.
+func startCardStack(t *testing.T, text string) (*testkit.Env, *config.File) {
 	t.Helper()
 	env := testkit.Start(t)
-	cfg := testkit.Config(t, attackConfig)
+	cfg := testkit.Config(t, text)
 	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
 	testkit.EnsureEnvelopeKEK(t, env)
+	return env, cfg
+}
+
+// fullCardToken tokenises card with f's payments.card_number key in format
+// full, returning the token and the key version.
+func fullCardToken(t *testing.T, f *fixture, card string) (string, int) {
+	t.Helper()
+	format, err := fpe.ParseFormat("full", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ver, err := f.gw.FPEKeys.Service().Encrypt("payments.card_number", format, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, ver
+}
+
+func setupAttack(t *testing.T) *fixture {
+	t.Helper()
+	env, cfg := startCardStack(t, attackConfig)
 	for _, k := range []string{envelope.DefaultLegacyKEK, "kafka-secret"} {
 		if err := env.Transit.EnsureKey(context.Background(), k, transit.KeySpec{}); err != nil {
 			t.Fatal(err)
@@ -376,14 +400,7 @@ func TestAttackLegacyRecordOnOtherTopic(t *testing.T) {
 func TestRecordsWrittenBeforeBindingStillRead(t *testing.T) {
 	f := setupAttack(t)
 	const card = "4111-1111-1111-1111"
-	format, err := fpe.ParseFormat("full", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, ver, err := f.gw.FPEKeys.Service().Encrypt("payments.card_number", format, card)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, ver := fullCardToken(t, f, card)
 	hdr := fmt.Sprintf(`{"v":1,"f":[{"p":"card","m":"fpe","d":"payments.card_number","n":%d,"fmt":"full"}]}`, ver)
 	f.write(t, kafka.Message{Topic: "cards", Partition: 0, Value: []byte(`{"card":"` + tok + `"}`), Headers: fieldsHeader(hdr)})
 	r := decryptionOf(t, f, "cards")[0]

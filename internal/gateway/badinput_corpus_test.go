@@ -50,10 +50,7 @@ type corpusFixture struct {
 
 func setupCorpus(t *testing.T) *corpusFixture {
 	t.Helper()
-	env := testkit.Start(t)
-	cfg := testkit.Config(t, corpusConfig)
-	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
-	testkit.EnsureEnvelopeKEK(t, env)
+	env, cfg := startCardStack(t, corpusConfig)
 	quiet := testkit.Quiet()
 	f := serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second), Logger: quiet})
 	gw := f.gw

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/internal/fpe"
 	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
@@ -141,14 +140,7 @@ func TestFPEFieldsRoundTripAndRotation(t *testing.T) {
 	// policy's default_version (2, current since the rotation above), and
 	// its field status says so. A token of
 	// topic cards copied there is bound to cards and does not give the card.
-	format, err := fpe.ParseFormat("full", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := f.gw.FPEKeys.Service().Encrypt("payments.card_number", format, card)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, _ := fullCardToken(t, f, card)
 	if _, err := f.gw.Kafka.Produce(context.Background(), []kafka.Message{
 		{Topic: "legacy_cards", Partition: 0, Value: []byte(`{"credit_card":"` + tok + `"}`)},
 		{Topic: "legacy_cards", Partition: 0, Value: []byte(`{"credit_card":"` + firstToken(t, f) + `"}`)},

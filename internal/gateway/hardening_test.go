@@ -145,11 +145,8 @@ func TestBrowserGuard(t *testing.T) {
 // is still refused, even with valid credentials (a client certificate is
 // sent by the browser itself).
 func TestBrowserGuardWithAuth(t *testing.T) {
-	alice, _, err := httpapi.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	access := testkit.WriteFile(t, t.TempDir(), "access", "token "+httpapi.HashToken(alice)+" alice produce:purchases admin\n")
+	alice, line := accessToken(t, "alice produce:purchases admin")
+	access := accessFile(t, line)
 	f := setupWith(t, "access_file = "+access, nil, false)
 	auth := "Bearer " + alice
 	if status, _, b := call(t, "GET", f.srv.URL+"/v3/clusters", map[string]string{"Authorization": auth, "Host": "gateway.example.com"}, ""); status != 200 {
@@ -189,11 +186,8 @@ func httpSeries(t *testing.T, f *fixture, token string) []string {
 // fixed set (OTHER), unknown routes share "unmatched" and unauthenticated
 // requests "unauthenticated", whatever path they asked for.
 func TestMetricsSeriesBounded(t *testing.T) {
-	ops, _, err := httpapi.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	access := testkit.WriteFile(t, t.TempDir(), "access", "token "+httpapi.HashToken(ops)+" ops metrics\n")
+	ops, line := accessToken(t, "ops metrics")
+	access := accessFile(t, line)
 	f := setupWith(t, "access_file = "+access, nil, false)
 	flood := func(from, n int) {
 		t.Helper()
@@ -262,15 +256,7 @@ func TestIdleTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.gw.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	serveUntilCleanup(t, f, l)
 	conn, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -321,11 +307,8 @@ func streamOpen(t *testing.T, ctx context.Context, url, token string) *http.Resp
 // the Kafkagate-Group header) gets the offsets.
 func TestStreamGroupNamespaced(t *testing.T) {
 	env := testkit.StartWith(t, devenv.KafkaOptions{Partitions: 1, FastGroups: true})
-	reader, _, err := httpapi.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	access := testkit.WriteFile(t, t.TempDir(), "access", "token "+httpapi.HashToken(reader)+" reader consume:purchases produce:purchases\n")
+	reader, line := accessToken(t, "reader consume:purchases produce:purchases")
+	access := accessFile(t, line)
 	cfg, err := config.Parse([]byte(testConfig + "\n[kafkagate]\naccess_file = " + access + "\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -406,9 +389,9 @@ func TestStreamGroupNamespaced(t *testing.T) {
 // Retry-After) while another principal still gets one; closing the first
 // frees the slot.
 func TestStreamPerPrincipalCap(t *testing.T) {
-	alice, _, _ := httpapi.NewToken()
-	bob, _, _ := httpapi.NewToken()
-	access := testkit.WriteFile(t, t.TempDir(), "access", "token "+httpapi.HashToken(alice)+" alice consume:purchases produce:purchases\ntoken "+httpapi.HashToken(bob)+" bob consume:purchases\n")
+	alice, aliceLine := accessToken(t, "alice consume:purchases produce:purchases")
+	bob, bobLine := accessToken(t, "bob consume:purchases")
+	access := accessFile(t, aliceLine, bobLine)
 	f := setupWith(t, "access_file = "+access+"\nmax_streams_per_principal = 1", nil, false)
 	// The topic must exist: a stream never creates one.
 	if status, _, b := call(t, "POST", f.url("purchases"), map[string]string{"Authorization": "Bearer " + alice, "Content-Type": "application/json"}, produceBody(purchase)); status != 200 {

@@ -93,6 +93,17 @@ func revokeCurrent(t *testing.T, f *fixture) string {
 	return tok
 }
 
+// appRoleStack starts a stack whose gateway logs in with AppRole; it
+// returns the gateway's fixture, the secret id file, the AppRole
+// credentials and the gateway's log.
+func appRoleStack(t *testing.T) (f *fixture, secretIDFile string, creds []string, logs *testkit.SyncBuffer) {
+	t.Helper()
+	env := testkit.Start(t)
+	roleIDFile, secretIDFile, creds := setupAppRole(t, env)
+	logs = &testkit.SyncBuffer{}
+	return appRoleGateway(t, env, roleIDFile, secretIDFile, logs), secretIDFile, creds, logs
+}
+
 type produceOutcome struct {
 	start, end time.Time
 	status     int
@@ -107,10 +118,7 @@ type produceOutcome struct {
 // and nothing else is; no record carries plaintext; no log line carries a
 // token or the AppRole credentials.
 func TestVaultTokenRevokedUnderLoad(t *testing.T) {
-	env := testkit.Start(t)
-	roleIDFile, secretIDFile, creds := setupAppRole(t, env)
-	logs := &testkit.SyncBuffer{}
-	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
+	f, secretIDFile, creds, logs := appRoleStack(t)
 	gw := f.gw
 	before := testkit.HighWatermarks(t, gw.Kafka, "purchases")
 
@@ -165,7 +173,7 @@ func TestVaultTokenRevokedUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	noCredentialInLog(t, logs.String(), append(append(creds, revokedTokens...), gw.Vault.API().Token(), env.Vault.Token)...)
+	noCredentialInLog(t, logs.String(), append(append(creds, revokedTokens...), gw.Vault.API().Token(), f.env.Vault.Token)...)
 	revokedTokens = append(revokedTokens, checkUnrecoverableRevocation(t, f, secretIDFile))
 	noCredentialInLog(t, logs.String(), append(append(creds, revokedTokens...), gw.Vault.API().Token())...)
 
@@ -324,10 +332,7 @@ func checkUnrecoverableRevocation(t *testing.T, f *fixture, secretIDFile string)
 // (at most about one per second) and the gateway must serve again soon
 // after the fix.
 func TestVaultFailedReloginIsPaced(t *testing.T) {
-	env := testkit.Start(t)
-	roleIDFile, secretIDFile, _ := setupAppRole(t, env)
-	logs := &testkit.SyncBuffer{}
-	f := appRoleGateway(t, env, roleIDFile, secretIDFile, logs)
+	f, secretIDFile, _, logs := appRoleStack(t)
 	ctx := context.Background()
 	good, _ := breakSecretID(t, f, secretIDFile)
 	window := 2 * time.Second
@@ -353,7 +358,7 @@ func TestVaultFailedReloginIsPaced(t *testing.T) {
 			break
 		}
 		if time.Since(fixedAt) > 15*time.Second {
-			locked, _ := env.VC.Read(ctx, "sys/locked-users")
+			locked, _ := f.env.VC.Read(ctx, "sys/locked-users")
 			t.Fatalf("not serving 15 s after the secret id was fixed (%d); sys/locked-users: %v", resp.StatusCode, locked)
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -62,12 +62,8 @@ func KubernetesFromConfig(cfg *config.File) (*KubernetesRoles, error) {
 }
 
 func (k *KubernetesRoles) defaults() {
-	if k.Mount == "" {
-		k.Mount = "kubernetes"
-	}
-	if k.ServiceAccount == "" {
-		k.ServiceAccount = "kafkagate-{topic}-{role}"
-	}
+	orDefault(&k.Mount, "kubernetes")
+	orDefault(&k.ServiceAccount, "kafkagate-{topic}-{role}")
 }
 
 // serviceAccount is the service account bound to topic's role.

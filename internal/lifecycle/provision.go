@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,38 +128,24 @@ func (o *ProvisionOptions) defaults() {
 		k.defaults()
 		o.Kubernetes = &k
 	}
-	if o.TransitMount == "" {
-		o.TransitMount = "transit"
-	}
-	if o.FPE.TransitMount == "" {
-		o.FPE.TransitMount = o.TransitMount
-	}
-	if o.FPE.KEK == "" {
-		o.FPE.KEK = vaultkeyring.DefaultKEK
-	}
-	if o.FPE.KVMount == "" {
-		o.FPE.KVMount = vaultkeyring.DefaultKVMount
-	}
-	if o.FPE.KVPrefix == "" {
-		o.FPE.KVPrefix = vaultkeyring.DefaultKVPrefix
-	}
-	if o.AppRoleMount == "" {
-		o.AppRoleMount = "approle"
-	}
-	if o.TokenTTL <= 0 {
-		o.TokenTTL = time.Hour
-	}
-	if o.TokenMaxTTL <= 0 {
-		o.TokenMaxTTL = 24 * time.Hour
-	}
-	if o.DLQSuffix == "" {
-		o.DLQSuffix = ".dlq"
-	}
-	if o.Partitions <= 0 {
-		o.Partitions = 3
-	}
-	if o.ReplicationFactor <= 0 {
-		o.ReplicationFactor = 1
+	orDefault(&o.TransitMount, "transit")
+	orDefault(&o.FPE.TransitMount, o.TransitMount)
+	orDefault(&o.FPE.KEK, vaultkeyring.DefaultKEK)
+	orDefault(&o.FPE.KVMount, vaultkeyring.DefaultKVMount)
+	orDefault(&o.FPE.KVPrefix, vaultkeyring.DefaultKVPrefix)
+	orDefault(&o.AppRoleMount, "approle")
+	orDefault(&o.TokenTTL, time.Hour)
+	orDefault(&o.TokenMaxTTL, 24*time.Hour)
+	orDefault(&o.DLQSuffix, ".dlq")
+	orDefault(&o.Partitions, 3)
+	orDefault(&o.ReplicationFactor, 1)
+}
+
+// orDefault sets *v to def when *v is empty, zero or negative.
+func orDefault[T cmp.Ordered](v *T, def T) {
+	var zero T
+	if *v <= zero {
+		*v = def
 	}
 }
 

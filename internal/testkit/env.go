@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/devenv"
+	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
 // Env is a Vault dev server and a kfake broker for one test.
@@ -46,6 +47,18 @@ func StartVault(t testing.TB) *devenv.Vault {
 	}
 	t.Cleanup(func() { _ = v.Stop() })
 	return v
+}
+
+// VaultClient starts only Vault for t and returns it with a root-token
+// client.
+func VaultClient(t testing.TB) (*devenv.Vault, *vaultclient.Client) {
+	t.Helper()
+	v := StartVault(t)
+	vc, err := v.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, vc
 }
 
 // vaultOptions finds the vault binary (failing t without one) and sends

@@ -55,11 +55,7 @@ func (w *wrapVault) Write(ctx context.Context, path string, data map[string]any)
 
 func newWrapped(t *testing.T, o transit.Options) (*transit.Client, *wrapVault) {
 	t.Helper()
-	v := testkit.StartVault(t)
-	vc, err := v.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, vc := testkit.VaultClient(t)
 	w := &wrapVault{Logical: vc}
 	tc := transit.New(w, o)
 	for _, k := range []string{"k1", "k2"} {

@@ -338,11 +338,7 @@ func runConformance(t *testing.T, k conformKMS) {
 // ErrUnavailable when the KMS is gone.
 
 func TestConformanceVault(t *testing.T) {
-	v := testkit.StartVault(t)
-	vc, err := v.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, vc := testkit.VaultClient(t)
 	tc := transit.New(vc, transit.Options{})
 	runConformance(t, tc)
 	_ = v.Stop()
@@ -371,11 +367,7 @@ func checkUnavailable(t *testing.T, k conformKMS) {
 // refuses to encrypt with a missing key as Vault refuses a token that may
 // only update transit/encrypt (the gateway's).
 func TestMemKMSDeniesLikeAGatewayToken(t *testing.T) {
-	v := testkit.StartVault(t)
-	vc, err := v.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, vc := testkit.VaultClient(t)
 	ctx := context.Background()
 	lim, _ := limitedClient(t, v, vc, "enc-update", `path "transit/encrypt/*" { capabilities = ["update"] }`)
 	for name, k := range map[string]conformKMS{"vault": transit.New(lim, transit.Options{}), "memkms": memkms.New(memkms.Options{})} {

@@ -83,12 +83,8 @@ func New(v vaultclient.Logical, o Options) *Client {
 	if o.Mount == "" {
 		o.Mount = "transit"
 	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 500
-	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 4
-	}
+	o.MaxBatch = positiveOr(o.MaxBatch, 500)
+	o.MaxInFlight = positiveOr(o.MaxInFlight, 4)
 	c := &Client{v: v, mount: strings.Trim(o.Mount, "/"), maxBatch: o.MaxBatch, inFlight: o.MaxInFlight, obs: o.Observer}
 	if !o.Coalesce.Disable {
 		c.coal = newCoalescer(c, o.Coalesce)
@@ -103,30 +99,10 @@ func (c *Client) Mount() string { return c.mount }
 // in order; the error is non-nil only when the whole operation failed (Vault
 // unreachable, permission denied, ...), wrapping a vaultclient error.
 func (c *Client) Encrypt(ctx context.Context, key string, items []Item) ([]Sealed, error) {
-	if err := checkKeyName(key); err != nil {
-		return nil, err
-	}
-	out := make([]Sealed, len(items))
-	err := c.batches(ctx, len(items), func(ctx context.Context, lo, hi int) error {
-		in := make([]map[string]any, 0, hi-lo)
-		for _, it := range items[lo:hi] {
-			m := map[string]any{"plaintext": base64.StdEncoding.EncodeToString(it.Plaintext)}
-			if it.AAD != nil {
-				m["associated_data"] = base64.StdEncoding.EncodeToString(it.AAD)
-			}
-			if it.Context != nil {
-				m["context"] = base64.StdEncoding.EncodeToString(it.Context)
-			}
-			in = append(in, m)
-		}
-		res, err := c.batchCall(ctx, "encrypt", key, in)
-		if err != nil {
-			return err
-		}
-		sealedResults(res, lo, out)
-		return nil
+	return c.seal(ctx, "encrypt", key, len(items), func(i int) map[string]any {
+		it := items[i]
+		return itemInput("plaintext", base64.StdEncoding.EncodeToString(it.Plaintext), it.AAD, it.Context)
 	})
-	return out, err
 }
 
 // Decrypt decrypts items with key; see Encrypt for the error contract.
@@ -147,38 +123,22 @@ func (c *Client) Decrypt(ctx context.Context, key string, items []Ciphertext) ([
 		out[i].KeyVersion = v
 		send = append(send, i)
 	}
-	err := c.batches(ctx, len(send), func(ctx context.Context, lo, hi int) error {
-		in := make([]map[string]any, 0, hi-lo)
-		for _, idx := range send[lo:hi] {
-			it := items[idx]
-			m := map[string]any{"ciphertext": it.Ciphertext}
-			if it.AAD != nil {
-				m["associated_data"] = base64.StdEncoding.EncodeToString(it.AAD)
-			}
-			if it.Context != nil {
-				m["context"] = base64.StdEncoding.EncodeToString(it.Context)
-			}
-			in = append(in, m)
+	err := c.batchOp(ctx, "decrypt", key, len(send), func(i int) map[string]any {
+		it := items[send[i]]
+		return itemInput("ciphertext", it.Ciphertext, it.AAD, it.Context)
+	}, func(i int, r map[string]any) {
+		idx := send[i]
+		if msg, _ := r["error"].(string); msg != "" {
+			out[idx].Err = itemErr(idx, msg)
+			return
 		}
-		res, err := c.batchCall(ctx, "decrypt", key, in)
-		if err != nil {
-			return err
+		pt, _ := r["plaintext"].(string)
+		b, derr := base64.StdEncoding.DecodeString(pt)
+		if derr != nil {
+			out[idx].Err = &ItemError{Index: idx, Msg: "vault returned invalid base64", Kind: ErrItem}
+			return
 		}
-		for i, r := range res {
-			idx := send[lo+i]
-			if msg, _ := r["error"].(string); msg != "" {
-				out[idx].Err = itemErr(idx, msg)
-				continue
-			}
-			pt, _ := r["plaintext"].(string)
-			b, derr := base64.StdEncoding.DecodeString(pt)
-			if derr != nil {
-				out[idx].Err = &ItemError{Index: idx, Msg: "vault returned invalid base64", Kind: ErrItem}
-				continue
-			}
-			out[idx].Plaintext = b
-		}
-		return nil
+		out[idx].Plaintext = b
 	})
 	return out, err
 }
@@ -187,46 +147,64 @@ func (c *Client) Decrypt(ctx context.Context, key string, items []Ciphertext) ([
 // plaintext. Items carry context for derived keys; AAD is not supported by
 // Vault's rewrap.
 func (c *Client) Rewrap(ctx context.Context, key string, items []Ciphertext) ([]Sealed, error) {
+	return c.seal(ctx, "rewrap", key, len(items), func(i int) map[string]any {
+		return itemInput("ciphertext", items[i].Ciphertext, nil, items[i].Context)
+	})
+}
+
+// itemInput is one batch_input entry: name set to value, with the
+// associated data and the derivation context in base64 when they are set.
+func itemInput(name, value string, aad, context []byte) map[string]any {
+	m := map[string]any{name: value}
+	if aad != nil {
+		m["associated_data"] = base64.StdEncoding.EncodeToString(aad)
+	}
+	if context != nil {
+		m["context"] = base64.StdEncoding.EncodeToString(context)
+	}
+	return m
+}
+
+// seal runs an operation whose results carry ciphertexts (encrypt, rewrap)
+// over n items, input(i) being item i's batch_input entry.
+func (c *Client) seal(ctx context.Context, op, key string, n int, input func(i int) map[string]any) ([]Sealed, error) {
 	if err := checkKeyName(key); err != nil {
 		return nil, err
 	}
-	out := make([]Sealed, len(items))
-	err := c.batches(ctx, len(items), func(ctx context.Context, lo, hi int) error {
-		in := make([]map[string]any, 0, hi-lo)
-		for _, it := range items[lo:hi] {
-			m := map[string]any{"ciphertext": it.Ciphertext}
-			if it.Context != nil {
-				m["context"] = base64.StdEncoding.EncodeToString(it.Context)
-			}
-			in = append(in, m)
-		}
-		res, err := c.batchCall(ctx, "rewrap", key, in)
-		if err != nil {
-			return err
-		}
-		sealedResults(res, lo, out)
-		return nil
-	})
-	return out, err
-}
-
-// sealedResults stores batch results that carry ciphertexts (encrypt,
-// rewrap) into out, starting at index lo.
-func sealedResults(res []map[string]any, lo int, out []Sealed) {
-	for i, r := range res {
-		idx := lo + i
+	out := make([]Sealed, n)
+	err := c.batchOp(ctx, op, key, n, input, func(idx int, r map[string]any) {
 		if msg, _ := r["error"].(string); msg != "" {
 			out[idx].Err = itemErr(idx, msg)
-			continue
+			return
 		}
 		ct, _ := r["ciphertext"].(string)
 		v, err := Version(ct)
 		if err != nil {
 			out[idx].Err = &ItemError{Index: idx, Msg: "vault returned no ciphertext", Kind: ErrItem}
-			continue
+			return
 		}
 		out[idx] = Sealed{Ciphertext: ct, KeyVersion: v}
-	}
+	})
+	return out, err
+}
+
+// batchOp sends n items to op in batch_input calls (see batches): input(i)
+// is item i's entry, and result(i, r) receives item i's batch result.
+func (c *Client) batchOp(ctx context.Context, op, key string, n int, input func(i int) map[string]any, result func(i int, r map[string]any)) error {
+	return c.batches(ctx, n, func(ctx context.Context, lo, hi int) error {
+		in := make([]map[string]any, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			in = append(in, input(i))
+		}
+		res, err := c.batchCall(ctx, op, key, in)
+		if err != nil {
+			return err
+		}
+		for i, r := range res {
+			result(lo+i, r)
+		}
+		return nil
+	})
 }
 
 // batches splits n items into chunks of maxBatch and runs fn on them, at
@@ -461,25 +439,24 @@ func (c *Client) HMAC(ctx context.Context, key string, inputs [][]byte) ([]strin
 	}
 	out := make([]string, len(inputs))
 	errs := make([]error, len(inputs))
-	err := c.batches(ctx, len(inputs), func(ctx context.Context, lo, hi int) error {
-		in := make([]map[string]any, 0, hi-lo)
-		for _, b := range inputs[lo:hi] {
-			in = append(in, map[string]any{"input": base64.StdEncoding.EncodeToString(b)})
+	err := c.batchOp(ctx, "hmac", key, len(inputs), func(i int) map[string]any {
+		return map[string]any{"input": base64.StdEncoding.EncodeToString(inputs[i])}
+	}, func(i int, r map[string]any) {
+		if msg, _ := r["error"].(string); msg != "" {
+			errs[i] = itemErr(i, msg)
+			return
 		}
-		res, err := c.batchCall(ctx, "hmac", key, in)
-		if err != nil {
-			return err
-		}
-		for i, r := range res {
-			if msg, _ := r["error"].(string); msg != "" {
-				errs[lo+i] = itemErr(lo+i, msg)
-				continue
-			}
-			out[lo+i] = str(r["hmac"])
-		}
-		return nil
+		out[i] = str(r["hmac"])
 	})
 	return out, errs, err
+}
+
+// positiveOr is n when it is above zero, else def.
+func positiveOr(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
 }
 
 func str(v any) string {

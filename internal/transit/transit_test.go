@@ -28,11 +28,7 @@ func (c *countingVault) Write(ctx context.Context, path string, data map[string]
 }
 
 func TestBatchesRoundTripAndSplit(t *testing.T) {
-	v := testkit.StartVault(t)
-	vc, err := v.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, vc := testkit.VaultClient(t)
 	cv := &countingVault{Logical: vc}
 	tc := transit.New(cv, transit.Options{MaxBatch: 100, MaxInFlight: 3})
 	ctx := context.Background()
@@ -93,11 +89,7 @@ func TestBatchesRoundTripAndSplit(t *testing.T) {
 }
 
 func TestRotateRetireRewrapAndErrors(t *testing.T) {
-	v := testkit.StartVault(t)
-	vc, err := v.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, vc := testkit.VaultClient(t)
 	tc := transit.New(vc, transit.Options{})
 	ctx := context.Background()
 	if err := tc.EnsureKey(ctx, "r", transit.KeySpec{}); err != nil {

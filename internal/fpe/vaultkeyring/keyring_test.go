@@ -52,6 +52,38 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// provision ensures domain d on kr and rotates it rotations times.
+func provision(t *testing.T, ctx context.Context, kr *Keyring, d string, rotations int) {
+	t.Helper()
+	if _, err := kr.Ensure(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	for range rotations {
+		if _, err := kr.Rotate(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// mustRead returns the KV record of domain d.
+func mustRead(t *testing.T, ctx context.Context, kr *Keyring, d string) *record {
+	t.Helper()
+	rec, err := kr.read(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// provisionedRecord is rootSetup with domain d provisioned (see
+// provision) and its KV record read.
+func provisionedRecord(t *testing.T, d string, rotations int) (*vaultclient.Client, *Keyring, context.Context, *record) {
+	t.Helper()
+	root, kr, ctx := rootSetup(t)
+	provision(t, ctx, kr, d, rotations)
+	return root, kr, ctx, mustRead(t, ctx, kr, d)
+}
+
 // rootSetup returns a root client and a keyring over it with the KEK made.
 func rootSetup(t *testing.T) (*vaultclient.Client, *Keyring, context.Context) {
 	t.Helper()
@@ -156,9 +188,7 @@ func TestVaultRotation(t *testing.T) {
 func TestVaultConcurrentRotationsLoseNothing(t *testing.T) {
 	root, kr, ctx := rootSetup(t)
 	const d = "payments.cas_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	provision(t, ctx, kr, d, 0)
 	krs := []*Keyring{kr, New(root, Options{}), New(root, Options{})}
 	var wg sync.WaitGroup
 	got := make(chan int, 9)
@@ -191,10 +221,7 @@ func TestVaultConcurrentRotationsLoseNothing(t *testing.T) {
 	if cur, _ := kr.Service().Current(d); cur != 10 {
 		t.Fatalf("current = %d, want 10", cur)
 	}
-	rec, err := kr.read(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := mustRead(t, ctx, kr, d)
 	for v := 1; v <= 10; v++ {
 		if rec.wrapped[v] == "" {
 			t.Fatalf("version %d lost", v)
@@ -205,12 +232,7 @@ func TestVaultConcurrentRotationsLoseNothing(t *testing.T) {
 func TestVaultKVHoldsOnlyWrappedKeys(t *testing.T) {
 	root, kr, ctx := rootSetup(t)
 	const d = "payments.storage_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Rotate(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	provision(t, ctx, kr, d, 1)
 	if err := kr.Load(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -284,18 +306,8 @@ func TestVaultKVHoldsOnlyWrappedKeys(t *testing.T) {
 }
 
 func TestVaultTamperedRecordDoesNotLoad(t *testing.T) {
-	root, kr, ctx := rootSetup(t)
 	const d = "payments.tamper_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kr.Rotate(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := kr.read(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, _, ctx, rec := provisionedRecord(t, d, 1)
 	// Put v2's wrapped key in the v1 slot: its context no longer matches.
 	if _, err := root.Write(ctx, "secret/data/kafkagate/fpe/"+d, map[string]any{"data": map[string]any{
 		"v1": rec.wrapped[2], "v2": rec.wrapped[2], "current": 2, "kek": DefaultKEK,
@@ -303,7 +315,7 @@ func TestVaultTamperedRecordDoesNotLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := New(root, Options{})
-	err = k.Load(ctx, d)
+	err := k.Load(ctx, d)
 	if !errors.Is(err, transit.ErrDecrypt) {
 		t.Fatalf("Load of a tampered record: %v, want transit.ErrDecrypt", err)
 	}
@@ -321,9 +333,7 @@ func TestVaultTokenWithoutDecryptCannotStart(t *testing.T) {
 	root, kr, ctx := rootSetup(t)
 	v := testVault.get(t)
 	const d = "payments.denied_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	provision(t, ctx, kr, d, 0)
 	// A provisioning policy: it may create wrapped keys and records, but
 	// not decrypt with the KEK.
 	policy := `
@@ -378,15 +388,8 @@ path "transit/datakey/wrapped/kafkagate-fpe-kek" { capabilities = ["update"] }
 // TestVaultCASMismatchRecognised checks that KV v2's check-and-set
 // refusal is recognised (the retry loops of Ensure and Rotate rely on it).
 func TestVaultCASMismatchRecognised(t *testing.T) {
-	_, kr, ctx := rootSetup(t)
 	const d = "payments.cas_refusal_test"
-	if _, err := kr.Ensure(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := kr.read(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, kr, ctx, rec := provisionedRecord(t, d, 0)
 	for _, cas := range []int{0, rec.kvVersion + 1} {
 		err := kr.write(ctx, d, rec, cas)
 		if !isCASMismatch(err) {

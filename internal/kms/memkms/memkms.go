@@ -171,6 +171,46 @@ func itemErr(idx int, msg string, kind error) error {
 	return &kms.ItemError{Index: idx, Msg: msg, Kind: kind}
 }
 
+// existingKey returns key name for op after checking the name and making
+// the call (see call); missing is the error when the key does not exist.
+func (m *KMS) existingKey(ctx context.Context, op, name string, missing error) (*key, error) {
+	if err := checkKeyName(name); err != nil {
+		return nil, err
+	}
+	k, err := m.call(ctx, op, name)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, missing
+	}
+	return k, nil
+}
+
+// batchKey returns the key for a batch of n items of op after the checks
+// every batch passes: the call reaches the KMS and is allowed, and has(i)
+// (item i carries a context) is the same for all items. A missing key
+// fails the batch, except that encrypt creates it (derived when the items
+// carry a context) if this KMS may.
+func (m *KMS) batchKey(ctx context.Context, op, name string, n int, has func(i int) bool) (*key, error) {
+	k, err := m.call(ctx, op, name)
+	if err != nil {
+		return nil, err
+	}
+	if mixedContext(n, has) {
+		return nil, invalid(op, name, msgMixed)
+	}
+	switch {
+	case k != nil:
+		return k, nil
+	case op != "encrypt":
+		return nil, invalid(op, name, msgNotFound)
+	case !m.upsert:
+		return nil, fmt.Errorf("memkms encrypt with key %q: key does not exist and this KMS may not create it: %w", name, kms.ErrDenied)
+	}
+	return m.create(name, kms.KeySpec{Derived: has(0)})
+}
+
 // mixedContext reports whether some items carry a context and others not.
 func mixedContext(n int, has func(i int) bool) bool {
 	for i := 1; i < n; i++ {
@@ -191,21 +231,10 @@ func (m *KMS) Encrypt(ctx context.Context, name string, items []kms.Item) ([]kms
 	if len(items) == 0 {
 		return out, nil
 	}
-	k, err := m.call(ctx, "encrypt", name)
+	has := func(i int) bool { return len(items[i].Context) > 0 }
+	k, err := m.batchKey(ctx, "encrypt", name, len(items), has)
 	if err != nil {
 		return out, err
-	}
-	has := func(i int) bool { return len(items[i].Context) > 0 }
-	if mixedContext(len(items), has) {
-		return out, invalid("encrypt", name, msgMixed)
-	}
-	if k == nil {
-		if !m.upsert {
-			return out, fmt.Errorf("memkms encrypt with key %q: key does not exist and this KMS may not create it: %w", name, kms.ErrDenied)
-		}
-		if k, err = m.create(name, kms.KeySpec{Derived: has(0)}); err != nil {
-			return out, err
-		}
 	}
 	s := m.view(k)
 	for i, it := range items {
@@ -234,15 +263,9 @@ func (m *KMS) Decrypt(ctx context.Context, name string, items []kms.Ciphertext) 
 	if len(send) == 0 {
 		return out, nil
 	}
-	k, err := m.call(ctx, "decrypt", name)
+	k, err := m.batchKey(ctx, "decrypt", name, len(send), func(i int) bool { return len(items[send[i]].Context) > 0 })
 	if err != nil {
 		return out, err
-	}
-	if mixedContext(len(send), func(i int) bool { return len(items[send[i]].Context) > 0 }) {
-		return out, invalid("decrypt", name, msgMixed)
-	}
-	if k == nil {
-		return out, invalid("decrypt", name, msgNotFound)
 	}
 	s := m.view(k)
 	for _, i := range send {
@@ -270,15 +293,9 @@ func (m *KMS) Rewrap(ctx context.Context, name string, items []kms.Ciphertext) (
 	if len(items) == 0 {
 		return out, nil
 	}
-	k, err := m.call(ctx, "rewrap", name)
+	k, err := m.batchKey(ctx, "rewrap", name, len(items), func(i int) bool { return len(items[i].Context) > 0 })
 	if err != nil {
 		return out, err
-	}
-	if mixedContext(len(items), func(i int) bool { return len(items[i].Context) > 0 }) {
-		return out, invalid("rewrap", name, msgMixed)
-	}
-	if k == nil {
-		return out, invalid("rewrap", name, msgNotFound)
 	}
 	s := m.view(k)
 	for i, it := range items {
@@ -303,12 +320,9 @@ func (m *KMS) HMAC(ctx context.Context, name string, inputs [][]byte) ([]string,
 	if len(inputs) == 0 {
 		return out, errs, nil
 	}
-	k, err := m.call(ctx, "hmac", name)
+	k, err := m.existingKey(ctx, "hmac", name, invalid("hmac", name, msgNotFound))
 	if err != nil {
 		return out, errs, err
-	}
-	if k == nil {
-		return out, errs, invalid("hmac", name, msgNotFound)
 	}
 	s := m.view(k)
 	prefix := "vault:v" + strconv.Itoa(s.latest) + ":"
@@ -323,15 +337,9 @@ func (m *KMS) HMAC(ctx context.Context, name string, inputs [][]byte) ([]string,
 // NewDataKey returns a fresh key of bits (128, 256 or 512) wrapped by
 // key's latest version; see transit.Client.NewDataKey.
 func (m *KMS) NewDataKey(ctx context.Context, name string, bits int, wrappedOnly bool, ctxt []byte) (kms.DataKey, error) {
-	if err := checkKeyName(name); err != nil {
-		return kms.DataKey{}, err
-	}
-	k, err := m.call(ctx, "datakey", name)
+	k, err := m.existingKey(ctx, "datakey", name, invalid("datakey", name, msgNotFound))
 	if err != nil {
 		return kms.DataKey{}, err
-	}
-	if k == nil {
-		return kms.DataKey{}, invalid("datakey", name, msgNotFound)
 	}
 	if bits != 128 && bits != 256 && bits != 512 {
 		return kms.DataKey{}, invalid("datakey", name, "invalid bits")
@@ -485,15 +493,9 @@ func addVersion(k *key) {
 // Versions lists the versions that may still decrypt (from
 // min_decryption_version on), as Vault does.
 func (m *KMS) ReadKey(ctx context.Context, name string) (kms.KeyInfo, error) {
-	if err := checkKeyName(name); err != nil {
-		return kms.KeyInfo{}, err
-	}
-	k, err := m.call(ctx, "read", name)
+	k, err := m.existingKey(ctx, "read", name, fmt.Errorf("read transit key %q: %w", name, kms.ErrNotFound))
 	if err != nil {
 		return kms.KeyInfo{}, err
-	}
-	if k == nil {
-		return kms.KeyInfo{}, fmt.Errorf("read transit key %q: %w", name, kms.ErrNotFound)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -518,15 +520,9 @@ func (m *KMS) ReadKey(ctx context.Context, name string) (kms.KeyInfo, error) {
 
 // Rotate adds a version to key and returns it.
 func (m *KMS) Rotate(ctx context.Context, name string) (int, error) {
-	if err := checkKeyName(name); err != nil {
-		return 0, err
-	}
-	k, err := m.call(ctx, "rotate", name)
+	k, err := m.existingKey(ctx, "rotate", name, invalid("rotate", name, "key not found"))
 	if err != nil {
 		return 0, err
-	}
-	if k == nil {
-		return 0, invalid("rotate", name, "key not found")
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -540,15 +536,9 @@ func (m *KMS) Rotate(ctx context.Context, name string) (int, error) {
 // above the minimum encryption version) with kms.ErrInvalid. Other fields
 // are refused too.
 func (m *KMS) Configure(ctx context.Context, name string, cfg map[string]any) error {
-	if err := checkKeyName(name); err != nil {
-		return err
-	}
-	k, err := m.call(ctx, "config", name)
+	k, err := m.existingKey(ctx, "config", name, invalid("config", name, "no existing key named "+name+" could be found"))
 	if err != nil {
 		return err
-	}
-	if k == nil {
-		return invalid("config", name, "no existing key named "+name+" could be found")
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

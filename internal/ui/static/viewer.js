@@ -133,10 +133,7 @@
     if (rec.stored_withheld) {
       pane.appendChild(el('p', 'note', 'Stored in clear: its content is shown only to principals with consume:' + topic + '.'));
     } else {
-      var v = s.value === null ? 'null' : s.value;
-      if (s.value_binary) { v = '(binary, base64) ' + v; }
-      if (s.truncated) { v += ' …'; }
-      pane.appendChild(el('pre', 'value', v));
+      pane.appendChild(valuePre(s.value === null ? 'null' : s.value, s.value_binary, s.truncated));
     }
     if (s.headers && s.headers.length) {
       var dl = el('dl', 'headers');
@@ -151,6 +148,13 @@
       pane.appendChild(dl);
     }
     return pane;
+  }
+
+  // valuePre shows a record value, marked when it is base64 or cut short.
+  function valuePre(v, binary, truncated) {
+    if (binary) { v = '(binary, base64) ' + v; }
+    if (truncated) { v += ' …'; }
+    return el('pre', 'value', v);
   }
 
   function decryptedPane(rec, reason) {
@@ -168,10 +172,7 @@
     if (d.status === 'file_chunk') {
       pane.appendChild(el('p', 'note', 'One chunk of an encrypted file: files are reassembled and checked by receive-dir, not record by record.'));
     } else if (d.value !== null && d.value !== undefined) {
-      var v = d.value;
-      if (d.binary) { v = '(binary, base64) ' + v; }
-      if (d.truncated) { v += ' …'; }
-      pane.appendChild(el('pre', 'value', v));
+      pane.appendChild(valuePre(d.value, d.binary, d.truncated));
     }
     if (d.fields && d.fields.length) {
       var ul = el('ul', 'fieldstatus');
