@@ -278,6 +278,18 @@ func invalidUTF8At(b []byte) int {
 	return len(b)
 }
 
+// produceInput is what both produce endpoints start from: the topic, the
+// request body and the topic's policy.
+func (s *Server) produceInput(w http.ResponseWriter, r *http.Request) (string, []byte, *policy.Policy, *apiError) {
+	topic := chi.URLParam(r, "topic")
+	body, aerr := s.readBody(w, r)
+	if aerr != nil {
+		return topic, nil, nil, aerr
+	}
+	p, aerr := s.policyFor(topic)
+	return topic, body, p, aerr
+}
+
 // policyFor fails closed: no policy, no produce.
 func (s *Server) policyFor(topic string) (*policy.Policy, *apiError) {
 	p, ok := s.cfg.Policies.For(topic)
@@ -408,13 +420,7 @@ func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs [
 // concatenated (REST Proxy v3 streaming mode), answered with one report
 // per record (writeReports).
 func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
-	topic := chi.URLParam(r, "topic")
-	body, aerr := s.readBody(w, r)
-	if aerr != nil {
-		writeErr(w, aerr)
-		return
-	}
-	p, aerr := s.policyFor(topic)
+	topic, body, p, aerr := s.produceInput(w, r)
 	if aerr != nil {
 		writeErr(w, aerr)
 		return
@@ -519,13 +525,7 @@ type batchFailure struct {
 // produceBatch handles POST .../records:batch: 207 with successes and
 // failures per entry id.
 func (s *Server) produceBatch(w http.ResponseWriter, r *http.Request) {
-	topic := chi.URLParam(r, "topic")
-	body, aerr := s.readBody(w, r)
-	if aerr != nil {
-		writeErr(w, aerr)
-		return
-	}
-	p, aerr := s.policyFor(topic)
+	topic, body, p, aerr := s.produceInput(w, r)
 	if aerr != nil {
 		writeErr(w, aerr)
 		return
