@@ -87,7 +87,7 @@ error (fail closed).`,
 				o.Offset = kafka.OffsetOldest
 			}
 			refused := 0
-			n, err := consume.Run(cmd.Context(), gw.Kafka, gw.Engine, o, func(r consume.Record) error {
+			n, err := consume.Run(cmd.Context(), gw.Kafka, gw.Engine, o, func(r consume.Line) error {
 				if requireEn && consume.RequireEncryptedRefuses(r) {
 					refused++
 					fmt.Fprintf(cmd.ErrOrStderr(), "refused: record %s/%d@%d is not encrypted under the topic's policy (status %s%s)\n", r.Topic, r.PartitionID, r.Offset, r.Decryption.Status, codeSuffix(r.Decryption.Code))

@@ -80,7 +80,7 @@ func (c *consumeCLI) stored(t *testing.T, topic string) []kafka.Record {
 
 // consume runs `gateway consume --topic topic args...` and returns stdout,
 // stderr and the exit status.
-func (c *consumeCLI) consume(t *testing.T, topic string, args ...string) ([]consume.Record, string, int) {
+func (c *consumeCLI) consume(t *testing.T, topic string, args ...string) ([]consume.Line, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -97,10 +97,10 @@ func (c *consumeCLI) consume(t *testing.T, topic string, args ...string) ([]cons
 		}
 		code = ee.ExitCode()
 	}
-	var recs []consume.Record
+	var recs []consume.Line
 	dec := json.NewDecoder(&stdout)
 	for dec.More() {
-		var r consume.Record
+		var r consume.Line
 		if err := dec.Decode(&r); err != nil {
 			t.Fatalf("stdout is not JSON lines: %v", err)
 		}

@@ -61,8 +61,9 @@ const (
 	StatusTimeout = "timeout"
 )
 
-// Record is a decrypted record with its topic.
-type Record struct {
+// Line is one record as `gateway consume` prints it: the decrypting
+// read's JSON form with the topic.
+type Line struct {
 	Topic string `json:"topic"`
 	httpapi.ReadRecord
 }
@@ -71,7 +72,7 @@ type Record struct {
 // records in batches and hands each to emit in partition and offset order.
 // It does not wait for new records. With o.Group it consumes as a consumer
 // group instead, following new records (see Options.Group).
-func Run(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Options, emit func(Record) error) (int, error) {
+func Run(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Options, emit func(Line) error) (int, error) {
 	if o.Batch <= 0 {
 		o.Batch = 500
 	}
@@ -128,7 +129,7 @@ func Run(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Options, 
 // consumeGroup is Consume with a consumer group. It returns nil when ctx
 // ends (Ctrl-C) or after Max records; offsets of emitted records are
 // committed on the way and when it returns.
-func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Options, emit func(Record) error) (int, error) {
+func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Options, emit func(Line) error) (int, error) {
 	st, err := kc.OpenStream(ctx, kafka.StreamOptions{Topic: o.Topic, Group: o.Group, FromBeginning: o.FromBeginning, MaxBatch: o.Batch,
 		SessionTimeout: o.SessionTimeout, HeartbeatInterval: o.HeartbeatInterval})
 	if err != nil {
@@ -172,7 +173,7 @@ func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o 
 // decrypt opens a batch with the options' deadline and undecryptable
 // handling. Vault or Kafka being unavailable is an error (fail closed);
 // only a record's own deadline turns into a status.
-func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Options) ([]Record, error) {
+func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Options) ([]Line, error) {
 	opened, err := decryptWithin(ctx, eng, recs, o.MaxWaitPerDecrypt*time.Duration(len(recs)))
 	timedOut := make([]bool, len(recs))
 	if err != nil {
@@ -195,7 +196,7 @@ func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Op
 			}
 		}
 	}
-	out := make([]Record, len(recs))
+	out := make([]Line, len(recs))
 	for i, r := range recs {
 		rr := httpapi.ToReadRecord(r, opened[i])
 		switch {
@@ -208,7 +209,7 @@ func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Op
 				rr.Value = &httpapi.Data{Type: "BINARY", Data: b}
 			}
 		}
-		out[i] = Record{Topic: r.Topic, ReadRecord: rr}
+		out[i] = Line{Topic: r.Topic, ReadRecord: rr}
 	}
 	return out, nil
 }
@@ -234,7 +235,7 @@ func expired(ctx context.Context, err error, d time.Duration) bool {
 // policy field in clear (not_encrypted), or one outside its topic's policy
 // (not_allowed). Records that failed to decrypt are still ciphertext and
 // pass, with their status.
-func RequireEncryptedRefuses(r Record) bool {
+func RequireEncryptedRefuses(r Line) bool {
 	d := r.Decryption
 	if d.Status == string(protect.StatusUnencrypted) || d.Code == protect.CodeNotAllowed {
 		return true

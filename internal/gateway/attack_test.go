@@ -199,7 +199,7 @@ func TestAttackDeepNestingPoisonRecord(t *testing.T) {
 	// The decrypting consumer.
 	var got []string
 	_, err = consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, consume.Options{Topic: "cards", Partition: -1, Offset: -2},
-		func(r consume.Record) error { got = append(got, r.Decryption.Status); return nil })
+		func(r consume.Line) error { got = append(got, r.Decryption.Status); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,10 +324,10 @@ func TestAttackForgedHeaderNeverDecrypted(t *testing.T) {
 	if d := pay[0].Decryption; d.Status != "failed" || d.Code != protect.CodeNotAllowed {
 		t.Fatalf("fields record on an envelope topic: %+v", d)
 	}
-	var consumed []consume.Record
+	var consumed []consume.Line
 	for _, topic := range []string{"cards", "payments"} {
 		_, err := consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, consume.Options{Topic: topic, Partition: -1, Offset: -2},
-			func(r consume.Record) error { consumed = append(consumed, r); return nil })
+			func(r consume.Line) error { consumed = append(consumed, r); return nil })
 		if err != nil {
 			t.Fatal(err)
 		}

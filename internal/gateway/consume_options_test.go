@@ -63,11 +63,11 @@ func damage(v map[string]any) int {
 	return n
 }
 
-func consumeAll(t *testing.T, f *fixture, o consume.Options) ([]consume.Record, error) {
+func consumeAll(t *testing.T, f *fixture, o consume.Options) ([]consume.Line, error) {
 	t.Helper()
 	o.Topic, o.Partition, o.Offset = "purchases", -1, -2
-	var got []consume.Record
-	_, err := consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, o, func(r consume.Record) error {
+	var got []consume.Line
+	_, err := consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, o, func(r consume.Line) error {
 		got = append(got, r)
 		return nil
 	})

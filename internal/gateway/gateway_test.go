@@ -196,8 +196,8 @@ func TestProduceEncryptsAndReadDecrypts(t *testing.T) {
 	}
 
 	// The CLI's consume path (gateway.Consume) returns the same.
-	var lines []consume.Record
-	n, err := consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, consume.Options{Topic: "purchases", Partition: -1, Offset: -2}, func(r consume.Record) error {
+	var lines []consume.Line
+	n, err := consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, consume.Options{Topic: "purchases", Partition: -1, Offset: -2}, func(r consume.Line) error {
 		lines = append(lines, r)
 		return nil
 	})

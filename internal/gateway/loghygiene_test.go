@@ -71,7 +71,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		}
 	}
 	var read bytes.Buffer
-	if _, err := consume.Run(ctx, gw.Kafka, gw.Engine, consume.Options{Topic: "t_fields", Partition: -1, Offset: -2}, func(r consume.Record) error {
+	if _, err := consume.Run(ctx, gw.Kafka, gw.Engine, consume.Options{Topic: "t_fields", Partition: -1, Offset: -2}, func(r consume.Line) error {
 		return json.NewEncoder(&read).Encode(r)
 	}); err != nil {
 		t.Fatal(err)
