@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +36,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/policy"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // Options configure a showcase.
@@ -530,15 +530,7 @@ func readAfter(ctx context.Context, kc *kafka.Client, topic string, before map[i
 		}
 		out = append(out, recs...)
 	}
-	slices.SortStableFunc(out, func(a, b kafka.Record) int {
-		if c := a.Timestamp.Compare(b.Timestamp); c != 0 {
-			return c
-		}
-		if a.Partition != b.Partition {
-			return int(a.Partition - b.Partition)
-		}
-		return int(a.Offset - b.Offset)
-	})
+	record.SortByTime(out)
 	return out, nil
 }
 
