@@ -2,7 +2,7 @@
 #   make demo   the three demos on embedded defaults (real Vault dev server + embedded Kafka), then the live viewer
 #   make test   install what the tests need, then vet and run every test with -race
 #               (make test-ha adds the Vault HA tests: a three-node raft cluster behind HAProxy)
-# Both work on a fresh machine: they install kcat (apt) and build Vault (`make vault`).
+# Both work on a fresh machine: they install kcat, chromium and haproxy (apt) and build Vault (`make vault`).
 
 SHELL := /usr/bin/env bash
 GO ?= go
