@@ -24,29 +24,9 @@ import (
 // The cluster takes a while to start, so the test runs only with
 // KAFKAGATE_HA set (make test-ha).
 func TestBuiltGatewayVaultLeaderLoss(t *testing.T) {
-	if os.Getenv("KAFKAGATE_HA") == "" {
-		t.Skip("set KAFKAGATE_HA=1 to run the Vault HA test (make test-ha)")
-	}
-	testkit.HAProxyBin(t)
+	testkit.RequireHA(t)
 	bin := buildGateway(t)
-	began := time.Now()
-	vault := testkit.StartVaultCluster(t, 3)
-	t.Logf("vault raft cluster of 3 ready in %d ms", time.Since(began).Milliseconds())
-	lb := testkit.StartHAProxy(t, testkit.HAProxyOptions{Servers: vault.Listens(), Check: "/v1/sys/health"})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("haproxy log:\n%s", lb.Proc.Out.String())
-		}
-	})
-	first := vault.Active()
-	if first == nil {
-		t.Fatal("no active vault node")
-	}
-	want := map[string]bool{}
-	for i, node := range vault.Nodes {
-		want["s"+string(rune('0'+i))] = node == first
-	}
-	lb.WaitServers(t, want, 30*time.Second)
+	vault, lb, first := testkit.VaultBehindHAProxy(t)
 
 	_, brokers := testkit.Kafka(t)
 	cfg := haConfig(t, brokers)

@@ -254,3 +254,41 @@ func Kafka(t testing.TB) (*kfake.Cluster, []string) {
 	t.Cleanup(kc.Close)
 	return kc, kc.ListenAddrs()
 }
+
+// RequireHA skips t unless KAFKAGATE_HA is set (make test-ha sets it):
+// the Vault HA tests start a three-node cluster, which takes a while.
+func RequireHA(t testing.TB) {
+	t.Helper()
+	if os.Getenv("KAFKAGATE_HA") == "" {
+		t.Skip("set KAFKAGATE_HA=1 to run the Vault HA tests (make test-ha)")
+	}
+}
+
+// VaultBehindHAProxy starts a three-node cluster and HAProxy in front of
+// it, routing only to the active node (GET /v1/sys/health answers 200
+// there, 429 on a standby), and waits until HAProxy sees exactly the
+// active node up. It returns the cluster, the load balancer and the
+// active node. HAProxy's log is printed if t fails.
+func VaultBehindHAProxy(t testing.TB) (*VaultCluster, *HAProxy, *VaultNode) {
+	t.Helper()
+	HAProxyBin(t)
+	began := time.Now()
+	c := StartVaultCluster(t, 3)
+	t.Logf("vault raft cluster of 3 ready in %d ms", time.Since(began).Milliseconds())
+	lb := StartHAProxy(t, HAProxyOptions{Servers: c.Listens(), Check: "/v1/sys/health"})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("haproxy log:\n%s", lb.Proc.Out.String())
+		}
+	})
+	active := c.Active()
+	if active == nil {
+		t.Fatal("no active vault node")
+	}
+	want := map[string]bool{}
+	for i, node := range c.Nodes {
+		want[fmt.Sprintf("s%d", i)] = node == active
+	}
+	lb.WaitServers(t, want, 30*time.Second)
+	return c, lb, active
+}

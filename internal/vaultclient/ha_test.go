@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -22,25 +21,15 @@ import (
 // 5xx while no leader is elected) and then succeed again without a new
 // client, decrypting what was encrypted before the kill.
 func TestVaultLeaderLoss(t *testing.T) {
-	if os.Getenv("KAFKAGATE_HA") == "" {
-		t.Skip("set KAFKAGATE_HA=1 to run the Vault HA test (make test-ha)")
-	}
-	testkit.HAProxyBin(t)
-	cl := testkit.StartVaultCluster(t, 3)
-	lb := testkit.StartHAProxy(t, testkit.HAProxyOptions{Servers: cl.Listens(), Check: "/v1/sys/health"})
-	active := cl.Active()
-	if active == nil {
-		t.Fatal("no active node")
-	}
+	testkit.RequireHA(t)
+	cl, lb, active := testkit.VaultBehindHAProxy(t)
 	var standby *testkit.VaultNode
-	want := map[string]bool{}
-	for i, n := range cl.Nodes {
-		want[[]string{"s0", "s1", "s2"}[i]] = n == active
-		if n != active && standby == nil {
+	for _, n := range cl.Nodes {
+		if n != active {
 			standby = n
+			break
 		}
 	}
-	lb.WaitServers(t, want, 30*time.Second)
 	ctx := context.Background()
 	newClient := func(addr string) *vaultclient.Client {
 		c, err := vaultclient.New(vaultclient.Config{Addr: addr, Token: cl.RootToken, Timeout: 10 * time.Second, Logger: testkit.Quiet()})
