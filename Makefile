@@ -1,14 +1,15 @@
 # kafkagate — the two commands that matter:
 #   make demo   the three demos on embedded defaults (real Vault dev server + embedded Kafka), then the live viewer
 #   make test   install what the tests need, then vet and run every test with -race
-# Both work on a fresh machine: they install kcat (apt) and build Vault (`make vault`).
+#               (make test-ha adds the Vault HA tests: a three-node raft cluster behind HAProxy)
+# Both work on a fresh machine: they install kcat, chromium and haproxy (apt) and build Vault (`make vault`).
 
 SHELL := /usr/bin/env bash
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 GOTEST_TIMEOUT ?= 60m
 
-.PHONY: all build vault deps test vet fmt-check fuzz demo dev bench bench-micro clean
+.PHONY: all build vault deps test test-ha vet fmt-check fuzz demo dev bench bench-micro clean
 
 all: build
 
@@ -20,10 +21,12 @@ vault:
 	@scripts/build-vault.sh
 
 ## deps: operating-system packages the tests use: kcat (the outside Kafka
-## client) and Debian's chromium (the viewer's headless browser test)
+## client), Debian's chromium (the viewer's headless browser test) and
+## haproxy (the load balancer of the replica and Vault HA tests)
 deps:
 	@missing=; \
 	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing$$missing" >&2; \
@@ -38,10 +41,17 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.bin/*')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## test: everything CI runs
+## test: everything CI runs but the Vault HA tests (make test-ha)
 test: deps vault fmt-check vet
-	KAFKAGATE_REQUIRE_KCAT=1 KAFKAGATE_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+	KAFKAGATE_REQUIRE_KCAT=1 KAFKAGATE_REQUIRE_CHROMIUM=1 KAFKAGATE_REQUIRE_HAPROXY=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory fuzz
+
+## test-ha: the Vault HA tests (a three-node raft cluster behind HAProxy,
+## its active node killed under load), skipped by `make test` because the
+## cluster takes a while to start; CI runs them after `make test`
+HA_TESTS := TestVaultLeaderLoss|TestBuiltGatewayVaultLeaderLoss|TestBuiltReplicasBehindHAProxy
+test-ha: deps vault
+	KAFKAGATE_HA=1 KAFKAGATE_REQUIRE_HAPROXY=1 $(GO) test -race -count=1 -timeout 15m -v -run '^($(HA_TESTS))$$' ./internal/vaultclient/ ./cmd/gateway/
 
 ## fuzz: run every fuzz target briefly (FUZZTIME executions each); a crash fails.
 ## The budget is a count, not a duration: a duration races Go's fuzz

@@ -139,8 +139,13 @@ func New(cfg Config) (*Client, error) {
 	}
 	ac.Address = cfg.Addr
 	ac.MaxRetries = 0 // kafkagate retries at its own level; fail fast here
-	ac.Timeout = cfg.Timeout
-	if ac.Timeout == 0 {
+	// Every call is bounded: by cfg.Timeout, else VAULT_CLIENT_TIMEOUT
+	// (read by DefaultConfig), else 30 s. A node that died without
+	// closing its connections (a lost host) costs a call this long.
+	switch {
+	case cfg.Timeout > 0:
+		ac.Timeout = cfg.Timeout
+	case os.Getenv(api.EnvVaultClientTimeout) == "":
 		ac.Timeout = 30 * time.Second
 	}
 	tls := &api.TLSConfig{CACert: cfg.CACert, CAPath: cfg.CAPath, Insecure: cfg.SkipVerify}
@@ -293,6 +298,11 @@ func Classify(op string, err error) error {
 	var re *api.ResponseError
 	if errors.As(err, &re) {
 		e := &Error{Op: op, Status: re.StatusCode, Msgs: re.Errors, cause: err}
+		if re.RawError {
+			// Not Vault's JSON: a load balancer or proxy answered (its
+			// HTML page is no message for a log).
+			e.Msgs = []string{notVaultBody}
+		}
 		switch {
 		case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized:
 			e.Kind = ErrDenied
@@ -313,6 +323,9 @@ func Classify(op string, err error) error {
 	// Vault is not usable now.
 	return &Error{Op: op, Kind: ErrUnavailable, cause: err}
 }
+
+// notVaultBody replaces an error body that is not Vault's JSON.
+const notVaultBody = "the answer is not Vault's (from a load balancer or proxy?)"
 
 // scrub keeps transport errors short and free of query strings.
 func scrub(s string) string {

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -73,5 +77,99 @@ func TestErrorsAreKMSNeutral(t *testing.T) {
 	}
 	if err := Classify("op", context.Canceled); kms.IsCallError(err) {
 		t.Errorf("a cancelled call is a KMS call error: %v", err)
+	}
+}
+
+// TestProxyAnswerIsUnavailable sends calls to a load balancer that has no
+// Vault node to route to (it answers 503 and 502 with an HTML page, as
+// HAProxy does): each is ErrUnavailable, and the error names the status
+// but carries none of the page.
+func TestProxyAnswerIsUnavailable(t *testing.T) {
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusBadGateway} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, "<html><body><h1>No server is available to handle this request.</h1></body></html>\n")
+		}))
+		c, err := New(Config{Addr: srv.URL, Token: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, werr := c.Write(context.Background(), "transit/encrypt/k", map[string]any{"plaintext": "eA=="})
+		_, rerr := c.Read(context.Background(), "transit/keys/k")
+		herr := c.Health(context.Background())
+		for _, err := range []error{werr, rerr, herr} {
+			var ve *Error
+			if !errors.Is(err, ErrUnavailable) || !errors.As(err, &ve) || ve.Status != status {
+				t.Errorf("HTTP %d from a proxy: %v (want ErrUnavailable with the status)", status, err)
+				continue
+			}
+			if s := err.Error(); strings.Contains(s, "<html") || strings.Contains(s, "No server") || !strings.Contains(s, notVaultBody) {
+				t.Errorf("HTTP %d from a proxy: message %q", status, s)
+			}
+		}
+		c.Close()
+		srv.Close()
+	}
+}
+
+// TestClientTimeoutFromEnv: without Config.Timeout, VAULT_CLIENT_TIMEOUT
+// bounds every call (a malformed value is refused); with neither, 30 s.
+func TestClientTimeoutFromEnv(t *testing.T) {
+	cases := []struct {
+		env  string
+		cfg  time.Duration
+		want time.Duration
+	}{
+		{"", 0, 30 * time.Second},
+		{"250ms", 0, 250 * time.Millisecond},
+		{"7", 0, 7 * time.Second},
+		{"250ms", 5 * time.Second, 5 * time.Second},
+	}
+	for _, c := range cases {
+		t.Setenv("VAULT_CLIENT_TIMEOUT", c.env)
+		vc, err := New(Config{Addr: "http://127.0.0.1:1", Token: "t", Timeout: c.cfg})
+		if err != nil {
+			t.Fatalf("%q: %v", c.env, err)
+		}
+		if got := vc.API().CloneConfig().Timeout; got != c.want {
+			t.Errorf("VAULT_CLIENT_TIMEOUT=%q, Timeout %s: client timeout %s, want %s", c.env, c.cfg, got, c.want)
+		}
+		vc.Close()
+	}
+	t.Setenv("VAULT_CLIENT_TIMEOUT", "soon")
+	if _, err := New(Config{Addr: "http://127.0.0.1:1", Token: "t"}); err == nil {
+		t.Error("VAULT_CLIENT_TIMEOUT=soon accepted")
+	}
+
+	// A server that never answers: the call ends at the timeout as
+	// ErrUnavailable.
+	hold := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hold)
+	t.Setenv("VAULT_CLIENT_TIMEOUT", "300ms")
+	vc, err := New(Config{Addr: srv.URL, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := vc.Write(context.Background(), "transit/encrypt/k", map[string]any{"plaintext": "eA=="})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("a silent server: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(20 * time.Second): // far beyond 300 ms, far below 30 s
+		t.Fatal("a call to a silent server outlived VAULT_CLIENT_TIMEOUT")
 	}
 }
