@@ -31,6 +31,18 @@ const (
 	// BalanceSticky keeps partitions where they are across rebalances
 	// (eager protocol: every claim is stopped, committed and restarted).
 	BalanceSticky
+	// BalanceCooperative is cooperative-sticky (KIP-429, incremental
+	// rebalancing): a rebalance stops only the claims of partitions that
+	// move; every other claim keeps running. One session lasts across
+	// rebalances: Setup runs at the first join and Cleanup when the
+	// member leaves; a moved partition's Records channel closes, and its
+	// Claim must return then. Needs Kafka 2.4.
+	BalanceCooperative
+	// BalanceCooperativeUpgrade announces cooperative-sticky and sticky
+	// but rebalances eagerly: the first step of moving a BalanceSticky
+	// group to BalanceCooperative without a restart of all members (roll
+	// every member to this, then to BalanceCooperative).
+	BalanceCooperativeUpgrade
 )
 
 // GroupOptions configure a consumer group of one topic.
@@ -97,8 +109,14 @@ func groupConfig(s *Settings, o GroupOptions) (*sarama.Config, error) {
 	if o.ReadCommitted {
 		cfg.Consumer.IsolationLevel = sarama.ReadCommitted
 	}
-	if o.Balance == BalanceSticky {
+	switch o.Balance {
+	case BalanceSticky:
 		cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	case BalanceCooperative:
+		cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
+	case BalanceCooperativeUpgrade:
+		cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{
+			sarama.NewBalanceStrategyCooperativeSticky(), sarama.NewBalanceStrategySticky()}
 	}
 	cfg.Consumer.Offsets.AutoCommit.Enable = o.AutoCommit
 	cfg.Consumer.Offsets.AutoCommit.Interval = time.Second
