@@ -32,7 +32,7 @@ func tenKills(t *testing.T, instance string) {
 		killed  = 10
 		session = 10 * time.Second
 	)
-	extra := []string{"--batch", "500", "--session-timeout", session.String(), "--rebalance-timeout", "10s"}
+	extra := []string{"--batch", "500", "--stats-interval", "10s", "--session-timeout", session.String()}
 	if instance != "" {
 		extra = append(extra, "--instance-id", instance)
 	}
