@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/kafkagate/kafkagate/internal/bridge"
 	"github.com/kafkagate/kafkagate/internal/devenv"
 	"github.com/kafkagate/kafkagate/internal/testkit"
@@ -33,37 +31,11 @@ func TestBridgeLeadershipMovesUnderLoad(t *testing.T) {
 	}
 	f.waitGrowth(t, 200)
 
-	moves, rehashes := moveLeaders(t, env.Kafka, []string{"plain", "enc"}, 6*time.Second)
+	moves, rehashes := testkit.MoveLeaders(t, env.Kafka, []string{"plain", "enc"}, 6*time.Second)
 	f.waitGrowth(t, 200) // still bridging after the last move
 	n := stop()
 	f.waitCommitted(bridge.DefaultGroup("enc"), "plain", 3*time.Minute)
 	targets, dups := f.check(t, n)
 	t.Logf("3 brokers, %d leader moves over plain and enc (6 partitions each) and %d coordinator moves in 6 s: records %d, target records %d, lost 0, duplicates %d, plaintext found 0",
 		moves, rehashes, n, targets, dups)
-}
-
-// moveLeaders moves the leader of each partition of topics to the next
-// broker every 300 ms for d, and the group and transaction coordinators
-// twice; it returns the number of each.
-func moveLeaders(t *testing.T, c *kfake.Cluster, topics []string, d time.Duration) (moves, rehashes int) {
-	t.Helper()
-	brokers := int32(len(c.ListenAddrs()))
-	end := time.Now().Add(d)
-	for round := 0; time.Now().Before(end); round++ {
-		for _, topic := range topics {
-			for _, p := range c.PartitionInfos(topic) {
-				leader := c.LeaderFor(topic, p.Partition)
-				if err := c.MoveTopicPartition(topic, p.Partition, (leader+1)%brokers); err != nil {
-					t.Fatalf("move %s/%d: %v", topic, p.Partition, err)
-				}
-				moves++
-			}
-		}
-		if round%10 == 5 {
-			c.RehashCoordinators()
-			rehashes++
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	return moves, rehashes
 }
