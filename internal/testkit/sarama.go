@@ -63,9 +63,6 @@ func ReadAllAs(t testing.TB, brokers []string, topic string, level sarama.Isolat
 			defer pc.Close()
 			// The partition is not empty: the first fetch may be slow on a
 			// loaded machine, so wait longer for it than between records.
-			// Between records the wait stays long too: a large topic read
-			// under -race can stall for over a second, and stopping then
-			// would return part of the topic.
 			idle := time.NewTimer(15 * time.Second)
 			defer idle.Stop()
 			for {
@@ -74,14 +71,11 @@ func ReadAllAs(t testing.TB, brokers []string, topic string, level sarama.Isolat
 					mu.Lock()
 					all = append(all, m)
 					mu.Unlock()
-					switch {
-					case m.Offset >= hwm-1:
-						return // the end as it was when the read began
-					case m.Offset >= pc.HighWaterMarkOffset()-2:
+					if m.Offset >= pc.HighWaterMarkOffset()-1 {
 						// the end, unless control records follow: wait briefly
 						idle.Reset(300 * time.Millisecond)
-					default:
-						idle.Reset(10 * time.Second)
+					} else {
+						idle.Reset(time.Second)
 					}
 				case <-pc.Errors():
 				case <-idle.C:
