@@ -201,13 +201,17 @@ func JoinGroup(s *Settings, o GroupOptions) (*Group, error) {
 // GroupHandler is what a group member does with its partitions. Claim is
 // required; the others are optional.
 type GroupHandler struct {
-	// Setup runs when a session starts, before any Claim.
+	// Setup runs when a session starts, before any Claim. With
+	// BalanceCooperative a session lasts across rebalances: Setup runs
+	// once, at the first join.
 	Setup func(*Session)
 	// Claim processes one claimed partition; it runs concurrently for
 	// each claim and must return when the claim's records channel closes
-	// or the session's context ends. Returning earlier ends the session.
+	// (the partition moved to another member, or the session ends) or the
+	// session's context ends. Returning earlier ends the session.
 	Claim func(*Session, *Claim)
-	// Cleanup runs when a session ends, after every Claim returned.
+	// Cleanup runs when a session ends, after every Claim returned (with
+	// BalanceCooperative: when the member leaves).
 	Cleanup func(*Session)
 }
 
