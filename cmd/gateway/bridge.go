@@ -67,7 +67,11 @@ Group membership: --instance-id makes the bridge a static member (KIP-345,
 partitions back at once instead of after the session timeout; give each replica its
 own stable id (in Kubernetes, the pod name). --session-timeout and
 --rebalance-timeout override [encryptor] session.timeout.ms and
-max.poll.interval.ms; heartbeat.interval.ms sets the heartbeat.
+max.poll.interval.ms; heartbeat.interval.ms sets the heartbeat. Rebalances are
+cooperative ([encryptor] partition.assignment.strategy = cooperative-sticky, the
+default): when a bridge joins or leaves, only the partitions that change owner stop.
+A group of older bridges (eager "sticky") moves to it in two rolling restarts, first
+with "cooperative-sticky,sticky", then with the default.
 
 Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT.`,
 		Args: cobra.NoArgs,

@@ -20,16 +20,17 @@ import (
 
 func newConsume(g *globals) *cobra.Command {
 	var (
-		topic     string
-		partition int32
-		offset    int64
-		max       int
-		format    string
-		group     string
-		fromStart bool
-		requireEn bool
-		treatRaw  bool
-		maxWait   time.Duration
+		topic      string
+		partition  int32
+		offset     int64
+		max        int
+		format     string
+		group      string
+		fromStart  bool
+		requireEn  bool
+		treatRaw   bool
+		maxWait    time.Duration
+		membership groupFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -42,7 +43,9 @@ Without --group it reads every partition (or --partition) from --offset up to th
 current end and exits, committing nothing. With --group it consumes as that consumer
 group: it follows new records until Ctrl-C or --max, commits the offsets of the records
 it printed, and a group with no committed offsets starts at the newest record unless
---from-beginning is given.
+--from-beginning is given. --instance-id makes it a static group member (a restart
+with the same id takes its partitions back at once); --session-timeout and
+--rebalance-timeout tune the membership.
 
 --require-encrypted refuses unencrypted records: each is reported on stderr instead of
 printed, and the command exits 1 at the end.
@@ -60,6 +63,9 @@ error (fail closed).`,
 			}
 			if group != "" && (cmd.Flags().Changed("partition") || cmd.Flags().Changed("offset")) {
 				return fmt.Errorf("--partition and --offset are for reads without --group (a group resumes from its committed offsets)")
+			}
+			if group == "" && (membership.instanceID != "" || membership.session > 0 || membership.rebalance > 0) {
+				return fmt.Errorf("--instance-id, --session-timeout and --rebalance-timeout need --group")
 			}
 			if fromStart && group == "" {
 				return fmt.Errorf("--from-beginning needs --group (reads without a group start at --offset)")
@@ -83,6 +89,7 @@ error (fail closed).`,
 			out.SetEscapeHTML(false)
 			o := consume.Options{Topic: topic, Partition: partition, Offset: offset, Max: max, Group: group, FromBeginning: fromStart,
 				TreatUndecryptableAsPlaintext: treatRaw, MaxWaitPerDecrypt: maxWait}
+			membership.apply(&o.InstanceID, &o.SessionTimeout, &o.RebalanceTimeout)
 			if offset < 0 {
 				o.Offset = kafka.OffsetOldest
 			}
@@ -119,6 +126,7 @@ error (fail closed).`,
 	cmd.Flags().BoolVar(&requireEn, "require-encrypted", false, "refuse records that are unencrypted: report each on stderr and exit 1 at the end")
 	cmd.Flags().BoolVar(&treatRaw, "treat-undecryptable-as-plaintext", false, "print undecryptable records with status raw and their stored bytes verbatim, instead of status failed")
 	cmd.Flags().DurationVar(&maxWait, "max-wait-per-decrypt", 0, "longest wait for one record's decryption; a record that overruns it is printed with status timeout (0: no limit)")
+	membership.bind(cmd, "")
 	return cmd
 }
 

@@ -95,8 +95,24 @@ type Config struct {
 	// (group.instance.id): a restart within the session timeout keeps its
 	// partitions without a rebalance.
 	InstanceID string
+	// Assignment is the group's partition assignment strategy:
+	// "cooperative-sticky" (the default: a rebalance moves only the
+	// partitions that change owner, the others keep flowing),
+	// "cooperative-sticky,sticky" (both announced, eager rebalances: the
+	// first step of moving a group of older "sticky" bridges to
+	// cooperative-sticky in two rolling restarts) or "sticky" (eager:
+	// every rebalance stops every partition).
+	Assignment string
 
 	Logger *slog.Logger
+}
+
+// assignments maps Config.Assignment to the group's balance.
+var assignments = map[string]kafka.Balance{
+	"":                          kafka.BalanceCooperative,
+	"cooperative-sticky":        kafka.BalanceCooperative,
+	"cooperative-sticky,sticky": kafka.BalanceCooperativeUpgrade,
+	"sticky":                    kafka.BalanceSticky,
 }
 
 // Bridge copies a source topic to an encrypted target topic.
@@ -112,6 +128,9 @@ type Bridge struct {
 func New(cfg Config) (*Bridge, error) {
 	if cfg.Source == "" || cfg.Target == "" {
 		return nil, errors.New("bridge: source and target topics are required")
+	}
+	if _, ok := assignments[cfg.Assignment]; !ok {
+		return nil, fmt.Errorf("bridge: assignment strategy %q: want cooperative-sticky, cooperative-sticky,sticky or sticky", cfg.Assignment)
 	}
 	if cfg.DLQ == "" {
 		cfg.DLQ = cfg.Target + ".dlq"
@@ -323,15 +342,16 @@ func (b *Bridge) tryConnect() (*clients, error) {
 	return c, nil
 }
 
-// groupOptions are the consumer group's options. Sticky keeps partitions
-// where they are across rebalances. At-least-once: marks are made only
+// groupOptions are the consumer group's options. Cooperative-sticky
+// (by default) keeps partitions where they are across rebalances and
+// stops only the claims that move. At-least-once: marks are made only
 // after acknowledgement, and committed every second, before each batch,
 // and when a claim ends. Exactly-once: offsets travel in the transactions
 // only.
 func (b *Bridge) groupOptions() kafka.GroupOptions {
 	return kafka.GroupOptions{
 		Group: b.cfg.Group, Topic: b.cfg.Source, ClientSuffix: "-bridge",
-		Initial: kafka.OffsetOldest, ReadCommitted: true, Balance: kafka.BalanceSticky,
+		Initial: kafka.OffsetOldest, ReadCommitted: true, Balance: assignments[b.cfg.Assignment],
 		AutoCommit:     !b.cfg.ExactlyOnce,
 		SessionTimeout: b.cfg.SessionTimeout, RebalanceTimeout: b.cfg.RebalanceTimeout,
 		HeartbeatInterval: b.cfg.HeartbeatInterval, InstanceID: b.cfg.InstanceID,

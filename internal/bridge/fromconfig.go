@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/config"
@@ -17,7 +18,9 @@ type Topics struct {
 
 // FromFile resolves a bridge's configuration from the file's [encryptor]
 // section (sourcetopic, targettopic, dlqtopic, group.id,
-// session.timeout.ms, heartbeat.interval.ms) and the target's policy;
+// session.timeout.ms, heartbeat.interval.ms, max.poll.interval.ms,
+// group.instance.id, partition.assignment.strategy) and the target's
+// policy;
 // non-empty fields of t take precedence. The group defaults to
 // DefaultGroup(target), never to the shared [consumer] group.id. Engine
 // and Kafka are left to the caller.
@@ -56,7 +59,8 @@ func FromFile(f *config.File, t Topics) (Config, error) {
 	}
 	return Config{Source: t.Source, Target: t.Target, DLQ: t.DLQ, Group: t.Group, Policy: pol,
 		SessionTimeout: sessionTimeout, HeartbeatInterval: heartbeat, RebalanceTimeout: rebalance,
-		InstanceID: f.Get("encryptor", "group.instance.id", "")}, nil
+		InstanceID: f.Get("encryptor", "group.instance.id", ""),
+		Assignment: strings.ReplaceAll(f.Get("encryptor", "partition.assignment.strategy", ""), " ", "")}, nil
 }
 
 // millis reads an [encryptor] duration given in milliseconds (0 if unset).

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/kafka"
@@ -20,39 +19,13 @@ type handler struct {
 	b        *Bridge
 	producer *kafka.Producer // shared, at-least-once mode
 	admin    *kafka.Admin    // reads commit metadata
-
-	mu       sync.Mutex
-	suspects map[int32][2]int64 // partition -> [committed offset, inflight up to]
 }
 
-// setup reads, for at-least-once mode, the commit metadata of the claimed
-// partitions: "inflight=N" means the previous owner may have written
-// records up to N without committing them.
+// setup logs the partitions of a new session. With the cooperative
+// protocol a session lasts across rebalances, so each claim logs itself
+// too.
 func (h *handler) setup(sess *kafka.Session) {
-	parts := sess.Partitions()
-	h.b.log.Info("partitions claimed", "partitions", fmt.Sprint(parts), "generation", sess.Generation())
-	sus := map[int32][2]int64{}
-	if h.admin != nil && len(parts) > 0 {
-		offs, err := h.admin.CommittedOffsets(h.b.cfg.Group, h.b.cfg.Source, parts)
-		if err != nil {
-			h.b.log.Warn("cannot read commit metadata; duplicates after an unclean stop will not be counted", "error", err)
-		} else {
-			for _, p := range parts {
-				c, ok := offs[p]
-				if !ok || c.Offset < 0 {
-					continue
-				}
-				if s, ok := strings.CutPrefix(c.Metadata, metaInflight); ok {
-					if last, err := strconv.ParseInt(s, 10, 64); err == nil && last >= c.Offset {
-						sus[p] = [2]int64{c.Offset, last}
-					}
-				}
-			}
-		}
-	}
-	h.mu.Lock()
-	h.suspects = sus
-	h.mu.Unlock()
+	h.b.log.Info("partitions claimed", "partitions", fmt.Sprint(sess.Partitions()), "generation", sess.Generation())
 }
 
 // cleanup commits what the claims marked.
@@ -62,20 +35,50 @@ func (h *handler) cleanup(sess *kafka.Session) {
 	}
 }
 
-// claim processes one partition in batches until the claim ends. It
-// returns only then: returning earlier would end the whole session.
+// inflight reads, for at-least-once mode, the commit metadata of a
+// partition: "inflight=N" at offset c means the previous owner may have
+// written records c..N without committing them.
+func (h *handler) inflight(partition int32) (from, to int64, ok bool) {
+	if h.admin == nil {
+		return 0, 0, false
+	}
+	offs, err := h.admin.CommittedOffsets(h.b.cfg.Group, h.b.cfg.Source, []int32{partition})
+	if err != nil {
+		h.b.log.Warn("cannot read commit metadata; duplicates after an unclean stop will not be counted", "partition", partition, "error", err)
+		return 0, 0, false
+	}
+	c, found := offs[partition]
+	if !found || c.Offset < 0 {
+		return 0, 0, false
+	}
+	s, found := strings.CutPrefix(c.Metadata, metaInflight)
+	if !found {
+		return 0, 0, false
+	}
+	last, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || last < c.Offset {
+		return 0, 0, false
+	}
+	return c.Offset, last, true
+}
+
+// claim processes one partition in batches until the claim ends (a stop,
+// or a rebalance that moves the partition), then commits what it marked.
+// It returns only then: returning earlier would end the whole session.
 func (h *handler) claim(sess *kafka.Session, claim *kafka.Claim) {
 	b := h.b
 	w := &worker{b: b, h: h, sess: sess, topic: b.cfg.Source, partition: claim.Partition, suspectTo: -1}
 	w.log = b.log.With("partition", w.partition)
-	h.mu.Lock()
-	if s, ok := h.suspects[w.partition]; ok && s[0] == claim.InitialOffset {
-		w.suspectTo = s[1]
+	if from, to, ok := h.inflight(w.partition); ok && from == claim.InitialOffset {
+		w.suspectTo = to
 		w.log.Warn("resuming after an unclean stop: records may be written twice",
-			"from_offset", s[0], "to_offset", s[1], "suspected", s[1]-s[0]+1)
+			"from_offset", from, "to_offset", to, "suspected", to-from+1)
 	}
-	h.mu.Unlock()
-	w.log.Debug("claim started", "offset", claim.InitialOffset)
+	w.log.Info("partition claim started", "offset", claim.InitialOffset, "generation", sess.Generation())
+	defer w.log.Info("partition claim ended")
+	if !b.cfg.ExactlyOnce {
+		defer sess.Commit()
+	}
 
 	// The in-flight batch may finish for DrainTimeout after the session
 	// ends (stop or rebalance); nothing new is taken then.

@@ -45,7 +45,12 @@ type fixture struct {
 // bridge's engine.
 func setup(t *testing.T, vaultTimeout time.Duration, polKV map[string]string) *fixture {
 	t.Helper()
-	env := testkit.Start(t)
+	return setupOn(t, testkit.Start(t), vaultTimeout, polKV)
+}
+
+// setupOn is setup on a Vault and broker already started.
+func setupOn(t *testing.T, env *testkit.Env, vaultTimeout time.Duration, polKV map[string]string) *fixture {
+	t.Helper()
 	ks := testkit.KafkaSettings(t, env.Brokers)
 	if polKV == nil {
 		polKV = map[string]string{"fields": "Name transit, Address transit"}

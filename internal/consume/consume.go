@@ -34,9 +34,13 @@ type Options struct {
 	// oldest record; by default it starts at the newest, like
 	// kafka-console-consumer.
 	FromBeginning bool
-	// SessionTimeout and HeartbeatInterval tune the group (0: sarama's).
+	// SessionTimeout, RebalanceTimeout and HeartbeatInterval tune the
+	// group (0: sarama's); InstanceID makes the member static
+	// (group.instance.id).
 	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
 	HeartbeatInterval time.Duration
+	InstanceID        string
 	// TreatUndecryptableAsPlaintext reports a record that cannot be
 	// decrypted (status failed) with status StatusRaw and its stored bytes
 	// verbatim (BINARY), instead of status failed (OpenMSIStream's
@@ -131,7 +135,7 @@ func Run(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Options, 
 // committed on the way and when it returns.
 func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Options, emit func(Line) error) (int, error) {
 	st, err := kc.OpenStream(ctx, kafka.StreamOptions{Topic: o.Topic, Group: o.Group, FromBeginning: o.FromBeginning, MaxBatch: o.Batch,
-		SessionTimeout: o.SessionTimeout, HeartbeatInterval: o.HeartbeatInterval})
+		SessionTimeout: o.SessionTimeout, RebalanceTimeout: o.RebalanceTimeout, HeartbeatInterval: o.HeartbeatInterval, InstanceID: o.InstanceID})
 	if err != nil {
 		return 0, err
 	}

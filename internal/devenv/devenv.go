@@ -238,10 +238,21 @@ type KafkaOptions struct {
 	DataDir         string // persist the log (survives a restart on the same port)
 	SeedTopics      []string
 	FastGroups      bool // short group session timeouts, for tests
+	// Brokers is the number of brokers (default 1). Partition leaders
+	// are spread over them; kfake keeps one log per partition, shared by
+	// all brokers (no replication).
+	Brokers int
 }
 
-// StartKafka starts a single-broker kfake cluster on 127.0.0.1.
+// StartKafka starts a kfake cluster (one broker unless o.Brokers says
+// more) on 127.0.0.1.
 func StartKafka(o KafkaOptions) (*kfake.Cluster, error) {
+	if o.Brokers <= 0 {
+		o.Brokers = 1
+	}
+	if o.Port > 0 && o.Brokers > 1 {
+		return nil, fmt.Errorf("start embedded kafka: a fixed port needs a single broker, not %d", o.Brokers)
+	}
 	if o.Partitions <= 0 {
 		o.Partitions = 3
 	}
@@ -249,7 +260,7 @@ func StartKafka(o KafkaOptions) (*kfake.Cluster, error) {
 		o.MaxMessageBytes = 16 << 20
 	}
 	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
+		kfake.NumBrokers(o.Brokers),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(o.Partitions),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(o.MaxMessageBytes)}),

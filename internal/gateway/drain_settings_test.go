@@ -35,3 +35,27 @@ func TestDrainSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamMembershipSettings: [kafkagate] stream_session_timeout,
+// stream_rebalance_timeout and stream_heartbeat_interval are durations
+// for the group membership of records:stream; a bad one is a
+// configuration error.
+func TestStreamMembershipSettings(t *testing.T) {
+	f, err := config.Parse([]byte("[kafkagate]\nstream_session_timeout = 45s\nstream_rebalance_timeout = 2m\nstream_heartbeat_interval = 3s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := gateway.ReadSettings(f)
+	if err != nil || s.StreamSessionTimeout != 45*time.Second || s.StreamRebalanceTimeout != 2*time.Minute || s.StreamHeartbeatInterval != 3*time.Second {
+		t.Fatalf("%+v %v", s, err)
+	}
+	for _, bad := range []string{"stream_session_timeout = soon\n", "stream_rebalance_timeout = -1s\n", "stream_heartbeat_interval = 0s\n"} {
+		f, err := config.Parse([]byte("[kafkagate]\n" + bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gateway.ReadSettings(f); !errors.Is(err, config.ErrConfig) {
+			t.Errorf("%q: %v, want a configuration error", bad, err)
+		}
+	}
+}

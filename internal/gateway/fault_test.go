@@ -239,3 +239,41 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 	t.Logf("broker closed %v, reopened on :%d with its data dir: %d requests, %d ok (all present), %d refused 503, %d ok after reopen, the first %v after it; lost 0",
 		reopenedAt.Sub(closedAt).Round(time.Millisecond), port, len(outs), ok, refused, after, firstOK.Sub(reopenedAt).Round(time.Millisecond))
 }
+
+// TestLeadershipMovesUnderLoad: REST produce on a three-broker kfake
+// cluster while the leader of each of the topic's six partitions moves to
+// another broker every 300 ms for 6 s (and the coordinators move): every
+// 200 is in the topic, no plaintext is stored, and any refusal is a 503
+// with Retry-After. kfake keeps one log per partition for all brokers, so
+// this shows the gateway's producer following a new leader, not a real
+// election's effect on data.
+func TestLeadershipMovesUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("leadership moves under load (-short skips it)")
+	}
+	env := testkit.StartWith(t, devenv.KafkaOptions{Brokers: 3, Partitions: 6})
+	f := newLoadGateway(t, env)
+	stop := make(chan struct{})
+	var outs []outcome
+	done := make(chan struct{})
+	var lastOK atomic.Int64
+	go func() { outs = loadGen(t, f.url("load"), 4, stop, &lastOK); close(done) }()
+	for deadline := time.Now().Add(30 * time.Second); lastOK.Load() == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no produce succeeded within 30 s")
+		}
+	}
+	moves, coordinators := testkit.MoveLeaders(t, env.Kafka, []string{"load"}, 6*time.Second)
+	moved := time.Now()
+	for deadline := moved.Add(30 * time.Second); lastOK.Load() < moved.UnixNano() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	ok, refused := verifyTopic(t, f, outs)
+	if lastOK.Load() < moved.UnixNano() {
+		t.Fatal("no produce succeeded after the last leader move")
+	}
+	t.Logf("3 brokers, %d leader moves over 6 partitions and %d coordinator moves in 6 s: %d requests, %d ok (all present), %d refused 503 with Retry-After, lost 0, plaintext found 0",
+		moves, coordinators, len(outs), ok, refused)
+}

@@ -47,6 +47,13 @@ type Settings struct {
 	// and 4).
 	MaxStreamsPerPrincipal int
 	MaxUploadsPerPrincipal int
+	// stream_session_timeout, stream_rebalance_timeout and
+	// stream_heartbeat_interval: the group membership of records:stream
+	// with a group (0: sarama's 10 s, 60 s and 3 s); a request's
+	// session_timeout and rebalance_timeout override the first two.
+	StreamSessionTimeout    time.Duration
+	StreamRebalanceTimeout  time.Duration
+	StreamHeartbeatInterval time.Duration
 }
 
 // ReadSettings reads and checks the [kafkagate] serving keys.
@@ -100,6 +107,9 @@ func ReadSettings(f *config.File) (Settings, error) {
 	}
 	s.RequestTimeout = durKey("request_timeout", "30s or 2m")
 	s.IdleTimeout = durKey("idle_timeout", "120s or 5m")
+	s.StreamSessionTimeout = durKey("stream_session_timeout", "10s or 45s")
+	s.StreamRebalanceTimeout = durKey("stream_rebalance_timeout", "60s or 5m")
+	s.StreamHeartbeatInterval = durKey("stream_heartbeat_interval", "3s")
 	drainKey := func(key string) (time.Duration, bool) {
 		v := f.Get("kafkagate", key, "")
 		if v == "" {
@@ -161,6 +171,9 @@ func (s Settings) apply(c httpapi.Config) httpapi.Config {
 	c.RateLimit = s.RateLimit
 	c.RateBurst = s.RateBurst
 	c.Stream.MaxPerPrincipal = s.MaxStreamsPerPrincipal
+	c.Stream.SessionTimeout = s.StreamSessionTimeout
+	c.Stream.RebalanceTimeout = s.StreamRebalanceTimeout
+	c.Stream.HeartbeatInterval = s.StreamHeartbeatInterval
 	c.MaxUploadsPerPrincipal = s.MaxUploadsPerPrincipal
 	return c
 }

@@ -9,6 +9,7 @@ package httpapi
 // are still marked read for a group, and do not count towards max.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,9 +48,11 @@ type StreamConfig struct {
 	// MaxPerPrincipal bounds one principal's concurrent streams; default 8.
 	MaxPerPrincipal int
 	MaxBatch        int // records per Vault call; default 500
-	// SessionTimeout and HeartbeatInterval tune consumer groups (0:
-	// sarama's defaults).
+	// SessionTimeout, RebalanceTimeout and HeartbeatInterval tune
+	// consumer groups (0: sarama's defaults); a request's session_timeout
+	// and rebalance_timeout override the first two.
 	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
 	HeartbeatInterval time.Duration
 }
 
@@ -92,7 +95,9 @@ func (s *Server) streamHandler() http.HandlerFunc {
 			writeErr(w, apiErr)
 			return
 		}
-		o.MaxBatch, o.SessionTimeout, o.HeartbeatInterval = sc.MaxBatch, sc.SessionTimeout, sc.HeartbeatInterval
+		o.MaxBatch, o.HeartbeatInterval = sc.MaxBatch, sc.HeartbeatInterval
+		o.SessionTimeout = cmp.Or(o.SessionTimeout, sc.SessionTimeout)
+		o.RebalanceTimeout = cmp.Or(o.RebalanceTimeout, sc.RebalanceTimeout)
 		// Check the index filter before opening the stream: a bad one is
 		// 400 (a field without index=hmac), Vault refusing is 503.
 		if _, ferr := s.indexFilter(r, o.Topic, nil); ferr != nil {
@@ -185,6 +190,30 @@ func parseStreamQuery(r *http.Request, topic string) (kafka.StreamOptions, int, 
 			o.Offset = n
 		}
 	}
+	if v := q.Get("instance_id"); v != "" {
+		if o.Group == "" || len(v) > 249 || strings.ContainsFunc(v, func(c rune) bool { return !isInstanceIDChar(c) }) {
+			return o, 0, bad("instance_id", "1 to 249 characters of a-z, A-Z, 0-9, '.', '_' and '-', with group")
+		}
+		o.InstanceID = v
+	}
+	for _, d := range []struct {
+		name     string
+		to       *time.Duration
+		min, max time.Duration
+	}{
+		{"session_timeout", &o.SessionTimeout, time.Second, 5 * time.Minute},
+		{"rebalance_timeout", &o.RebalanceTimeout, time.Second, 10 * time.Minute},
+	} {
+		v := q.Get(d.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.ParseDuration(v)
+		if err != nil || t < d.min || t > d.max || o.Group == "" {
+			return o, 0, bad(d.name, fmt.Sprintf("a duration from %v to %v (e.g. 30s), with group", d.min, d.max))
+		}
+		*d.to = t
+	}
 	max := 0
 	if v := q.Get("max"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -194,6 +223,12 @@ func parseStreamQuery(r *http.Request, topic string) (kafka.StreamOptions, int, 
 		max = n
 	}
 	return o, max, nil
+}
+
+// isInstanceIDChar reports a character Kafka allows in a
+// group.instance.id.
+func isInstanceIDChar(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
 }
 
 // eventWriter writes records as server-sent events or NDJSON.

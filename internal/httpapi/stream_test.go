@@ -20,13 +20,16 @@ import (
 	"github.com/kafkagate/kafkagate/kgclient"
 )
 
-// countingStreamer counts the streams open, to see them closed.
+// countingStreamer counts the streams open, to see them closed, and keeps
+// the options of the last one.
 type countingStreamer struct {
 	kc   *kafka.Client
 	open atomic.Int32
+	last atomic.Pointer[kafka.StreamOptions]
 }
 
 func (c *countingStreamer) OpenStream(ctx context.Context, o kafka.StreamOptions) (kafka.RecordStream, error) {
+	c.last.Store(&o)
 	st, err := c.kc.OpenStream(ctx, o)
 	if err != nil {
 		return nil, err
@@ -309,4 +312,88 @@ func topicExists(t *testing.T, brokers []string, topic string) bool {
 	}
 	_, ok := topics[topic]
 	return ok
+}
+
+// TestStreamGroupMembership: a group stream takes instance_id,
+// session_timeout and rebalance_timeout from its query (the gateway's
+// settings otherwise): the member is static in Kafka under that instance
+// id, and a stream reopened with the same id resumes at the committed
+// offset. Bad values are 400 naming the parameter.
+func TestStreamGroupMembership(t *testing.T) {
+	f := setupStream(t, 0)
+	f.send(t, 0, 3)
+	group := httpapi.StreamGroup("anonymous", "gm")
+	open := func(query string) (lines *bufio.Scanner, stop func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.base+query, nil)
+		resp, err := f.client.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			cancel()
+			t.Fatalf("%s: %d %s", query, resp.StatusCode, b)
+		}
+		return bufio.NewScanner(resp.Body), func() { cancel(); resp.Body.Close() }
+	}
+	next := func(sc *bufio.Scanner, n int) {
+		t.Helper()
+		if !sc.Scan() {
+			t.Fatalf("stream ended before record %d: %v", n, sc.Err())
+		}
+		checkEvent(t, sc.Text(), n)
+	}
+
+	sc, stop := open("?group=gm&from_beginning=true&instance_id=pod-0&session_timeout=7s&rebalance_timeout=20s")
+	for n := range 3 {
+		next(sc, n)
+	}
+	if o := f.st.last.Load(); o.InstanceID != "pod-0" || o.SessionTimeout != 7*time.Second || o.RebalanceTimeout != 20*time.Second || o.HeartbeatInterval != 100*time.Millisecond {
+		t.Fatalf("stream options %+v: want instance pod-0, session 7s, rebalance 20s and the configured heartbeat", *o)
+	}
+	gi := f.env.Kafka.GroupInfo(group)
+	if gi == nil || len(gi.Members) != 1 || gi.Members[0].InstanceID == nil || *gi.Members[0].InstanceID != "pod-0" {
+		t.Fatalf("group %s in kafka: %+v, want one static member pod-0", group, gi)
+	}
+	stop()
+	f.waitClosed(t)
+
+	f.send(t, 3, 1)
+	reopened := time.Now()
+	sc, stop = open("?group=gm&instance_id=pod-0&max=1")
+	next(sc, 3)
+	took := time.Since(reopened)
+	stop()
+	f.waitClosed(t)
+	if o := f.st.last.Load(); o.SessionTimeout != time.Second || o.RebalanceTimeout != 0 {
+		t.Fatalf("without parameters the stream took %+v, want the configured session timeout (1s) and sarama's rebalance timeout", *o)
+	}
+	t.Logf("a stream reopened with instance_id pod-0 resumed at the committed offset and sent its first record %v after the request", took.Round(time.Millisecond))
+
+	for q, field := range map[string]string{
+		"?instance_id=pod-0":              "instance_id",
+		"?group=gm&instance_id=pod%200":   "instance_id",
+		"?group=gm&session_timeout=soon":  "session_timeout",
+		"?group=gm&session_timeout=10ms":  "session_timeout",
+		"?session_timeout=10s":            "session_timeout",
+		"?group=gm&rebalance_timeout=1h":  "rebalance_timeout",
+		"?group=gm&rebalance_timeout=-5s": "rebalance_timeout",
+	} {
+		resp, err := f.client.Get(f.base + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		var e struct {
+			ErrorCode int    `json:"error_code"`
+			Message   string `json:"message"`
+		}
+		if resp.StatusCode != 400 || json.Unmarshal(b, &e) != nil || e.ErrorCode != 40003 || !strings.Contains(e.Message, field) {
+			t.Errorf("%s: %d %s, want 400 40003 naming %s", q, resp.StatusCode, b, field)
+		}
+	}
 }

@@ -31,6 +31,18 @@ const (
 	// BalanceSticky keeps partitions where they are across rebalances
 	// (eager protocol: every claim is stopped, committed and restarted).
 	BalanceSticky
+	// BalanceCooperative is cooperative-sticky (KIP-429, incremental
+	// rebalancing): a rebalance stops only the claims of partitions that
+	// move; every other claim keeps running. One session lasts across
+	// rebalances: Setup runs at the first join and Cleanup when the
+	// member leaves; a moved partition's Records channel closes, and its
+	// Claim must return then. Needs Kafka 2.4.
+	BalanceCooperative
+	// BalanceCooperativeUpgrade announces cooperative-sticky and sticky
+	// but rebalances eagerly: the first step of moving a BalanceSticky
+	// group to BalanceCooperative without a restart of all members (roll
+	// every member to this, then to BalanceCooperative).
+	BalanceCooperativeUpgrade
 )
 
 // GroupOptions configure a consumer group of one topic.
@@ -97,8 +109,14 @@ func groupConfig(s *Settings, o GroupOptions) (*sarama.Config, error) {
 	if o.ReadCommitted {
 		cfg.Consumer.IsolationLevel = sarama.ReadCommitted
 	}
-	if o.Balance == BalanceSticky {
+	switch o.Balance {
+	case BalanceSticky:
 		cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	case BalanceCooperative:
+		cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
+	case BalanceCooperativeUpgrade:
+		cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{
+			sarama.NewBalanceStrategyCooperativeSticky(), sarama.NewBalanceStrategySticky()}
 	}
 	cfg.Consumer.Offsets.AutoCommit.Enable = o.AutoCommit
 	cfg.Consumer.Offsets.AutoCommit.Interval = time.Second
@@ -183,13 +201,17 @@ func JoinGroup(s *Settings, o GroupOptions) (*Group, error) {
 // GroupHandler is what a group member does with its partitions. Claim is
 // required; the others are optional.
 type GroupHandler struct {
-	// Setup runs when a session starts, before any Claim.
+	// Setup runs when a session starts, before any Claim. With
+	// BalanceCooperative a session lasts across rebalances: Setup runs
+	// once, at the first join.
 	Setup func(*Session)
 	// Claim processes one claimed partition; it runs concurrently for
 	// each claim and must return when the claim's records channel closes
-	// or the session's context ends. Returning earlier ends the session.
+	// (the partition moved to another member, or the session ends) or the
+	// session's context ends. Returning earlier ends the session.
 	Claim func(*Session, *Claim)
-	// Cleanup runs when a session ends, after every Claim returned.
+	// Cleanup runs when a session ends, after every Claim returned (with
+	// BalanceCooperative: when the member leaves).
 	Cleanup func(*Session)
 }
 

@@ -42,6 +42,26 @@ func TestGroupConfig(t *testing.T) {
 	if cfg, _ := groupConfig(&long, GroupOptions{}); cfg.Net.ReadTimeout != 2*time.Minute {
 		t.Errorf("read timeout %v, want 2m kept", cfg.Net.ReadTimeout)
 	}
+	// The balances name the assignors announced to the group, preferred
+	// first.
+	for b, want := range map[Balance][]string{
+		BalanceRange:              {"range"},
+		BalanceSticky:             {"sticky"},
+		BalanceCooperative:        {"cooperative-sticky"},
+		BalanceCooperativeUpgrade: {"cooperative-sticky", "sticky"},
+	} {
+		cfg, err := groupConfig(s, GroupOptions{Balance: b})
+		if err != nil {
+			t.Fatalf("balance %d: %v", b, err)
+		}
+		var got []string
+		for _, st := range cfg.Consumer.Group.Rebalance.GroupStrategies {
+			got = append(got, st.Name())
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("balance %d announces %v, want %v", b, got, want)
+		}
+	}
 	if err := CheckGroup(s, GroupOptions{InstanceID: "not valid!"}); !errors.Is(err, ErrConfig) {
 		t.Errorf("invalid instance id: %v", err)
 	}

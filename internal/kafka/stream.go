@@ -32,10 +32,15 @@ type StreamOptions struct {
 	Offset    int64
 	// MaxBatch bounds the records one Next returns; default 500.
 	MaxBatch int
-	// SessionTimeout and HeartbeatInterval tune the group membership
-	// (0: sarama's 10 s and 3 s).
+	// SessionTimeout, RebalanceTimeout and HeartbeatInterval tune the
+	// group membership (0: sarama's 10 s, 60 s and 3 s).
 	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
 	HeartbeatInterval time.Duration
+	// InstanceID makes the stream a static group member
+	// (group.instance.id): a stream reopened with the same id within the
+	// session timeout takes its partitions back without a rebalance.
+	InstanceID string
 }
 
 // RecordStream is a live stream of records that follows new ones. Next and
@@ -121,7 +126,8 @@ func (s *stream) openGroup(st *Settings, o StreamOptions) error {
 	g, err := JoinGroup(st, GroupOptions{
 		Group: o.Group, Topic: o.Topic, ClientSuffix: "-stream", Initial: initial,
 		ReadCommitted: true, Balance: BalanceSticky, AutoCommit: true, RequireTopic: true,
-		SessionTimeout: o.SessionTimeout, HeartbeatInterval: o.HeartbeatInterval,
+		SessionTimeout: o.SessionTimeout, RebalanceTimeout: o.RebalanceTimeout,
+		HeartbeatInterval: o.HeartbeatInterval, InstanceID: o.InstanceID,
 	})
 	if err != nil {
 		return err
