@@ -51,7 +51,6 @@ const (
 // CodeTooLarge: the encrypted record exceeds the target's size limit.
 const CodeTooLarge = "record_too_large"
 
-
 // Offset commit metadata: "kgb1" when the committed offset is clean,
 // "kgb1 inflight=N" while records up to offset N have been handed to the
 // producer and are not yet acknowledged.

@@ -98,8 +98,8 @@ type Config struct {
 	Auth      Authenticator
 	// Rights maps an authenticated principal to its rights; required with
 	// Auth.
-	Rights  func(principal string) Rights
-	Logger  *slog.Logger
+	Rights func(principal string) Rights
+	Logger *slog.Logger
 	// Observer, when set, counts requests (the metrics package
 	// implements it). Records are counted by the engine's own observer.
 	Observer Observer
