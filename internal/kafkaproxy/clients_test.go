@@ -1,7 +1,7 @@
 package kafkaproxy_test
 
 import (
-		"errors"
+	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
