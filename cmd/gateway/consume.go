@@ -28,6 +28,7 @@ func newConsume(g *globals) *cobra.Command {
 		requireEn bool
 		treatRaw  bool
 		maxWait   time.Duration
+		internal  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -50,7 +51,11 @@ raw and its stored bytes verbatim (base64, type BINARY) instead of status failed
 Kafka holds, never decrypted plaintext. --max-wait-per-decrypt bounds the wait for each
 record's decryption: a record that overruns it is printed with status timeout and its
 stored value, never dropped. Without it, Vault being unavailable ends the command with an
-error (fail closed).`,
+error (fail closed).
+
+Keys and values are printed in the type they were produced as (JSON, STRING or BINARY,
+recorded by the gateway in the kafkagate.type header); the kafkagate.* headers are
+hidden unless --internal-headers is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if topic == "" {
@@ -80,7 +85,7 @@ error (fail closed).`,
 			out := json.NewEncoder(cmd.OutOrStdout())
 			out.SetEscapeHTML(false)
 			o := gateway.ConsumeOptions{Topic: topic, Partition: partition, Offset: offset, Max: max, Group: group, FromBeginning: fromStart,
-				TreatUndecryptableAsPlaintext: treatRaw, MaxWaitPerDecrypt: maxWait}
+				TreatUndecryptableAsPlaintext: treatRaw, MaxWaitPerDecrypt: maxWait, InternalHeaders: internal}
 			if offset < 0 {
 				o.Offset = kafka.OffsetOldest
 			}
@@ -117,6 +122,7 @@ error (fail closed).`,
 	cmd.Flags().BoolVar(&requireEn, "require-encrypted", false, "refuse records that are unencrypted: report each on stderr and exit 1 at the end")
 	cmd.Flags().BoolVar(&treatRaw, "treat-undecryptable-as-plaintext", false, "print undecryptable records with status raw and their stored bytes verbatim, instead of status failed")
 	cmd.Flags().DurationVar(&maxWait, "max-wait-per-decrypt", 0, "longest wait for one record's decryption; a record that overruns it is printed with status timeout (0: no limit)")
+	cmd.Flags().BoolVar(&internal, "internal-headers", false, "also print the kafkagate.* headers (hidden by default)")
 	return cmd
 }
 

@@ -44,6 +44,8 @@ type ConsumeOptions struct {
 	// each within MaxWaitPerDecrypt; a record that overruns it is reported
 	// with status StatusTimeout and its stored value, never dropped.
 	MaxWaitPerDecrypt time.Duration
+	// InternalHeaders prints the kafkagate.* headers, hidden by default.
+	InternalHeaders bool
 }
 
 // Consumer record statuses besides protect's (decrypted, partial, failed,
@@ -198,7 +200,7 @@ func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Co
 	}
 	out := make([]ConsumedRecord, len(recs))
 	for i, r := range recs {
-		rr := httpapi.ToReadRecord(r, opened[i])
+		rr := httpapi.RenderRecord(r, opened[i], httpapi.RenderOptions{InternalHeaders: o.InternalHeaders})
 		switch {
 		case timedOut[i]:
 			rr.Decryption.Status = StatusTimeout

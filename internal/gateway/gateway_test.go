@@ -175,7 +175,7 @@ func TestProduceEncryptsAndReadDecrypts(t *testing.T) {
 	for _, h := range rec.Headers {
 		hdrs = append(hdrs, h.Key)
 	}
-	if strings.Join(hdrs, ",") != "trace,kafkagate.fields" {
+	if strings.Join(hdrs, ",") != "trace,kafkagate.type,kafkagate.fields" {
 		t.Errorf("headers = %v", hdrs)
 	}
 
