@@ -127,9 +127,11 @@ func (g *Gateway) dekStats() metrics.DEKCacheStats {
 		OpenMisses: open.Misses, UnwrapCalls: open.UnwrapCalls, Cached: open.Size}
 }
 
-// Close stops the FPE refresher and releases the Kafka client.
+// Close closes the API's v2 consumer instances, stops the FPE refresher
+// and releases the Kafka client.
 func (g *Gateway) Close() error {
 	defer g.Vault.Close() // stops token renewal; revokes an AppRole/Kubernetes login token
+	g.API.Close()         // v2 consumer instances leave their groups
 	if g.fpeRef != nil {
 		g.fpeRef.Close()
 	}

@@ -47,6 +47,9 @@ type Settings struct {
 	// and 4).
 	MaxStreamsPerPrincipal int
 	MaxUploadsPerPrincipal int
+	// consumer_instance_timeout: a REST Proxy v2 consumer instance no
+	// request used for this long is closed (default 5m).
+	ConsumerInstanceTimeout time.Duration
 }
 
 // ReadSettings reads and checks the [kafkagate] serving keys.
@@ -96,6 +99,7 @@ func ReadSettings(f *config.File) (Settings, error) {
 	}
 	s.RequestTimeout = durKey("request_timeout", "30s or 2m")
 	s.IdleTimeout = durKey("idle_timeout", "120s or 5m")
+	s.ConsumerInstanceTimeout = durKey("consumer_instance_timeout", "5m or 30s")
 	drainKey := func(key string) (time.Duration, bool) {
 		v := f.Get("kafkagate", key, "")
 		if v == "" {
@@ -158,6 +162,7 @@ func (s Settings) apply(c httpapi.Config) httpapi.Config {
 	c.RateBurst = s.RateBurst
 	c.Stream.MaxPerPrincipal = s.MaxStreamsPerPrincipal
 	c.MaxUploadsPerPrincipal = s.MaxUploadsPerPrincipal
+	c.V2.IdleTimeout = s.ConsumerInstanceTimeout
 	return c
 }
 
