@@ -8,6 +8,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/testkit"
@@ -340,5 +342,145 @@ func TestV2ConsumerHostileRecord(t *testing.T) {
 	_ = json.Unmarshal(recs[1].Value, &v1)
 	if val, _ := base64.StdEncoding.DecodeString(v1); recs[1].Decryption.Status != "unencrypted" || string(val) != `{"Name":"Plain Text Person"}` {
 		t.Fatalf("cleartext record: %+v %q", recs[1].Decryption, val)
+	}
+}
+
+// typedRecords are produced with each type for key and value; stored and
+// the rendering every read path must give back.
+var typedRecords = []struct {
+	body              string
+	keyType, valType  string
+	keyData, valData  string // the read's data, as JSON
+	keyBytes, valBody string // the stored bytes
+}{
+	{`{"key":{"type":"STRING","data":"123"},"value":{"type":"STRING","data":"123"}}`, "STRING", "STRING", `"123"`, `"123"`, "123", "123"},
+	{`{"key":{"type":"BINARY","data":"AAEC"},"value":{"type":"BINARY","data":"aGVsbG8="}}`, "BINARY", "BINARY", `"AAEC"`, `"aGVsbG8="`, "\x00\x01\x02", "hello"},
+	{`{"key":{"type":"JSON","data":{"k":1}},"value":{"type":"JSON","data":{"a":[1,"x"]}}}`, "JSON", "JSON", `{"k":1}`, `{"a":[1,"x"]}`, `{"k":1}`, `{"a":[1,"x"]}`},
+}
+
+// TestTypesRoundTrip: a record produced as STRING, BINARY or JSON reads
+// back as that type through GET, the stream, the v2 consumer and Consume;
+// a record without the type header (written by another producer) reads
+// as before, by its content; kafkagate.* headers are shown only when
+// asked.
+func TestTypesRoundTrip(t *testing.T) {
+	f := setup(t)
+	for _, c := range typedRecords {
+		if resp, b := f.post(t, f.url("raw"), "application/json", strings.Replace(c.body, `{"key"`, `{"partition_id":0,"key"`, 1)); resp.StatusCode != 200 {
+			t.Fatalf("produce: %d %s", resp.StatusCode, b)
+		}
+	}
+	f.write(t, kafka.Message{Topic: "raw", Partition: 0, Key: []byte("123"), Value: []byte("123")})
+	stored := f.raw(t, "raw")
+	if len(stored) != 4 {
+		t.Fatalf("%d records", len(stored))
+	}
+	for i, c := range typedRecords {
+		if string(stored[i].Key) != c.keyBytes || string(stored[i].Value) != c.valBody {
+			t.Fatalf("stored %d: %q %q", i, stored[i].Key, stored[i].Value)
+		}
+	}
+	check := func(t *testing.T, path string, i int, key, val *httpapi.Data) {
+		t.Helper()
+		if i == 3 { // no type header: by content, as before
+			if key.Type != "JSON" || string(key.Data) != "123" || val.Type != "JSON" || string(val.Data) != "123" {
+				t.Fatalf("%s: headerless record: %+v %+v", path, key, val)
+			}
+			return
+		}
+		c := typedRecords[i]
+		if key.Type != c.keyType || string(key.Data) != c.keyData || val.Type != c.valType || string(val.Data) != c.valData {
+			t.Fatalf("%s: record %d: key %s %s value %s %s; want %s %s and %s %s", path, i, key.Type, key.Data, val.Type, val.Data, c.keyType, c.keyData, c.valType, c.valData)
+		}
+	}
+	internal := func(hs []httpapi.OutHeader) bool {
+		for _, h := range hs {
+			if strings.HasPrefix(h.Name, "kafkagate.") {
+				return true
+			}
+		}
+		return false
+	}
+
+	// GET, without and with the internal headers.
+	got := f.read(t, "raw", 0, 0)
+	for i, r := range got.Records {
+		check(t, "GET", i, r.Key, r.Value)
+		if internal(r.Headers) {
+			t.Fatalf("GET shows internal headers: %+v", r.Headers)
+		}
+	}
+	resp, b := testkit.Do(t, nil, http.MethodGet, f.url("raw")+"?partition=0&offset=0&internal_headers=true", "", "")
+	var withInternal httpapi.ReadResponse
+	if resp.StatusCode != 200 || json.Unmarshal(b, &withInternal) != nil || len(withInternal.Records) != 4 ||
+		withInternal.Records[0].Headers[0].Name != "kafkagate.type" || internal(withInternal.Records[3].Headers) {
+		t.Fatalf("GET internal_headers=true: %d %s", resp.StatusCode, b)
+	}
+	resp, b = testkit.Do(t, nil, http.MethodGet, f.url("raw")+"?internal_headers=maybe", "", "")
+	wantError(t, resp, b, http.StatusBadRequest, httpapi.CodeBadQuery)
+
+	// The stream.
+	resp, b = testkit.Do(t, nil, http.MethodGet, f.url("raw")+":stream?partition=0&offset=oldest&max=4", "", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("stream: %d %s", resp.StatusCode, b)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("stream: %d lines: %s", len(lines), b)
+	}
+	for i, l := range lines {
+		var r httpapi.StreamRecord
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		check(t, "stream", i, r.Key, r.Value)
+		if internal(r.Headers) {
+			t.Fatalf("stream shows internal headers: %+v", r.Headers)
+		}
+	}
+
+	// Consume (gateway consume's path).
+	var consumed []gateway.ConsumedRecord
+	if _, err := f.gw.Consume(context.Background(), gateway.ConsumeOptions{Topic: "raw", Partition: 0, Offset: kafka.OffsetOldest}, func(r gateway.ConsumedRecord) error {
+		consumed = append(consumed, r)
+		return nil
+	}); err != nil || len(consumed) != 4 {
+		t.Fatalf("consume: %d records, %v", len(consumed), err)
+	}
+	for i, r := range consumed {
+		check(t, "consume", i, r.Key, r.Value)
+	}
+
+	// The v2 consumer: the instance's format embeds the data, key_type and
+	// value_type keep the types.
+	for _, format := range []string{"binary", "json", "string"} {
+		base := v2Create(t, f.srv.URL, "", "types-"+format, `{"format":"`+format+`","auto.offset.reset":"earliest"}`)
+		if resp, b := v2Call(t, http.MethodPost, base+"/subscription", "", "", `{"topics":["raw"]}`); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("subscribe: %d %s", resp.StatusCode, b)
+		}
+		recs := v2Fetch(t, base, "", "application/vnd.kafka."+format+".v2+json", 4)
+		for i, r := range recs[:3] {
+			c := typedRecords[i]
+			if r.KeyType != c.keyType || r.ValueType != c.valType {
+				t.Fatalf("v2 %s record %d: types %s %s", format, i, r.KeyType, r.ValueType)
+			}
+			wantKey, wantVal := c.keyData, c.valData
+			switch {
+			case format == "binary":
+				k, _ := json.Marshal(base64.StdEncoding.EncodeToString([]byte(c.keyBytes)))
+				v, _ := json.Marshal(base64.StdEncoding.EncodeToString([]byte(c.valBody)))
+				wantKey, wantVal = string(k), string(v)
+			case format == "string" && c.keyType == "JSON":
+				k, _ := json.Marshal(c.keyBytes)
+				v, _ := json.Marshal(c.valBody)
+				wantKey, wantVal = string(k), string(v)
+			}
+			if string(r.Key) != wantKey || string(r.Value) != wantVal {
+				t.Fatalf("v2 %s record %d: key %s value %s; want %s %s", format, i, r.Key, r.Value, wantKey, wantVal)
+			}
+			if len(r.Headers) != 0 {
+				t.Fatalf("v2 shows internal headers: %+v", r.Headers)
+			}
+		}
 	}
 }
