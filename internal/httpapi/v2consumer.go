@@ -382,6 +382,10 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(topics)
 	in.op.Lock()
 	defer in.op.Unlock()
+	if in.closed { // deleted or expired while this request waited
+		v2Err(w, newErr(CodeConsumerNotFound, "consumer instance not found"))
+		return
+	}
 	in.sub.stop()
 	in.sub = nil
 	if len(topics) == 0 {

@@ -238,9 +238,10 @@ type v2Instance struct {
 	lastUse time.Time
 
 	// op serialises the instance's operations, as REST Proxy does; it
-	// guards sub.
-	op  sync.Mutex
-	sub *v2Sub
+	// guards sub and closed.
+	op     sync.Mutex
+	sub    *v2Sub
+	closed bool // closed: a request that found the instance before may not subscribe again
 }
 
 // close stops the subscription (leaving the group; with auto commit the
@@ -249,7 +250,7 @@ func (in *v2Instance) close() {
 	in.op.Lock()
 	defer in.op.Unlock()
 	in.sub.stop()
-	in.sub = nil
+	in.sub, in.closed = nil, true
 }
 
 // v2Item is a record fetched by a claim, with the group session it came
