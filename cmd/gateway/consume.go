@@ -31,6 +31,7 @@ func newConsume(g *globals) *cobra.Command {
 		treatRaw   bool
 		maxWait    time.Duration
 		membership groupFlags
+		internal   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -55,7 +56,11 @@ raw and its stored bytes verbatim (base64, type BINARY) instead of status failed
 Kafka holds, never decrypted plaintext. --max-wait-per-decrypt bounds the wait for each
 record's decryption: a record that overruns it is printed with status timeout and its
 stored value, never dropped. Without it, Vault being unavailable ends the command with an
-error (fail closed).`,
+error (fail closed).
+
+Keys and values are printed in the type they were produced as (JSON, STRING or BINARY,
+recorded by the gateway in the kafkagate.type header); the kafkagate.* headers are
+hidden unless --internal-headers is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if topic == "" {
@@ -88,7 +93,7 @@ error (fail closed).`,
 			out := json.NewEncoder(cmd.OutOrStdout())
 			out.SetEscapeHTML(false)
 			o := consume.Options{Topic: topic, Partition: partition, Offset: offset, Max: max, Group: group, FromBeginning: fromStart,
-				TreatUndecryptableAsPlaintext: treatRaw, MaxWaitPerDecrypt: maxWait}
+				TreatUndecryptableAsPlaintext: treatRaw, MaxWaitPerDecrypt: maxWait, InternalHeaders: internal}
 			membership.apply(&o.InstanceID, &o.SessionTimeout, &o.RebalanceTimeout)
 			if offset < 0 {
 				o.Offset = kafka.OffsetOldest
@@ -127,6 +132,7 @@ error (fail closed).`,
 	cmd.Flags().BoolVar(&treatRaw, "treat-undecryptable-as-plaintext", false, "print undecryptable records with status raw and their stored bytes verbatim, instead of status failed")
 	cmd.Flags().DurationVar(&maxWait, "max-wait-per-decrypt", 0, "longest wait for one record's decryption; a record that overruns it is printed with status timeout (0: no limit)")
 	membership.bind(cmd, "")
+	cmd.Flags().BoolVar(&internal, "internal-headers", false, "also print the kafkagate.* headers (hidden by default)")
 	return cmd
 }
 

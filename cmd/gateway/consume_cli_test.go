@@ -26,6 +26,9 @@ fields = Name transit, Address transit
 
 [policy:mixed]
 fields = Name transit, Address transit
+
+[policy:typed]
+mode = passthrough
 `
 
 const consumePurchase = `{"Name":"Ann Example","Address":"1 Main St, Springfield","tier":"gold"}`
@@ -238,4 +241,32 @@ func TestCLIConsume(t *testing.T) {
 		t.Logf("Vault frozen: %d records printed with status timeout, exit 0; the command ran %v (max wait 300ms per record); after SIGCONT they decrypt",
 			len(stored), took.Round(time.Millisecond))
 	})
+}
+
+// TestCLIConsumeKeepsTypes: records produced through the API as STRING,
+// BINARY and JSON print with those types; the kafkagate.* headers only
+// with --internal-headers.
+func TestCLIConsumeKeepsTypes(t *testing.T) {
+	c := startConsumeCLI(t)
+	srv := testkit.ServeAPI(t, c.gw)
+	url := srv.URL + "/v3/clusters/" + testkit.ClusterID(t, c.gw) + "/topics/typed/records"
+	for _, v := range []string{`{"type":"STRING","data":"123"}`, `{"type":"BINARY","data":"aGVsbG8="}`, `{"type":"JSON","data":{"a":1}}`} {
+		if resp, b := testkit.Do(t, nil, "POST", url, "", `{"partition_id":0,"value":`+v+`}`); resp.StatusCode != 200 {
+			t.Fatalf("produce: %d %s", resp.StatusCode, b)
+		}
+	}
+	recs, stderr, code := c.consume(t, "typed")
+	if code != 0 || len(recs) != 3 {
+		t.Fatalf("consume: exit %d, %d records: %s", code, len(recs), stderr)
+	}
+	want := []struct{ typ, data string }{{"STRING", `"123"`}, {"BINARY", `"aGVsbG8="`}, {"JSON", `{"a":1}`}}
+	for i, r := range recs {
+		if r.Value.Type != want[i].typ || string(r.Value.Data) != want[i].data || len(r.Headers) != 0 {
+			t.Fatalf("record %d: %s %s headers %+v; want %s %s and no headers", i, r.Value.Type, r.Value.Data, r.Headers, want[i].typ, want[i].data)
+		}
+	}
+	recs, stderr, code = c.consume(t, "typed", "--internal-headers")
+	if code != 0 || len(recs) != 3 || len(recs[0].Headers) != 1 || recs[0].Headers[0].Name != "kafkagate.type" {
+		t.Fatalf("consume --internal-headers: exit %d %+v: %s", code, recs, stderr)
+	}
 }

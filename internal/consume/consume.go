@@ -52,6 +52,8 @@ type Options struct {
 	// each within MaxWaitPerDecrypt; a record that overruns it is reported
 	// with status StatusTimeout and its stored value, never dropped.
 	MaxWaitPerDecrypt time.Duration
+	// InternalHeaders prints the kafkagate.* headers, hidden by default.
+	InternalHeaders bool
 }
 
 // Consumer record statuses besides protect's (decrypted, partial, failed,
@@ -202,7 +204,7 @@ func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Op
 	}
 	out := make([]Line, len(recs))
 	for i, r := range recs {
-		rr := httpapi.ToReadRecord(r, opened[i])
+		rr := httpapi.RenderRecord(r, opened[i], httpapi.RenderOptions{InternalHeaders: o.InternalHeaders})
 		switch {
 		case timedOut[i]:
 			rr.Decryption.Status = StatusTimeout

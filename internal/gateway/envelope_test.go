@@ -15,6 +15,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/record"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -74,9 +75,10 @@ func TestEnvelopeRecordsOverHTTP(t *testing.T) {
 		}
 		rr := f.read(t, topic, 0, 0)
 		for _, r := range rr.Records {
+			// Produced as BINARY, read back as BINARY (base64).
 			var s string
 			_ = json.Unmarshal(r.Value.Data, &s)
-			if r.Decryption.Status != "decrypted" || s != secret {
+			if r.Decryption.Status != "decrypted" || r.Value.Type != "BINARY" || s != bin {
 				t.Fatalf("%s: %s %.40q", topic, r.Decryption.Status, r.Value.Data)
 			}
 		}
@@ -105,6 +107,30 @@ func TestEnvelopeRecordsOverHTTP(t *testing.T) {
 	}
 	if opened[1].Status != protect.StatusFailed || !errors.Is(opened[1].Err, envelope.ErrTampered) {
 		t.Fatalf("swapped key: %s %v", opened[1].Status, opened[1].Err)
+	}
+
+	// The kafkagate.type header is in the associated data: rewriting the
+	// type fails the record, which then reads by its content (BINARY
+	// ciphertext), never as the type claimed.
+	if headerValue(orig.Headers, record.HeaderType) != `{"k":"STRING","v":"BINARY"}` {
+		t.Fatalf("stored type header: %v", orig.Headers)
+	}
+	retyped := make([]kafka.Header, 0, len(orig.Headers))
+	for _, h := range orig.Headers {
+		if h.Key == record.HeaderType {
+			h.Value = []byte(`{"k":"STRING","v":"STRING"}`)
+		}
+		retyped = append(retyped, h)
+	}
+	opened, err = f.gw.Engine.Decrypt(context.Background(), []protect.Record{{Topic: "docs", Key: orig.Key, Value: orig.Value, Headers: retyped}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened[0].Status != protect.StatusFailed || !errors.Is(opened[0].Err, envelope.ErrTampered) {
+		t.Fatalf("retyped: %s %v", opened[0].Status, opened[0].Err)
+	}
+	if rr := httpapi.ToReadRecord(kafka.Record{Topic: "docs", Key: orig.Key, Value: orig.Value, Headers: retyped}, opened[0]); rr.Value.Type != "BINARY" {
+		t.Fatalf("a failed record rendered as %s", rr.Value.Type)
 	}
 
 	// Vault stopped: 503, nothing produced.

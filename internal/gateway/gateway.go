@@ -64,6 +64,13 @@ func New(o Options) (*Gateway, error) {
 	return g, nil
 }
 
+// Close closes the API's v2 consumer instances (they leave their groups),
+// then the Core.
+func (g *Gateway) Close() error {
+	g.API.Close()
+	return g.Core.Close()
+}
+
 // Listen opens the API's listener.
 func Listen(addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)

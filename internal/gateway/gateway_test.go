@@ -177,7 +177,7 @@ func TestProduceEncryptsAndReadDecrypts(t *testing.T) {
 	for _, h := range rec.Headers {
 		hdrs = append(hdrs, h.Key)
 	}
-	if strings.Join(hdrs, ",") != "trace,kafkagate.fields" {
+	if strings.Join(hdrs, ",") != "trace,kafkagate.type,kafkagate.fields" {
 		t.Errorf("headers = %v", hdrs)
 	}
 
@@ -195,7 +195,7 @@ func TestProduceEncryptsAndReadDecrypts(t *testing.T) {
 		t.Errorf("next_offset = %d", got.NextOffset)
 	}
 
-	// The CLI's consume path (gateway.Consume) returns the same.
+	// The CLI's consume path (consume.Run) returns the same.
 	var lines []consume.Line
 	n, err := consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, consume.Options{Topic: "purchases", Partition: -1, Offset: -2}, func(r consume.Line) error {
 		lines = append(lines, r)

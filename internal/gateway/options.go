@@ -54,6 +54,9 @@ type Settings struct {
 	StreamSessionTimeout    time.Duration
 	StreamRebalanceTimeout  time.Duration
 	StreamHeartbeatInterval time.Duration
+	// consumer_instance_timeout: a REST Proxy v2 consumer instance no
+	// request used for this long is closed (default 5m).
+	ConsumerInstanceTimeout time.Duration
 }
 
 // ReadSettings reads and checks the [kafkagate] serving keys.
@@ -110,6 +113,7 @@ func ReadSettings(f *config.File) (Settings, error) {
 	s.StreamSessionTimeout = durKey("stream_session_timeout", "10s or 45s")
 	s.StreamRebalanceTimeout = durKey("stream_rebalance_timeout", "60s or 5m")
 	s.StreamHeartbeatInterval = durKey("stream_heartbeat_interval", "3s")
+	s.ConsumerInstanceTimeout = durKey("consumer_instance_timeout", "5m or 30s")
 	drainKey := func(key string) (time.Duration, bool) {
 		v := f.Get("kafkagate", key, "")
 		if v == "" {
@@ -175,5 +179,6 @@ func (s Settings) apply(c httpapi.Config) httpapi.Config {
 	c.Stream.RebalanceTimeout = s.StreamRebalanceTimeout
 	c.Stream.HeartbeatInterval = s.StreamHeartbeatInterval
 	c.MaxUploadsPerPrincipal = s.MaxUploadsPerPrincipal
+	c.V2.IdleTimeout = s.ConsumerInstanceTimeout
 	return c
 }

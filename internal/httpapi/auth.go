@@ -43,7 +43,7 @@ type Right string
 // The rights of the access file.
 const (
 	RightProduce Right = "produce" // POST .../topics/{topic}/records and records:batch
-	RightConsume Right = "consume" // GET .../topics/{topic}/records and .../records:stream
+	RightConsume Right = "consume" // GET .../topics/{topic}/records and .../records:stream, the v2 consumer API
 	RightAdmin   Right = "admin"   // /admin/..., /v3/admin/... and any endpoint not listed in docs/security.md
 	RightMetrics Right = "metrics" // /metrics
 )
@@ -450,6 +450,10 @@ func needFor(method, pattern, topic string) need {
 		return need{right: RightMetrics}
 	case underPrefix(pattern, "/admin") || underPrefix(pattern, "/v3/admin"):
 		return need{right: RightAdmin}
+	case underPrefix(pattern, "/consumers"):
+		// The v2 consumer API checks consume rights itself: any at
+		// create, the topic's at subscribe and offsets (v2consumer.go).
+		return need{}
 	case pattern == "/v3/clusters" || pattern == "/v3/clusters/" || pattern == "/v3/clusters/{cluster_id}" || pattern == "/v3/clusters/{cluster_id}/":
 		return need{}
 	case strings.HasSuffix(pattern, "/topics/{topic}/records:stream"):

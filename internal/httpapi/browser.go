@@ -131,6 +131,10 @@ func (s *Server) bodyType(r *http.Request) string {
 		return ""
 	case strings.HasSuffix(pattern, "/topics/{topic}/files"):
 		return MediaOctetStream
+	case r.Method == http.MethodDelete && underPrefix(pattern, "/consumers"):
+		// A v2 DELETE carries no body, and no page can send DELETE
+		// cross-site without a CORS preflight, which is never granted.
+		return ""
 	}
 	return MediaJSON
 }

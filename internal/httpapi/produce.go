@@ -122,7 +122,17 @@ type prepared struct {
 	err     *apiError
 }
 
+// prepare checks one record and builds its message; its headers end with
+// kafkagate.type, the key's and value's types (types.go).
 func (s *Server) prepare(topic string, req produceRequest) prepared {
+	p := s.prepareMessage(topic, req)
+	if p.err == nil {
+		p.msg.Headers = append(p.msg.Headers, TypeHeader(p.keyType, p.valType)...)
+	}
+	return p
+}
+
+func (s *Server) prepareMessage(topic string, req produceRequest) prepared {
 	p := prepared{msg: kafka.Message{Topic: topic, Partition: -1}}
 	if req.PartitionID != nil {
 		if *req.PartitionID < 0 {

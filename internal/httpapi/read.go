@@ -80,6 +80,11 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 		}
 		*p.dst = n
 	}
+	ro, apiErr := renderOptions(r)
+	if apiErr != nil {
+		writeErr(w, apiErr)
+		return
+	}
 	recs, err := s.cfg.Kafka.Read(r.Context(), topic, int32(partition), offset, int(max))
 	if err != nil {
 		writeErr(w, fromError(err))
@@ -113,22 +118,24 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 	clusterID, _ := r.Context().Value(clusterIDKey{}).(string)
 	resp := ReadResponse{Kind: "KafkaRecordList", ClusterID: clusterID, TopicName: topic, PartitionID: int32(partition), NextOffset: nextOffset, Records: make([]ReadRecord, 0, len(recs))}
 	for i, rec := range recs {
-		resp.Records = append(resp.Records, ToReadRecord(rec, opened[i]))
+		resp.Records = append(resp.Records, RenderRecord(rec, opened[i], ro))
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// ToReadRecord renders a record and its decryption outcome.
+// ToReadRecord renders a record and its decryption outcome with the
+// default RenderOptions.
 func ToReadRecord(rec kafka.Record, o protect.Opened) ReadRecord {
-	rr := ReadRecord{PartitionID: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: asData(rec.Key), Value: asData(o.Value), Headers: []OutHeader{}}
-	for _, h := range rec.Headers {
-		var v *string
-		if h.Value != nil {
-			e := base64.StdEncoding.EncodeToString(h.Value)
-			v = &e
-		}
-		rr.Headers = append(rr.Headers, OutHeader{Name: h.Key, Value: v})
-	}
+	return RenderRecord(rec, o, RenderOptions{})
+}
+
+// RenderRecord renders a record and its decryption outcome: the key and
+// value in the types the writer recorded (types.go), the headers without
+// the internal ones unless ro asks for them.
+func RenderRecord(rec kafka.Record, o protect.Opened, ro RenderOptions) ReadRecord {
+	kt, vt := typesOf(rec.Headers)
+	rr := ReadRecord{PartitionID: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: renderData(rec.Key, kt),
+		Value: renderData(o.Value, valueType(o, vt)), Headers: outHeaders(rec.Headers, ro)}
 	rr.Decryption = Decryption{Status: string(o.Status), Fields: o.Fields}
 	if rr.Decryption.Fields == nil {
 		rr.Decryption.Fields = []protect.FieldStatus{}
@@ -141,6 +148,19 @@ func ToReadRecord(rec kafka.Record, o protect.Opened) ReadRecord {
 		}
 	}
 	return rr
+}
+
+// renderOptions reads the internal_headers query parameter.
+func renderOptions(r *http.Request) (RenderOptions, *apiError) {
+	v := r.URL.Query().Get(InternalHeadersParam)
+	if v == "" {
+		return RenderOptions{}, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return RenderOptions{}, &apiError{ErrorCode: CodeBadQuery, Message: "query parameter " + InternalHeadersParam + " must be true or false", Field: InternalHeadersParam}
+	}
+	return RenderOptions{InternalHeaders: b}, nil
 }
 
 func asData(b []byte) *Data {

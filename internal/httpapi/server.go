@@ -1,6 +1,8 @@
 // Package httpapi is kafkagate's HTTP API, built on chi in the shapes of
 // Confluent REST Proxy v3: produce (single, streamed and batch) with
-// encryption by the topic's policy, a stateless decrypting read, the
+// encryption by the topic's policy, a stateless decrypting read, REST
+// Proxy v2's consumer instances over the decrypting reader (v2consumer.go),
+// the
 // read-only cluster, broker, topic and partition resources (resources.go),
 // and health and readiness probes. Errors are {error_code,
 // message} with the codes in errors.go (documented in docs/errors.md).
@@ -73,6 +75,10 @@ type Config struct {
 	// Admin, when set, serves the key lifecycle endpoints under /v3/admin
 	// (admin.go); nil answers 501.
 	Admin AdminService
+
+	// V2 configures the REST Proxy v2 consumer API under /consumers
+	// (v2consumer.go).
+	V2 V2Config
 }
 
 // Server serves the API.
@@ -82,6 +88,10 @@ type Server struct {
 	router  chi.Router
 	limiter *rateLimiter
 	uploads *principalSlots
+	// v2 holds the v2 consumer instances of this replica; v2Groups reaches
+	// Kafka for them (nil: the v2 API answers 501).
+	v2       *v2Manager
+	v2Groups ConsumerGroups
 }
 
 // New builds the API handler.
@@ -113,7 +123,12 @@ func New(cfg Config) *Server {
 	if cfg.MaxUploadsPerPrincipal <= 0 {
 		cfg.MaxUploadsPerPrincipal = 4
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), uploads: newPrincipalSlots(cfg.MaxUploadsPerPrincipal)}
+	cfg.V2 = v2Defaults(cfg.V2, cfg.RequestTimeout)
+	s := &Server{cfg: cfg, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), uploads: newPrincipalSlots(cfg.MaxUploadsPerPrincipal),
+		v2: newV2Manager(cfg.V2, cfg.Logger), v2Groups: cfg.V2.Groups}
+	if kc, ok := cfg.Kafka.(*kafka.Client); ok && s.v2Groups == nil {
+		s.v2Groups = KafkaGroups{Client: kc}
+	}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, s.logRequests, s.instrument, s.recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit,
 		s.bodyDeadline, s.timeout(cfg.RequestTimeout))
@@ -145,12 +160,43 @@ func New(cfg Config) *Server {
 		})
 	})
 	r.Route("/v3/admin", s.adminRoutes)
+	r.Route("/consumers", s.v2Routes)
 	s.router = r
 	return s
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Close closes the v2 consumer instances (each leaves its group). The
+// server answers no v2 request after it.
+func (s *Server) Close() { s.v2.Close() }
+
+// v2Defaults fills V2Config's zero fields.
+func v2Defaults(c V2Config, requestTimeout time.Duration) V2Config {
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.MaxInstances <= 0 {
+		c.MaxInstances = 256
+	}
+	if c.MaxPerPrincipal <= 0 {
+		c.MaxPerPrincipal = 16
+	}
+	if c.MaxTopics <= 0 {
+		c.MaxTopics = 32
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = requestTimeout / 2
+	}
+	if c.DefaultWait <= 0 {
+		c.DefaultWait = min(time.Second, c.MaxWait)
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = 8 << 20
+	}
+	return c
+}
 
 // logRequests logs method (one of MetricMethod's), path, status,
 // principal and duration — never bodies or credentials. Its slot carries

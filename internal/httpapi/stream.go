@@ -95,6 +95,11 @@ func (s *Server) streamHandler() http.HandlerFunc {
 			writeErr(w, apiErr)
 			return
 		}
+		ro, apiErr := renderOptions(r)
+		if apiErr != nil {
+			writeErr(w, apiErr)
+			return
+		}
 		o.MaxBatch, o.HeartbeatInterval = sc.MaxBatch, sc.HeartbeatInterval
 		o.SessionTimeout = cmp.Or(o.SessionTimeout, sc.SessionTimeout)
 		o.RebalanceTimeout = cmp.Or(o.RebalanceTimeout, sc.RebalanceTimeout)
@@ -136,7 +141,7 @@ func (s *Server) streamHandler() http.HandlerFunc {
 				s.log.Warn("closing a record stream", "topic", o.Topic, "error", err)
 			}
 		}()
-		s.serveStream(w, r, st, o.Topic, max, sc.Heartbeat)
+		s.serveStream(w, r, st, o.Topic, max, sc.Heartbeat, ro)
 	}
 }
 
@@ -282,7 +287,7 @@ func (e *eventWriter) heartbeat() error {
 // serveStream sends batches until the client goes away, max records were
 // sent, or decryption fails (an error event, then the end: records not
 // sent are not marked, so a group re-reads them).
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.RecordStream, topic string, max int, heartbeat time.Duration) {
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.RecordStream, topic string, max int, heartbeat time.Duration, ro RenderOptions) {
 	ctx := r.Context()
 	ew := &eventWriter{w: w, rc: http.NewResponseController(w), sse: strings.Contains(r.Header.Get("Accept"), "text/event-stream")}
 	if ew.sse {
@@ -345,7 +350,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, st kafka.Re
 		}
 		for j, i := range sel {
 			rec := recs[i]
-			if err := ew.record(StreamRecord{Topic: rec.Topic, ReadRecord: ToReadRecord(rec, opened[j])}); err != nil {
+			if err := ew.record(StreamRecord{Topic: rec.Topic, ReadRecord: RenderRecord(rec, opened[j], ro)}); err != nil {
 				return
 			}
 		}

@@ -14,6 +14,11 @@ const (
 	HeaderFields = "kafkagate.fields"
 	// HeaderSealed marks a value sealed whole with transit (dead letters).
 	HeaderSealed = "kafkagate.sealed"
+	// HeaderType records the types a writer was given for the key and the
+	// value (JSON, STRING or BINARY) as {"k":"STRING","v":"JSON"}, so
+	// readers can render them as they were produced. It describes the
+	// representation only: readers never decide decryption from it.
+	HeaderType = "kafkagate.type"
 
 	// Envelope records and file chunks.
 	HeaderFormat   = "kafkagate.format"
