@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/kafkagate/kafkagate/internal/config"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
@@ -19,7 +19,7 @@ func Provision(ctx context.Context, vc *vaultclient.Client, cfg *config.File) er
 	_, err := lifecycle.Provision(ctx, vc, lifecycle.ProvisionOptions{
 		Policies:     cfg.Policies,
 		TransitMount: cfg.Get("kafkagate", "transit_mount", "transit"),
-		FPE:          gateway.KeyringOptions(cfg),
+		FPE:          core.KeyringOptions(cfg),
 	})
 	return err
 }

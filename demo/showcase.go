@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -32,19 +31,20 @@ import (
 	"github.com/kafkagate/kafkagate/demo/internal/purchase"
 	"github.com/kafkagate/kafkagate/demo/internal/settings"
 	"github.com/kafkagate/kafkagate/demo/internal/views"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/filetransfer"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/policy"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // Options configure a showcase.
 type Options struct {
-	// Gateway is the running gateway whose configuration, Kafka client
-	// and engine the demos use (the bridge shares its engine, so a
+	// Core is the running gateway's core, whose configuration, Kafka
+	// client and engine the demos use (the bridge shares its engine, so a
 	// rotation through it takes effect at once).
-	Gateway *gateway.Gateway
+	Core *core.Core
 	// Count is the number of records of demo 1 (default 5); the rotation
 	// adds Count/2+1 more.
 	Count int
@@ -69,7 +69,7 @@ type Result struct {
 	// Decrypted are the consumer's lines for the encrypted topic, in the
 	// order of Produced.
 	Decrypted []encrypted.Line
-	Rotated   []gateway.Rotated
+	Rotated   []core.Rotated
 	// OldAfterRotation is the first encrypted record read again after the
 	// rotation.
 	OldAfterRotation encrypted.Line
@@ -101,8 +101,8 @@ func (s *Showcase) Close() {
 // On success the encryptor bridge keeps running (Close stops it); on
 // error everything it started is stopped.
 func Run(ctx context.Context, o Options) (*Showcase, error) {
-	if o.Gateway == nil {
-		return nil, errors.New("demo: no gateway")
+	if o.Core == nil {
+		return nil, errors.New("demo: no core")
 	}
 	if o.Count <= 0 {
 		o.Count = 5
@@ -119,11 +119,11 @@ func Run(ctx context.Context, o Options) (*Showcase, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	d, err := settings.Read(o.Gateway.Config)
+	d, err := settings.Read(o.Core.Config)
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, d: d, gw: o.Gateway, kc: o.Gateway.Kafka, gen: purchase.NewGenerator(o.Seed), w: o.Out}
+	r := &runner{o: o, d: d, gw: o.Core, kc: o.Core.Kafka, gen: purchase.NewGenerator(o.Seed), w: o.Out}
 	s := &Showcase{}
 	if err := r.demo1(ctx, &s.Result); err != nil {
 		return nil, fmt.Errorf("demo 1: %w", err)
@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Showcase, error) {
 type runner struct {
 	o   Options
 	d   settings.Demo
-	gw  *gateway.Gateway
+	gw  *core.Core
 	kc  *kafka.Client
 	gen *purchase.Generator
 	w   io.Writer
@@ -530,15 +530,7 @@ func readAfter(ctx context.Context, kc *kafka.Client, topic string, before map[i
 		}
 		out = append(out, recs...)
 	}
-	slices.SortStableFunc(out, func(a, b kafka.Record) int {
-		if c := a.Timestamp.Compare(b.Timestamp); c != 0 {
-			return c
-		}
-		if a.Partition != b.Partition {
-			return int(a.Partition - b.Partition)
-		}
-		return int(a.Offset - b.Offset)
-	})
+	record.SortByTime(out)
 	return out, nil
 }
 

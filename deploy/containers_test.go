@@ -16,6 +16,7 @@ import (
 	tcvault "github.com/testcontainers/testcontainers-go/modules/vault"
 
 	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/testkit"
@@ -67,7 +68,7 @@ func TestGatewayAgainstContainers(t *testing.T) {
 	kcl := testkit.KafkaClient(t, testkit.KafkaSettings(t, brokers, "message.max.bytes", cfg.Get("default", "message.max.bytes", "")))
 	rep, err := lifecycle.Provision(ctx, admin, lifecycle.ProvisionOptions{
 		Policies: cfg.Policies, TransitMount: cfg.Get("kafkagate", "transit_mount", "transit"),
-		FPE: gateway.KeyringOptions(cfg), Kafka: kcl, Partitions: 1,
+		FPE: core.KeyringOptions(cfg), Kafka: kcl, Partitions: 1,
 	})
 	if err != nil {
 		t.Fatalf("provision: %v", err)

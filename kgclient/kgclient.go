@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/IBM/sarama"
 
@@ -103,17 +102,17 @@ func (p *Producer) Send(ctx context.Context, topic string, key, value []byte, he
 	}
 }
 
+// Message is a Kafka record as kafkagate reads and writes it.
+type Message = record.Record
+
+// Header is a record header.
+type Header = record.Header
+
 // Record is a consumed message, decrypted where kafkagate encrypted it.
+// Its Value is the plaintext when Status is decrypted, and as stored
+// otherwise (for partial, the fields that failed stay encrypted).
 type Record struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Key       []byte
-	// Value is the plaintext when Status is decrypted; as stored otherwise
-	// (for partial, the fields that failed stay encrypted).
-	Value     []byte
-	Headers   []*sarama.RecordHeader
-	Timestamp time.Time
+	Message
 	// Status: decrypted, partial, failed, or unencrypted (a record
 	// kafkagate did not write, returned as stored, never passed off as
 	// decrypted).
@@ -135,22 +134,16 @@ func NewDecoder(engine *protect.Engine) *Decoder { return &Decoder{engine: engin
 func (d *Decoder) Decode(ctx context.Context, msgs []*sarama.ConsumerMessage) ([]Record, error) {
 	in := make([]protect.Record, len(msgs))
 	for i, m := range msgs {
-		in[i] = protect.Record{Topic: m.Topic, Key: m.Key, Value: m.Value}
-		for _, h := range m.Headers {
-			if h != nil {
-				in[i].Headers = append(in[i].Headers, protect.Header{Key: string(h.Key), Value: h.Value})
-			}
-		}
+		in[i] = kafka.FromConsumerMessage(m)
 	}
 	opened, err := d.engine.Decrypt(ctx, in)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %w", err)
 	}
 	out := make([]Record, len(msgs))
-	for i, m := range msgs {
-		o := opened[i]
-		out[i] = Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: o.Value,
-			Headers: m.Headers, Timestamp: m.Timestamp, Status: o.Status, Fields: o.Fields, Err: o.Err}
+	for i, o := range opened {
+		out[i] = Record{Message: in[i], Status: o.Status, Fields: o.Fields, Err: o.Err}
+		out[i].Value = o.Value
 	}
 	return out, nil
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kafkagate/kafkagate/internal/config"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
@@ -15,7 +15,7 @@ import (
 // the policies of a kafkagate configuration file and their Vault keys.
 // Close releases it.
 type Keys struct {
-	gw *gateway.Gateway
+	gw *core.Core
 }
 
 // Open reads a kafkagate configuration file (its [policy:<topic>] sections,
@@ -32,7 +32,7 @@ func Open(path string, log *slog.Logger) (*Keys, error) {
 	}
 	vcfg := vaultclient.FromEnv()
 	vcfg.Logger = log
-	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vcfg, Logger: log})
+	gw, err := core.Open(core.Options{Config: cfg, Vault: vcfg, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("kgclient: %w", err)
 	}

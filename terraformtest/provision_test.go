@@ -19,7 +19,7 @@ import (
 
 	"github.com/kafkagate/kafkagate"
 	"github.com/kafkagate/kafkagate/internal/config"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/transit"
@@ -61,7 +61,7 @@ func provisionDefaultConfig(t *testing.T) provisioned {
 	o := lifecycle.ProvisionOptions{
 		Policies:       cfg.Policies,
 		TransitMount:   cfg.Get("kafkagate", "transit_mount", "transit"),
-		FPE:            gateway.KeyringOptions(cfg),
+		FPE:            core.KeyringOptions(cfg),
 		CredentialsDir: filepath.Join(t.TempDir(), "credentials"),
 	}
 	rep, err := lifecycle.Provision(ctx, vc, o)

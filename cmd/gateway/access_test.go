@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -167,24 +166,7 @@ func TestServeTLSAndTokens(t *testing.T) {
 	go func() { done <- run(ctx, out, "serve", "--config", cfg) }()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	waitHealthy(t, client, "https://"+listen+"/healthz", done, out, 30*time.Second)
-	cid := func() string {
-		req, _ := http.NewRequest("GET", "https://"+listen+"/v3/clusters", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var cl struct {
-			Data []struct {
-				ClusterID string `json:"cluster_id"`
-			} `json:"data"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&cl); err != nil || len(cl.Data) != 1 {
-			t.Fatalf("clusters: %d %v", resp.StatusCode, err)
-		}
-		return cl.Data[0].ClusterID
-	}()
+	cid := testkit.APIClusterID(t, client, "https://"+listen, "Bearer "+tok)
 	post := func(auth string) (int, string) {
 		resp, b := testkit.Do(t, client, "POST", "https://"+listen+"/v3/clusters/"+cid+"/topics/purchases/records", auth, `{"value":{"data":{"Name":"Ann"}}}`)
 		return resp.StatusCode, string(b)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/internal/bridge"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/metrics"
@@ -95,12 +96,12 @@ Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT.`,
 			if vcfg.Timeout == 0 {
 				vcfg.Timeout = 10 * time.Second
 			}
-			// The gateway's assembly gives the engine every mode the
-			// policies use (transit, fpe keys loaded from Vault, envelope).
-			// Kafka unreachable at start pauses the bridge like later outages.
-			var gw *gateway.Gateway
+			// The core gives the engine every mode the policies use
+			// (transit, fpe keys loaded from Vault, envelope). Kafka
+			// unreachable at start pauses the bridge like later outages.
+			var gw *core.Core
 			for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-				gw, err = gateway.New(gateway.Options{Config: cfg, Vault: vcfg, Logger: log, Brokers: g.brokerList()})
+				gw, err = core.Open(core.Options{Config: cfg, Vault: vcfg, Logger: log, Brokers: g.brokerList()})
 				if err == nil {
 					break
 				}
@@ -150,7 +151,7 @@ const bridgeLagEvery = 2 * time.Second
 // serveBridgeMetrics serves gw's metrics registry, with b's counters and
 // its consumer lag, on ln until the returned stop is called. stop shuts
 // the server and the lag refresher down and unregisters b.
-func serveBridgeMetrics(ln net.Listener, gw *gateway.Gateway, b *bridge.Bridge, log *slog.Logger) (stop func(), err error) {
+func serveBridgeMetrics(ln net.Listener, gw *core.Core, b *bridge.Bridge, log *slog.Logger) (stop func(), err error) {
 	bc := b.Config()
 	unwatch, err := gw.Metrics.WatchBridge(bc.Target, func() metrics.BridgeStats {
 		s := b.Stats().Snapshot()

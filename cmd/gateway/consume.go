@@ -10,9 +10,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/kafkagate/kafkagate/internal/consume"
+	"github.com/kafkagate/kafkagate/internal/core"
+
 	"github.com/spf13/cobra"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 )
 
@@ -72,21 +74,21 @@ error (fail closed).`,
 			if err != nil {
 				return err
 			}
-			gw, err := g.gatewayWith(log, cfg)
+			gw, err := core.Open(g.coreOptions(log, cfg))
 			if err != nil {
 				return err
 			}
 			defer gw.Close()
 			out := json.NewEncoder(cmd.OutOrStdout())
 			out.SetEscapeHTML(false)
-			o := gateway.ConsumeOptions{Topic: topic, Partition: partition, Offset: offset, Max: max, Group: group, FromBeginning: fromStart,
+			o := consume.Options{Topic: topic, Partition: partition, Offset: offset, Max: max, Group: group, FromBeginning: fromStart,
 				TreatUndecryptableAsPlaintext: treatRaw, MaxWaitPerDecrypt: maxWait}
 			if offset < 0 {
 				o.Offset = kafka.OffsetOldest
 			}
 			refused := 0
-			n, err := gw.Consume(cmd.Context(), o, func(r gateway.ConsumedRecord) error {
-				if requireEn && gateway.RequireEncryptedRefuses(r) {
+			n, err := consume.Run(cmd.Context(), gw.Kafka, gw.Engine, o, func(r consume.Line) error {
+				if requireEn && consume.RequireEncryptedRefuses(r) {
 					refused++
 					fmt.Fprintf(cmd.ErrOrStderr(), "refused: record %s/%d@%d is not encrypted under the topic's policy (status %s%s)\n", r.Topic, r.PartitionID, r.Offset, r.Decryption.Status, codeSuffix(r.Decryption.Code))
 					return nil

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkagate/kafkagate/internal/consume"
+
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/testkit"
@@ -78,7 +80,7 @@ func (c *consumeCLI) stored(t *testing.T, topic string) []kafka.Record {
 
 // consume runs `gateway consume --topic topic args...` and returns stdout,
 // stderr and the exit status.
-func (c *consumeCLI) consume(t *testing.T, topic string, args ...string) ([]gateway.ConsumedRecord, string, int) {
+func (c *consumeCLI) consume(t *testing.T, topic string, args ...string) ([]consume.Line, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -95,10 +97,10 @@ func (c *consumeCLI) consume(t *testing.T, topic string, args ...string) ([]gate
 		}
 		code = ee.ExitCode()
 	}
-	var recs []gateway.ConsumedRecord
+	var recs []consume.Line
 	dec := json.NewDecoder(&stdout)
 	for dec.More() {
-		var r gateway.ConsumedRecord
+		var r consume.Line
 		if err := dec.Decode(&r); err != nil {
 			t.Fatalf("stdout is not JSON lines: %v", err)
 		}
@@ -167,7 +169,7 @@ func TestCLIConsume(t *testing.T) {
 					continue
 				}
 				var b64 string
-				if r.Decryption.Status != gateway.StatusRaw || r.Value.Type != "BINARY" || json.Unmarshal(r.Value.Data, &b64) != nil {
+				if r.Decryption.Status != consume.StatusRaw || r.Value.Type != "BINARY" || json.Unmarshal(r.Value.Data, &b64) != nil {
 					t.Fatalf("treat: damaged record: status %q, value %s %s", r.Decryption.Status, r.Value.Type, r.Value.Data)
 				}
 				if raw, _ := base64.StdEncoding.DecodeString(b64); !bytes.Equal(raw, stored[1].Value) {
@@ -218,7 +220,7 @@ func TestCLIConsume(t *testing.T) {
 			t.Fatalf("Vault frozen: exit %d, %d of %d records, stderr %q", code, len(recs), len(stored), stderr)
 		}
 		for i, r := range recs {
-			if r.Offset != stored[i].Offset || r.Decryption.Status != gateway.StatusTimeout || r.Decryption.Error == "" {
+			if r.Offset != stored[i].Offset || r.Decryption.Status != consume.StatusTimeout || r.Decryption.Error == "" {
 				t.Fatalf("record %d: offset %d %+v, want status timeout", i, r.Offset, r.Decryption)
 			}
 			if compactJSON(t, r.Value.Data) != compactJSON(t, stored[i].Value) {

@@ -64,7 +64,7 @@ func newDemo(g *globals) *cobra.Command {
 				}
 				defer os.RemoveAll(workDir)
 			}
-			sc, err := demo.Run(ctx, demo.Options{Gateway: d.GW, Count: count, Sleep: sleep, WorkDir: workDir, Out: w, Logger: log})
+			sc, err := demo.Run(ctx, demo.Options{Core: d.GW.Core, Count: count, Sleep: sleep, WorkDir: workDir, Out: w, Logger: log})
 			if err != nil {
 				return err
 			}

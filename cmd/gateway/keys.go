@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/internal/config"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/transit"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
@@ -56,19 +56,19 @@ func (g *globals) transitClient() (*transit.Client, *vaultclient.Client, error) 
 	return transit.New(vc, transit.Options{Mount: cfg.Get("kafkagate", "transit_mount", "transit")}), vc, nil
 }
 
-// gateway assembles a gateway (Vault from VAULT_*, Kafka from the config)
-// for a one-shot command. The caller closes it.
-func (g *globals) gateway() (*gateway.Gateway, error) {
+// core opens a core.Core (Vault from VAULT_*, Kafka from the config) for
+// a one-shot command. The caller closes it.
+func (g *globals) core() (*core.Core, error) {
 	log, cfg, err := g.loggerAndConfig(os.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	return g.gatewayWith(log, cfg)
+	return core.Open(g.coreOptions(log, cfg))
 }
 
-// gatewayWith assembles a gateway from cfg, Vault from VAULT_*.
-func (g *globals) gatewayWith(log *slog.Logger, cfg *config.File) (*gateway.Gateway, error) {
-	return gateway.New(gateway.Options{Config: cfg, Vault: envVault(log), Logger: log, Brokers: g.brokerList()})
+// coreOptions are the options of a core.Core for cfg, Vault from VAULT_*.
+func (g *globals) coreOptions(log *slog.Logger, cfg *config.File) core.Options {
+	return core.Options{Config: cfg, Vault: envVault(log), Logger: log, Brokers: g.brokerList()}
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -156,7 +156,7 @@ func newKeysRotate(g *globals) *cobra.Command {
 				return fmt.Errorf("give either a KEY or --topic")
 			}
 			if topic != "" {
-				gw, err := g.gateway()
+				gw, err := g.core()
 				if err != nil {
 					return err
 				}
@@ -239,7 +239,7 @@ func newKeysInventory(g *globals) *cobra.Command {
 			if topic == "" {
 				return fmt.Errorf("--topic is required")
 			}
-			gw, err := g.gateway()
+			gw, err := g.core()
 			if err != nil {
 				return err
 			}

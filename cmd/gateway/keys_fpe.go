@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 )
 
 func newRotateFPE(g *globals) *cobra.Command {
@@ -20,7 +20,7 @@ func newRotateFPE(g *globals) *cobra.Command {
 				return err
 			}
 			defer vc.Close()
-			v, err := vaultkeyring.New(vc, gateway.KeyringOptions(cfg)).Rotate(cmd.Context(), args[0])
+			v, err := vaultkeyring.New(vc, core.KeyringOptions(cfg)).Rotate(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -171,18 +170,5 @@ func TestBuiltGatewaySurvivesPoisonRecord(t *testing.T) {
 
 func clusterID(t *testing.T, base string) string {
 	t.Helper()
-	resp, err := http.Get(base + "/v3/clusters")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var cl struct {
-		Data []struct {
-			ClusterID string `json:"cluster_id"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&cl); err != nil || len(cl.Data) != 1 {
-		t.Fatalf("clusters: %v %+v", err, cl)
-	}
-	return fmt.Sprint(cl.Data[0].ClusterID)
+	return testkit.APIClusterID(t, nil, base, "")
 }

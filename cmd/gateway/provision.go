@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 )
@@ -49,7 +49,7 @@ Vault token (VAULT_TOKEN or another VAULT_* login).`,
 			defer vc.Close()
 			o := lifecycle.ProvisionOptions{
 				Policies: cfg.Policies, TransitMount: cfg.Get("kafkagate", "transit_mount", "transit"),
-				FPE: gateway.KeyringOptions(cfg), CredentialsDir: credDir, DLQSuffix: dlqSuffix,
+				FPE: core.KeyringOptions(cfg), CredentialsDir: credDir, DLQSuffix: dlqSuffix,
 				Partitions: partitions, ReplicationFactor: replication,
 				TokenTTL: tokenTTL, TokenMaxTTL: tokenMaxTTL, DryRun: dryRun,
 			}

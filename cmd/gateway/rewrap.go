@@ -49,7 +49,7 @@ kafkagate.dlq.code/.reason/.source headers, and the command exits 1.`,
 				o.Resume = st
 				o.Checkpoint = func(s lifecycle.State) error { return saveRewrapState(statePath, s) }
 			}
-			gw, err := g.gateway()
+			gw, err := g.core()
 			if err != nil {
 				return err
 			}

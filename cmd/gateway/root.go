@@ -95,7 +95,7 @@ func newServe(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gw, err := g.gatewayWith(log, cfg)
+			gw, err := gateway.New(g.coreOptions(log, cfg))
 			if err != nil {
 				return err
 			}

@@ -26,8 +26,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
@@ -186,9 +186,9 @@ type env struct {
 	broker  *child // kfake in a process of its own (broker.go)
 	brokers []string
 	log     *slog.Logger
-	dir     string           // the run's scratch directory
-	gw      *gateway.Gateway // the envelope client, assembled on first use (gateway.go)
-	gwProc  *child           // the gateway process of the section running (gwproc.go)
+	dir     string     // the run's scratch directory
+	gw      *core.Core // the envelope client, assembled on first use (gateway.go)
+	gwProc  *child     // the gateway process of the section running (gwproc.go)
 	gwBin   string
 	// keysReady: the bench policies' Vault keys exist.
 	keysReady bool

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/transit"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
@@ -52,7 +52,7 @@ func (e *env) ensureKeys(ctx context.Context, cfg *config.File) error {
 	if e.keysReady {
 		return nil
 	}
-	kr := vaultkeyring.New(e.vc, gateway.KeyringOptions(cfg))
+	kr := vaultkeyring.New(e.vc, core.KeyringOptions(cfg))
 	if err := kr.EnsureKEK(ctx); err != nil {
 		return fmt.Errorf("bench keys: %w", err)
 	}
@@ -75,13 +75,12 @@ func (e *env) ensureKeys(ctx context.Context, cfg *config.File) error {
 	return nil
 }
 
-// gateway assembles a kafkagate in this process exactly as `kafkagate
-// serve` does (gateway.New: Vault client, coalescing transit client,
-// protect engine, HTTP API, metrics) against the bench's Vault and broker,
+// gateway opens a core.Core in this process as `kafkagate serve` does
+// (Vault client, coalescing transit client, protect engine, metrics) against the bench's Vault and broker,
 // once: the envelope section's producing client, which seals records
 // itself. REST and the bridge run the built gateway as a process of its
 // own (gwproc.go).
-func (e *env) gateway(ctx context.Context) (*gateway.Gateway, error) {
+func (e *env) gateway(ctx context.Context) (*core.Core, error) {
 	if e.gw != nil {
 		return e.gw, nil
 	}
@@ -92,7 +91,7 @@ func (e *env) gateway(ctx context.Context) (*gateway.Gateway, error) {
 	if err := e.ensureKeys(ctx, cfg); err != nil {
 		return nil, err
 	}
-	gw, err := gateway.New(gateway.Options{
+	gw, err := core.Open(core.Options{
 		Config:  cfg,
 		Vault:   vaultclient.Config{Addr: e.vault.Addr, Token: e.vault.Token, Timeout: 60 * time.Second},
 		Logger:  e.log,

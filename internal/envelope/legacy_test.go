@@ -3,14 +3,10 @@ package envelope
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/kafkagate/kafkagate/internal/testkit/demorules"
 	"github.com/kafkagate/kafkagate/internal/transit"
 )
 
@@ -24,28 +20,7 @@ func legacyDecodeByTheDemoRules(t *testing.T, tc *transit.Client, hs []Header, v
 	for _, x := range hs {
 		h[x.Key] = string(x.Value)
 	}
-	var v map[string]string
-	if err := json.Unmarshal(value, &v); err != nil {
-		t.Fatal(err)
-	}
-	res, err := tc.Decrypt(context.Background(), "transit", []transit.Ciphertext{{Ciphertext: h["X-encryptionkey"]}})
-	if err != nil || res[0].Err != nil {
-		t.Fatalf("unwrap: %v %v", err, res[0].Err)
-	}
-	block, _ := aes.NewCipher(res[0].Plaintext)
-	gcm, _ := cipher.NewGCMWithNonceSize(block, 32)
-	nonce, _ := base64.StdEncoding.DecodeString(v["nonce"])
-	ct, _ := hex.DecodeString(v["ciphertext"])
-	tag, _ := hex.DecodeString(v["tag"])
-	b64, err := gcm.Open(nil, nonce, append(ct, tag...), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := base64.StdEncoding.DecodeString(string(b64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h["X-filename"], data
+	return h["X-filename"], demorules.OpenFile(t, tc, h["X-encryptionkey"], value)
 }
 
 func TestLegacyVault(t *testing.T) {

@@ -3,9 +3,6 @@ package filetransfer
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/testkit/demorules"
 	"github.com/kafkagate/kafkagate/internal/transit"
 )
 
@@ -91,28 +89,7 @@ func consumeLikeTheDemo(t *testing.T, tc *transit.Client, rec kafka.Record) (str
 	if !okName || !okKey || len(rec.Headers) != 2 || rec.Key != nil {
 		t.Fatalf("not the demo's message shape: key %q headers %v", rec.Key, rec.Headers)
 	}
-	var v map[string]string
-	if err := json.Unmarshal(rec.Value, &v); err != nil {
-		t.Fatal(err)
-	}
-	res, err := tc.Decrypt(context.Background(), "transit", []transit.Ciphertext{{Ciphertext: wrapped}})
-	if err != nil || res[0].Err != nil {
-		t.Fatalf("unwrap: %v", err)
-	}
-	block, _ := aes.NewCipher(res[0].Plaintext)
-	gcm, _ := cipher.NewGCMWithNonceSize(block, 32)
-	nonce, _ := base64.StdEncoding.DecodeString(v["nonce"])
-	ct, _ := hex.DecodeString(v["ciphertext"])
-	tag, _ := hex.DecodeString(v["tag"])
-	b64, err := gcm.Open(nil, nonce, append(ct, tag...), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := base64.StdEncoding.DecodeString(string(b64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return name, data
+	return name, demorules.OpenFile(t, tc, wrapped, rec.Value)
 }
 
 // TestSendLegacy: a file sent with SendLegacy is one message the original

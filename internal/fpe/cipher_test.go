@@ -91,7 +91,7 @@ func TestNewCipherRefusesNonAES256Keys(t *testing.T) {
 
 func TestLuhn(t *testing.T) {
 	for _, s := range []string{"4111111111111111", "79927398713", "5555555555554444", "378282246310005", "0"} {
-		if !luhnValid([]byte(s)) {
+		if !luhnValid([]byte(s)) || !Luhn(s) {
 			t.Errorf("%s should be Luhn-valid", s)
 		}
 		if c := luhnCheckDigit([]byte(s[:len(s)-1])); c != s[len(s)-1] {
@@ -99,8 +99,13 @@ func TestLuhn(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"4111111111111112", "79927398710"} {
-		if luhnValid([]byte(s)) {
+		if luhnValid([]byte(s)) || Luhn(s) {
 			t.Errorf("%s should be Luhn-invalid", s)
+		}
+	}
+	for _, s := range []string{"", "4111 1111 1111 1111", "411111111111111x", "-0"} {
+		if Luhn(s) {
+			t.Errorf("%q is not all digits: Luhn must be false", s)
 		}
 	}
 }

@@ -165,6 +165,20 @@ func checkLength(op string, m Mode, n int) error {
 // luhnValid reports whether the ASCII digits d pass the Luhn check.
 func luhnValid(d []byte) bool { return luhnSum(d, false)%10 == 0 }
 
+// Luhn reports whether s is one or more ASCII digits passing the Luhn
+// check (as a card number does).
+func Luhn(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return luhnValid([]byte(s))
+}
+
 // luhnCheckDigit returns the check digit (ASCII) to append to body.
 func luhnCheckDigit(body []byte) byte {
 	return byte('0' + (10-luhnSum(body, true)%10)%10)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkagate/kafkagate/internal/consume"
+
 	"github.com/kafkagate/kafkagate/internal/config"
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/fpe"
@@ -196,8 +198,8 @@ func TestAttackDeepNestingPoisonRecord(t *testing.T) {
 
 	// The decrypting consumer.
 	var got []string
-	_, err = gateway.Consume(context.Background(), f.gw.Kafka, f.gw.Engine, gateway.ConsumeOptions{Topic: "cards", Partition: -1, Offset: -2},
-		func(r gateway.ConsumedRecord) error { got = append(got, r.Decryption.Status); return nil })
+	_, err = consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, consume.Options{Topic: "cards", Partition: -1, Offset: -2},
+		func(r consume.Line) error { got = append(got, r.Decryption.Status); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,10 +324,10 @@ func TestAttackForgedHeaderNeverDecrypted(t *testing.T) {
 	if d := pay[0].Decryption; d.Status != "failed" || d.Code != protect.CodeNotAllowed {
 		t.Fatalf("fields record on an envelope topic: %+v", d)
 	}
-	var consumed []gateway.ConsumedRecord
+	var consumed []consume.Line
 	for _, topic := range []string{"cards", "payments"} {
-		_, err := gateway.Consume(context.Background(), f.gw.Kafka, f.gw.Engine, gateway.ConsumeOptions{Topic: topic, Partition: -1, Offset: -2},
-			func(r gateway.ConsumedRecord) error { consumed = append(consumed, r); return nil })
+		_, err := consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, consume.Options{Topic: topic, Partition: -1, Offset: -2},
+			func(r consume.Line) error { consumed = append(consumed, r); return nil })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +339,7 @@ func TestAttackForgedHeaderNeverDecrypted(t *testing.T) {
 		if s := r.Decryption.Status; s == string(protect.StatusDecrypted) || s == string(protect.StatusPartial) {
 			t.Fatalf("forged record reported %s", s)
 		}
-		if !gateway.RequireEncryptedRefuses(r) {
+		if !consume.RequireEncryptedRefuses(r) {
 			t.Fatalf("--require-encrypted lets %+v through", r.Decryption)
 		}
 	}

@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/consume"
+
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
@@ -62,11 +63,11 @@ func damage(v map[string]any) int {
 	return n
 }
 
-func consumeAll(t *testing.T, f *fixture, o gateway.ConsumeOptions) ([]gateway.ConsumedRecord, error) {
+func consumeAll(t *testing.T, f *fixture, o consume.Options) ([]consume.Line, error) {
 	t.Helper()
 	o.Topic, o.Partition, o.Offset = "purchases", -1, -2
-	var got []gateway.ConsumedRecord
-	_, err := f.gw.Consume(context.Background(), o, func(r gateway.ConsumedRecord) error {
+	var got []consume.Line
+	_, err := consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, o, func(r consume.Line) error {
 		got = append(got, r)
 		return nil
 	})
@@ -80,7 +81,7 @@ func TestConsumeTreatUndecryptableAsPlaintext(t *testing.T) {
 	f := setup(t)
 	bad := produceSamples(t, f, 3)
 	for _, treat := range []bool{false, true} {
-		got, err := consumeAll(t, f, gateway.ConsumeOptions{TreatUndecryptableAsPlaintext: treat})
+		got, err := consumeAll(t, f, consume.Options{TreatUndecryptableAsPlaintext: treat})
 		if err != nil || len(got) != 4 {
 			t.Fatalf("treat=%v: %d records, %v", treat, len(got), err)
 		}
@@ -106,7 +107,7 @@ func TestConsumeTreatUndecryptableAsPlaintext(t *testing.T) {
 				continue
 			}
 			var b64 string
-			if r.Decryption.Status != gateway.StatusRaw || r.Value.Type != "BINARY" || json.Unmarshal(r.Value.Data, &b64) != nil {
+			if r.Decryption.Status != consume.StatusRaw || r.Value.Type != "BINARY" || json.Unmarshal(r.Value.Data, &b64) != nil {
 				t.Fatalf("treat: status %q, value %s %s", r.Decryption.Status, r.Value.Type, r.Value.Data)
 			}
 			if raw, _ := base64.StdEncoding.DecodeString(b64); !bytes.Equal(raw, bad) {
@@ -129,13 +130,13 @@ func TestConsumeMaxWaitPerDecrypt(t *testing.T) {
 	const wait = 300 * time.Millisecond
 	resume := testkit.PauseVault(t, f.env.Vault)
 	start := time.Now()
-	got, err := consumeAll(t, f, gateway.ConsumeOptions{MaxWaitPerDecrypt: wait})
+	got, err := consumeAll(t, f, consume.Options{MaxWaitPerDecrypt: wait})
 	took := time.Since(start)
 	if err != nil || len(got) != len(stored) {
 		t.Fatalf("Vault frozen: %d of %d records reported, %v", len(got), len(stored), err)
 	}
 	for i, r := range got {
-		if r.Decryption.Status != gateway.StatusTimeout || r.Decryption.Error == "" {
+		if r.Decryption.Status != consume.StatusTimeout || r.Decryption.Error == "" {
 			t.Fatalf("record %d: %+v, want status timeout", r.Offset, r.Decryption)
 		}
 		if !bytes.Equal(compact(t, r.Value.Data), compact(t, stored[i].Value)) {
@@ -147,11 +148,11 @@ func TestConsumeMaxWaitPerDecrypt(t *testing.T) {
 	}
 	// Without a deadline the consumer refuses (the vault client's own
 	// timeout is 3 s in this fixture).
-	if got, err := consumeAll(t, f, gateway.ConsumeOptions{}); err == nil {
+	if got, err := consumeAll(t, f, consume.Options{}); err == nil {
 		t.Fatalf("Vault frozen, no max wait: %d records and no error", len(got))
 	}
 	resume()
-	got, err = consumeAll(t, f, gateway.ConsumeOptions{MaxWaitPerDecrypt: 5 * time.Second})
+	got, err = consumeAll(t, f, consume.Options{MaxWaitPerDecrypt: 5 * time.Second})
 	if err != nil || len(got) != len(stored) {
 		t.Fatalf("after SIGCONT: %d records, %v", len(got), err)
 	}

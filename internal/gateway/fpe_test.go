@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
@@ -37,7 +38,7 @@ func setupFPE(t *testing.T, provision bool) (*fixture, *vaultkeyring.Keyring) {
 	t.Helper()
 	env := testkit.Start(t)
 	cfg := testkit.Config(t, fpeConfig)
-	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
+	kr := vaultkeyring.New(env.VC, core.KeyringOptions(cfg))
 	ctx := context.Background()
 	if err := kr.EnsureKEK(ctx); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkagate/kafkagate/internal/consume"
+
 	"github.com/kafkagate/kafkagate/internal/devenv"
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
@@ -194,8 +196,8 @@ func TestProduceEncryptsAndReadDecrypts(t *testing.T) {
 	}
 
 	// The CLI's consume path (gateway.Consume) returns the same.
-	var lines []gateway.ConsumedRecord
-	n, err := f.gw.Consume(context.Background(), gateway.ConsumeOptions{Topic: "purchases", Partition: -1, Offset: -2}, func(r gateway.ConsumedRecord) error {
+	var lines []consume.Line
+	n, err := consume.Run(context.Background(), f.gw.Kafka, f.gw.Engine, consume.Options{Topic: "purchases", Partition: -1, Offset: -2}, func(r consume.Line) error {
 		lines = append(lines, r)
 		return nil
 	})

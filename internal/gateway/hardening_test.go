@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/kafkagate/kafkagate/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kafkagate/kafkagate/internal/testkit"
 
 	"github.com/IBM/sarama"
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkagate/kafkagate/internal/consume"
+
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/internal/gateway"
@@ -69,7 +71,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		}
 	}
 	var read bytes.Buffer
-	if _, err := gw.Consume(ctx, gateway.ConsumeOptions{Topic: "t_fields", Partition: -1, Offset: -2}, func(r gateway.ConsumedRecord) error {
+	if _, err := consume.Run(ctx, gw.Kafka, gw.Engine, consume.Options{Topic: "t_fields", Partition: -1, Offset: -2}, func(r consume.Line) error {
 		return json.NewEncoder(&read).Encode(r)
 	}); err != nil {
 		t.Fatal(err)

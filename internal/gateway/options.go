@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
-	"github.com/kafkagate/kafkagate/internal/protect"
 )
 
 // Settings are the [kafkagate] keys that shape how the API is served:
@@ -30,7 +30,7 @@ type Settings struct {
 	MaxRecords     int           // max_records per request, default 1000
 	MaxHeaders     int           // max_headers per record, default 32
 	MaxHeaderBytes int           // max_header_bytes per record header, default 16 KiB
-	MaxJSONDepth   int           // max_json_depth of record values, default 64
+	MaxJSONDepth   int           // max_json_depth of record values (core.MaxJSONDepth)
 	RequestTimeout time.Duration // request_timeout, default 30s
 	IdleTimeout    time.Duration // idle_timeout of keep-alive connections, default 120s
 	// drain_delay and drain_timeout: how Serve stops (Drain). Zero in the
@@ -78,7 +78,11 @@ func ReadSettings(f *config.File) (Settings, error) {
 	s.MaxRecords = int(intKey("max_records", 1, 1_000_000))
 	s.MaxHeaders = int(intKey("max_headers", 1, 10_000))
 	s.MaxHeaderBytes = int(intKey("max_header_bytes", 1, 1<<30))
-	s.MaxJSONDepth = int(intKey("max_json_depth", 1, 10_000))
+	if d, err := core.MaxJSONDepth(f); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.MaxJSONDepth = d
+	}
 	s.RateBurst = int(intKey("rate_burst", 1, 1_000_000))
 	s.MaxStreamsPerPrincipal = int(intKey("max_streams_per_principal", 1, 10_000))
 	s.MaxUploadsPerPrincipal = int(intKey("max_uploads_per_principal", 1, 10_000))
@@ -159,12 +163,4 @@ func (s Settings) apply(c httpapi.Config) httpapi.Config {
 	c.Stream.MaxPerPrincipal = s.MaxStreamsPerPrincipal
 	c.MaxUploadsPerPrincipal = s.MaxUploadsPerPrincipal
 	return c
-}
-
-// engineDepth is the JSON depth limit for the protect engine.
-func (s Settings) engineDepth() int {
-	if s.MaxJSONDepth > 0 {
-		return s.MaxJSONDepth
-	}
-	return protect.DefaultMaxDepth
 }

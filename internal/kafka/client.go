@@ -372,7 +372,7 @@ func (c *Client) Read(ctx context.Context, topic string, partition int32, offset
 				return out, nil
 			}
 			idle.Reset(readIdle)
-			out = append(out, fromSarama(m))
+			out = append(out, FromConsumerMessage(m))
 			if m.Offset >= hi-1 {
 				return out, nil
 			}
@@ -389,7 +389,7 @@ func (c *Client) Read(ctx context.Context, topic string, partition int32, offset
 const readIdle = 2 * time.Second
 
 // fromSarama converts a consumed message.
-func fromSarama(m *sarama.ConsumerMessage) Record {
+func FromConsumerMessage(m *sarama.ConsumerMessage) Record {
 	r := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Timestamp: m.Timestamp}
 	for _, h := range m.Headers {
 		if h != nil {

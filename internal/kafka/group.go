@@ -316,7 +316,7 @@ func (a *saramaHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Con
 					return
 				}
 				select {
-				case recs <- fromSarama(m):
+				case recs <- FromConsumerMessage(m):
 				case <-s.Context().Done():
 					return
 				case <-stop:

@@ -223,7 +223,7 @@ func (s *stream) openPartitions(brokers []string, cfg *sarama.Config, o StreamOp
 						return
 					}
 					select {
-					case s.ch <- streamItem{rec: fromSarama(m)}:
+					case s.ch <- streamItem{rec: FromConsumerMessage(m)}:
 					case <-s.closed:
 						return
 					}

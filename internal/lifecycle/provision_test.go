@@ -17,6 +17,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
@@ -109,7 +110,7 @@ func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	kc := testkit.KafkaClient(t, ks)
 	dir := filepath.Join(t.TempDir(), "creds")
 	o := lifecycle.ProvisionOptions{
-		Policies: cfg.Policies, TransitMount: "kgtransit", FPE: gateway.KeyringOptions(cfg),
+		Policies: cfg.Policies, TransitMount: "kgtransit", FPE: core.KeyringOptions(cfg),
 		CredentialsDir: dir, Kafka: kc, TokenTTL: 10 * time.Minute,
 	}
 	admin, err := sarama.NewClusterAdmin(env.Brokers, ks.Sarama)

@@ -10,6 +10,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/kms"
 	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // Status of a decrypted record.
@@ -118,7 +119,7 @@ func (e *Engine) Decrypt(ctx context.Context, recs []Record) ([]Opened, error) {
 			out[ri] = Opened{Value: r.Value, Status: StatusFailed, Err: lerr}
 			continue
 		}
-		listed := make(map[string]headerField, len(h.F))
+		listed := make(map[string]record.FieldEntry, len(h.F))
 		for _, f := range h.F {
 			listed[f.P] = f
 		}
@@ -313,18 +314,18 @@ func header(hs []Header, key string) ([]byte, bool) {
 // A value nested deeper than the limit is an error (too_deep): it is
 // refused before any parser sees it; other values that are not JSON
 // objects simply carry nothing encrypted.
-func (e *Engine) headerFromPolicy(r Record, p *policy.Policy) (fieldsHeader, bool, error) {
+func (e *Engine) headerFromPolicy(r Record, p *policy.Policy) (record.FieldsHeader, bool, error) {
 	if p == nil || p.Mode != policy.Fields {
-		return fieldsHeader{}, false, nil
+		return record.FieldsHeader{}, false, nil
 	}
 	sp, err := locate(r.Value, policyPaths(p), e.maxDepth)
 	if err != nil {
 		if err.Code == CodeTooDeep {
-			return fieldsHeader{}, false, err
+			return record.FieldsHeader{}, false, err
 		}
-		return fieldsHeader{}, false, nil
+		return record.FieldsHeader{}, false, nil
 	}
-	h := fieldsHeader{V: 1}
+	h := record.FieldsHeader{V: 1}
 	for i, f := range p.Fields {
 		if sp[i].start < 0 || sp[i].res.Type != gjson.String {
 			continue
@@ -332,7 +333,7 @@ func (e *Engine) headerFromPolicy(r Record, p *policy.Policy) (fieldsHeader, boo
 		switch f.Mode {
 		case policy.Transit:
 			if kms.IsCiphertext(sp[i].res.Str) {
-				hf := headerField{P: f.PathString(), M: string(policy.Transit), K: p.TransitKey}
+				hf := record.FieldEntry{P: f.PathString(), M: string(policy.Transit), K: p.TransitKey}
 				if p.AAD {
 					hf.A = 1
 				}
@@ -344,7 +345,7 @@ func (e *Engine) headerFromPolicy(r Record, p *policy.Policy) (fieldsHeader, boo
 				if f.Options["fallback"] == "full" {
 					format += ",fallback=full"
 				}
-				h.F = append(h.F, headerField{P: f.PathString(), M: string(policy.FPE), D: f.Options["domain"], N: n, Fmt: format})
+				h.F = append(h.F, record.FieldEntry{P: f.PathString(), M: string(policy.FPE), D: f.Options["domain"], N: n, Fmt: format})
 			}
 		}
 	}
@@ -372,7 +373,7 @@ func policyPaths(p *policy.Policy) [][]string {
 
 // fpeBind is the bind of an fpe field listed in a header: its topic when
 // the token was bound to it, "" for tokens written before binding.
-func fpeBind(f headerField, topic string) string {
+func fpeBind(f record.FieldEntry, topic string) string {
 	if f.B == 1 {
 		return topic
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/kms"
 	"github.com/kafkagate/kafkagate/internal/kms/memkms"
 	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // fpeService adapts an fpe.Service to the engine's FPE interface, as the
@@ -100,7 +101,7 @@ func TestRoundTripOnMemKMS(t *testing.T) {
 	var doc map[string]any
 	_ = json.Unmarshal(recs[0].Value, &doc)
 	hv, _ := header(recs[0].Headers, HeaderFields)
-	var h fieldsHeader
+	var h record.FieldsHeader
 	_ = json.Unmarshal(hv, &h)
 	moved := Record{Topic: "strict", Value: []byte(fmt.Sprintf(`{"card":%q}`, doc["card"])),
 		Headers: fh(fmt.Sprintf(`{"v":1,"f":[{"p":"card","m":"fpe","d":"d1","n":1,"fmt":"keep-bin-last4","b":1}]}`))}

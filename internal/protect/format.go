@@ -8,6 +8,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // Format is the stored format of a record, as its headers describe it.
@@ -48,7 +49,7 @@ type Classified struct {
 	// policy's allow-list (CodeNotAllowed). Nothing of it may reach Vault.
 	Err error
 
-	fields   fieldsHeader
+	fields   record.FieldsHeader
 	byPolicy bool   // fields derived from the policy (no header)
 	sealedK  string // FormatSealed: the transit key
 	kek      string // FormatEnvelope/Chunk: the KEK header (mount/key)
@@ -86,7 +87,7 @@ func (e *Engine) Classify(r Record) Classified {
 		}
 	case FormatSealed:
 		sv, _ := header(r.Headers, HeaderSealed)
-		sh, err := decodeSealedHeader(sv)
+		sh, err := record.DecodeSealedHeader(sv)
 		if err != nil {
 			c.Err = &Error{Code: CodeBadHeader, Msg: "kafkagate.sealed header: " + err.Error(), Err: err}
 			return c
@@ -177,7 +178,7 @@ func (c *Classified) classifyEnvelope(r Record, ps *policy.Set) {
 // allowFields checks every field a kafkagate.fields header lists against
 // policy p: the same path, mode, transit key and AAD setting, FPE domain
 // and format. Fields outside the list never reach Vault.
-func allowFields(p *policy.Policy, h fieldsHeader, topic string) error {
+func allowFields(p *policy.Policy, h record.FieldsHeader, topic string) error {
 	if p == nil || p.Mode != policy.Fields {
 		return notAllowed("fields records are not accepted on topic %q (its policy is not mode = fields)", topic)
 	}

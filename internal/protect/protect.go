@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/tidwall/gjson"
@@ -375,27 +374,10 @@ func jsonString(s string) []byte {
 	return b
 }
 
-// fieldsHeader is the JSON form of the kafkagate.fields header.
-type fieldsHeader struct {
-	V int           `json:"v"`
-	F []headerField `json:"f"`
-}
-
-type headerField struct {
-	P   string `json:"p"`             // dotted path
-	M   string `json:"m"`             // mode
-	K   string `json:"k,omitempty"`   // transit key
-	A   int    `json:"a,omitempty"`   // 1: bound to topic+path as AAD
-	D   string `json:"d,omitempty"`   // fpe domain
-	N   int    `json:"n,omitempty"`   // fpe key version
-	Fmt string `json:"fmt,omitempty"` // fpe format
-	B   int    `json:"b,omitempty"`   // 1: fpe token bound to its topic (tweak)
-}
-
 func encodeFieldsHeader(fs []FieldInfo, aad bool) ([]byte, error) {
-	h := fieldsHeader{V: 1, F: make([]headerField, 0, len(fs))}
+	h := record.FieldsHeader{V: 1, F: make([]record.FieldEntry, 0, len(fs))}
 	for _, f := range fs {
-		hf := headerField{P: f.Path, M: f.Mode}
+		hf := record.FieldEntry{P: f.Path, M: f.Mode}
 		switch f.Mode {
 		case string(policy.Transit):
 			hf.K = f.Key
@@ -410,47 +392,19 @@ func encodeFieldsHeader(fs []FieldInfo, aad bool) ([]byte, error) {
 		}
 		h.F = append(h.F, hf)
 	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s header: %w", HeaderFields, err)
-	}
-	return b, nil
+	return h.Encode()
 }
 
-// maxHeaderBytes bounds the kafkagate.fields header a consumer accepts.
-const maxHeaderBytes = 64 << 10
-
-func decodeFieldsHeader(b []byte) (fieldsHeader, error) {
-	var h fieldsHeader
-	if len(b) > maxHeaderBytes {
-		return h, errors.New("header too large")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&h); err != nil {
-		return h, fmt.Errorf("header is not valid: %w", err)
-	}
-	if h.V != 1 {
-		return h, fmt.Errorf("header format version %d is not supported", h.V)
+// decodeFieldsHeader is record.DecodeFieldsHeader with every path checked
+// by the policy's path syntax.
+func decodeFieldsHeader(b []byte) (record.FieldsHeader, error) {
+	h, err := record.DecodeFieldsHeader(b)
+	if err != nil {
+		return h, err
 	}
 	for _, f := range h.F {
 		if _, err := policy.SplitPath(f.P); err != nil {
 			return h, err
-		}
-		if f.A < 0 || f.A > 1 || f.B < 0 || f.B > 1 {
-			return h, errors.New("field flags a and b must be 0 or 1")
-		}
-		switch f.M {
-		case string(policy.Transit):
-			if f.K == "" {
-				return h, errors.New("transit field without key name")
-			}
-		case string(policy.FPE):
-			if f.D == "" || f.N < 1 || f.Fmt == "" {
-				return h, errors.New("fpe field without domain, version or format")
-			}
-		default:
-			return h, fmt.Errorf("unknown field mode %q", f.M)
 		}
 	}
 	return h, nil

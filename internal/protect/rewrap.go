@@ -21,6 +21,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/kms"
 	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // Kinds of key references (KeyUse.Kind).
@@ -120,7 +121,7 @@ func (e *Engine) KeyUses(r Record) ([]KeyUse, error) {
 	return out, nil
 }
 
-func headerPaths(h fieldsHeader) [][]string {
+func headerPaths(h record.FieldsHeader) [][]string {
 	paths := make([][]string, len(h.F))
 	for i, f := range h.F {
 		paths[i], _ = policy.SplitPath(f.P) // checked by decodeFieldsHeader
@@ -255,7 +256,7 @@ type fieldJob struct {
 // recState is the work on one record.
 type recState struct {
 	kind    string // "envelope", "legacy", "sealed", "fields"
-	h       fieldsHeader
+	h       record.FieldsHeader
 	spans   []span
 	repl    [][]byte
 	origin  string // envelope: the topic it was sealed for
@@ -708,10 +709,7 @@ func (w *Rewrapper) encryptJobs(ctx context.Context, recs []Record, jobs []field
 			continue
 		}
 		if j.field < 0 {
-			h, err := json.Marshal(sealedHeader{V: 1, K: key})
-			if err != nil {
-				return fmt.Errorf("encode %s header: %w", HeaderSealed, err)
-			}
+			h := record.SealedWith(key)
 			out[j.rec].Value = []byte(sealed[n].Ciphertext)
 			out[j.rec].Headers = replaceHeader(recs[j.rec].Headers, HeaderSealed, h)
 			out[j.rec].Uses = []KeyUse{{UseSealed, key, sealed[n].KeyVersion}}
@@ -790,7 +788,7 @@ func (w *Rewrapper) reindex(ctx context.Context, recs []Record, st []recState, o
 
 // fieldsOut encodes a fields record's new header and lists its key uses.
 func (w *Rewrapper) fieldsOut(s *recState) ([]byte, []KeyUse, error) {
-	h := fieldsHeader{V: 1, F: make([]headerField, len(s.h.F))}
+	h := record.FieldsHeader{V: 1, F: make([]record.FieldEntry, len(s.h.F))}
 	var uses []KeyUse
 	for fi, f := range s.h.F {
 		if n, ok := s.newN[fi]; ok {
@@ -807,9 +805,9 @@ func (w *Rewrapper) fieldsOut(s *recState) ([]byte, []KeyUse, error) {
 		}
 		h.F[fi] = f
 	}
-	b, err := json.Marshal(h)
+	b, err := h.Encode()
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode %s header: %w", HeaderFields, err)
+		return nil, nil, err
 	}
 	return b, uses, nil
 }

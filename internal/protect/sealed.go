@@ -2,8 +2,6 @@ package protect
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/kafkagate/kafkagate/internal/kms"
 
@@ -14,11 +12,6 @@ import (
 // records): the value is the ciphertext "vault:vN:...", bound to the topic
 // it is written to. The header's JSON names the key: {"v":1,"k":"<key>"}.
 const HeaderSealed = record.HeaderSealed
-
-type sealedHeader struct {
-	V int    `json:"v"`
-	K string `json:"k"`
-}
 
 // sealedPath is the AAD path of a whole sealed value.
 const sealedPath = "\x00value"
@@ -36,10 +29,7 @@ func (e *Engine) SealValues(ctx context.Context, key, topic string, values [][]b
 	if err != nil {
 		return nil, err
 	}
-	h, err := json.Marshal(sealedHeader{V: 1, K: key})
-	if err != nil {
-		return nil, fmt.Errorf("encode %s header: %w", HeaderSealed, err)
-	}
+	h := record.SealedWith(key)
 	out := make([]Sealed, len(values))
 	for i, r := range res {
 		if r.Err != nil {
@@ -50,18 +40,4 @@ func (e *Engine) SealValues(ctx context.Context, key, topic string, values [][]b
 			Fields: []FieldInfo{{Path: "", Mode: "sealed", Key: key, KeyVersion: r.KeyVersion}}}
 	}
 	return out, nil
-}
-
-func decodeSealedHeader(b []byte) (sealedHeader, error) {
-	var h sealedHeader
-	if len(b) > maxHeaderBytes {
-		return h, fmt.Errorf("header too large")
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return h, fmt.Errorf("header is not valid: %w", err)
-	}
-	if h.V != 1 || h.K == "" {
-		return h, fmt.Errorf("header version %d or key %q not supported", h.V, h.K)
-	}
-	return h, nil
 }

@@ -5,7 +5,11 @@
 // packages.
 package record
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+)
 
 // Header is one Kafka record header.
 type Header struct {
@@ -41,4 +45,18 @@ func HeaderValue(hs []Header, name string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// SortByTime orders rs by timestamp, then partition, then offset: the
+// order in which records read from several partitions are shown.
+func SortByTime(rs []Record) {
+	slices.SortStableFunc(rs, func(a, b Record) int {
+		if c := a.Timestamp.Compare(b.Timestamp); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Partition, b.Partition); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Offset, b.Offset)
+	})
 }

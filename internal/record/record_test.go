@@ -1,6 +1,9 @@
 package record
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestHeaderFindsTheFirstOfAName(t *testing.T) {
 	r := Record{Headers: []Header{
@@ -20,5 +23,24 @@ func TestHeaderFindsTheFirstOfAName(t *testing.T) {
 	}
 	if _, ok := (Record{}).Header("a"); ok {
 		t.Fatal("a record without headers has one")
+	}
+}
+
+// TestSortByTime: timestamp first, then partition, then offset; equal
+// records keep their order.
+func TestSortByTime(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	rs := []Record{
+		{Partition: 1, Offset: 5, Timestamp: t0.Add(time.Second)},
+		{Partition: 2, Offset: 1, Timestamp: t0},
+		{Partition: 1, Offset: 9, Timestamp: t0},
+		{Partition: 1, Offset: 7, Timestamp: t0},
+	}
+	SortByTime(rs)
+	want := [][2]int64{{1, 7}, {1, 9}, {2, 1}, {1, 5}}
+	for i, w := range want {
+		if int64(rs[i].Partition) != w[0] || rs[i].Offset != w[1] {
+			t.Fatalf("position %d: partition %d offset %d, want %v", i, rs[i].Partition, rs[i].Offset, w)
+		}
 	}
 }

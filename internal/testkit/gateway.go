@@ -10,6 +10,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/demo"
 	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
 	"github.com/kafkagate/kafkagate/internal/gateway"
@@ -107,7 +108,7 @@ func EnsureEnvelopeKEK(t testing.TB, env *Env) {
 func EnsureFPEDomains(t testing.TB, env *Env, cfg *config.File, domains ...string) {
 	t.Helper()
 	ctx := context.Background()
-	kr := vaultkeyring.New(env.VC, gateway.KeyringOptions(cfg))
+	kr := vaultkeyring.New(env.VC, core.KeyringOptions(cfg))
 	if err := kr.EnsureKEK(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -50,4 +51,20 @@ func Bearer(token string) string {
 		return ""
 	}
 	return "Bearer " + token
+}
+
+// APIClusterID asks the API at base (GET /v3/clusters, through c with
+// Authorization: auth when not empty) for its one cluster's id.
+func APIClusterID(t testing.TB, c *http.Client, base, auth string) string {
+	t.Helper()
+	resp, body := Do(t, c, http.MethodGet, base+"/v3/clusters", auth, "")
+	var cl struct {
+		Data []struct {
+			ClusterID string `json:"cluster_id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &cl); err != nil || len(cl.Data) != 1 {
+		t.Fatalf("GET /v3/clusters: %d %v %s", resp.StatusCode, err, body)
+	}
+	return cl.Data[0].ClusterID
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/record"
 	"github.com/kafkagate/kafkagate/internal/ui/inspect"
 )
 
@@ -228,15 +229,7 @@ func (h *Handler) read(ctx context.Context, topic string, cursor map[int32]int64
 		}
 		out = append(out, recs...)
 	}
-	slices.SortStableFunc(out, func(a, b kafka.Record) int {
-		if c := a.Timestamp.Compare(b.Timestamp); c != 0 {
-			return c
-		}
-		if a.Partition != b.Partition {
-			return int(a.Partition - b.Partition)
-		}
-		return int(a.Offset - b.Offset)
-	})
+	record.SortByTime(out)
 	return out, true, nil
 }
 

@@ -10,7 +10,7 @@ import (
 	"os"
 
 	"github.com/kafkagate/kafkagate/internal/config"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
@@ -28,13 +28,13 @@ func Kafka(cfg *config.File, log *slog.Logger) (*kafka.Client, error) {
 	return kafka.Dial(s)
 }
 
-// Gateway assembles a gateway (Kafka client, protect engine with the
-// policies' FPE keys) for cfg, with Vault from the environment.
-func Gateway(cfg *config.File, log *slog.Logger) (*gateway.Gateway, error) {
+// Core opens a core.Core (Kafka client, protect engine with the policies'
+// FPE keys) for cfg, with Vault from the environment.
+func Core(cfg *config.File, log *slog.Logger) (*core.Core, error) {
 	vc := vaultclient.FromEnv()
 	if vc.Addr == "" || (vc.Token == "" && os.Getenv("VAULT_TOKEN") == "") {
 		return nil, errors.New("set VAULT_ADDR and VAULT_TOKEN (and VAULT_NAMESPACE if your Vault uses namespaces)")
 	}
 	vc.Logger = log
-	return gateway.New(gateway.Options{Config: cfg, Vault: vc, Logger: log})
+	return core.Open(core.Options{Config: cfg, Vault: vc, Logger: log})
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/kafkagate/kafkagate/demo/internal/plaintext"
 	"github.com/kafkagate/kafkagate/demo/internal/settings"
 	"github.com/kafkagate/kafkagate/internal/config"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/policy"
 )
@@ -68,8 +68,8 @@ type env struct {
 	once  bool
 	out   io.Writer
 	log   *slog.Logger
-	kc    *kafka.Client    // always
-	gw    *gateway.Gateway // with Program.Vault; gw.Kafka is kc
+	kc    *kafka.Client // always
+	gw    *core.Core    // with Program.Vault; gw.Kafka is kc
 }
 
 // Run runs p with args and returns its exit status.
@@ -138,7 +138,7 @@ func (p Program) Run(ctx context.Context, args []string, stdout, stderr io.Write
 
 func (p Program) connectAndRun(ctx context.Context, e *env) error {
 	if p.Vault {
-		gw, err := connect.Gateway(e.cfg, e.log)
+		gw, err := connect.Core(e.cfg, e.log)
 		if err != nil {
 			return err
 		}

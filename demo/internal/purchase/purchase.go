@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/brianvoe/gofakeit/v7"
+	"github.com/kafkagate/kafkagate/internal/fpe"
 )
 
 // Purchase is one record value, serialised with the original field names.
@@ -57,7 +58,7 @@ func (g *Generator) Next() (key string, p Purchase) {
 func (g *Generator) card() string {
 	for {
 		n := g.f.CreditCardNumber(&gofakeit.CreditCardOptions{Types: []string{"visa", "mastercard"}})
-		if len(n) == 16 && Luhn(n) {
+		if len(n) == 16 && fpe.Luhn(n) {
 			return FormatCard(n)
 		}
 	}
@@ -87,30 +88,5 @@ func IsCard(s string) bool {
 			return false
 		}
 	}
-	return Luhn(strings.ReplaceAll(s, "-", ""))
-}
-
-// Luhn reports whether a string of digits passes the Luhn check.
-func Luhn(digits string) bool {
-	if digits == "" {
-		return false
-	}
-	sum := 0
-	double := false
-	for i := len(digits) - 1; i >= 0; i-- {
-		c := digits[i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		d := int(c - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
+	return fpe.Luhn(strings.ReplaceAll(s, "-", ""))
 }

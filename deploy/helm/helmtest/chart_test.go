@@ -18,6 +18,7 @@ import (
 
 	"github.com/kafkagate/kafkagate"
 	"github.com/kafkagate/kafkagate/internal/config"
+	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/policy"
@@ -66,7 +67,7 @@ func provisionPolicies(t *testing.T, cfg *config.File) map[string]string {
 	o := lifecycle.ProvisionOptions{
 		Policies:     cfg.Policies,
 		TransitMount: cfg.Get("kafkagate", "transit_mount", "transit"),
-		FPE:          gateway.KeyringOptions(cfg),
+		FPE:          core.KeyringOptions(cfg),
 	}
 	k, err := lifecycle.KubernetesFromConfig(cfg)
 	if err != nil {

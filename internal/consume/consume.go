@@ -1,4 +1,8 @@
-package gateway
+// Package consume reads a topic for the CLI's `gateway consume`: a
+// partition range up to its current end or a consumer group that follows
+// new records, decrypting each batch through the protect engine and
+// handing every record, with its per-record status, to the caller.
+package consume
 
 import (
 	"context"
@@ -14,15 +18,15 @@ import (
 	"github.com/kafkagate/kafkagate/internal/protect"
 )
 
-// ConsumeOptions select what Consume reads.
-type ConsumeOptions struct {
+// Options select what Run reads.
+type Options struct {
 	Topic     string
 	Partition int32 // -1: all partitions (stateless mode)
 	Offset    int64 // kafka.OffsetOldest (-2) for the beginning (stateless mode)
 	Max       int   // 0: everything up to the current end (stateless), or until ctx ends (group)
 	Batch     int   // records decrypted per Vault round trip; default 500
 	// Group, when set, consumes as this consumer group: the group's
-	// members share the partitions, Consume follows new records until ctx
+	// members share the partitions, Run follows new records until ctx
 	// ends or Max records, and the offsets of emitted records are
 	// committed. Partition and Offset are not used.
 	Group string
@@ -57,22 +61,18 @@ const (
 	StatusTimeout = "timeout"
 )
 
-// ConsumedRecord is a decrypted record with its topic.
-type ConsumedRecord struct {
+// Line is one record as `gateway consume` prints it: the decrypting
+// read's JSON form with the topic.
+type Line struct {
 	Topic string `json:"topic"`
 	httpapi.ReadRecord
 }
 
-// Consume reads a topic's partitions up to their current end, decrypts the
+// Run reads a topic's partitions up to their current end, decrypts the
 // records in batches and hands each to emit in partition and offset order.
 // It does not wait for new records. With o.Group it consumes as a consumer
-// group instead, following new records (see ConsumeOptions.Group).
-func (g *Gateway) Consume(ctx context.Context, o ConsumeOptions, emit func(ConsumedRecord) error) (int, error) {
-	return Consume(ctx, g.Kafka, g.Engine, o, emit)
-}
-
-// Consume is Gateway.Consume for any Kafka client and engine.
-func Consume(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o ConsumeOptions, emit func(ConsumedRecord) error) (int, error) {
+// group instead, following new records (see Options.Group).
+func Run(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Options, emit func(Line) error) (int, error) {
 	if o.Batch <= 0 {
 		o.Batch = 500
 	}
@@ -129,7 +129,7 @@ func Consume(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Consu
 // consumeGroup is Consume with a consumer group. It returns nil when ctx
 // ends (Ctrl-C) or after Max records; offsets of emitted records are
 // committed on the way and when it returns.
-func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o ConsumeOptions, emit func(ConsumedRecord) error) (int, error) {
+func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o Options, emit func(Line) error) (int, error) {
 	st, err := kc.OpenStream(ctx, kafka.StreamOptions{Topic: o.Topic, Group: o.Group, FromBeginning: o.FromBeginning, MaxBatch: o.Batch,
 		SessionTimeout: o.SessionTimeout, HeartbeatInterval: o.HeartbeatInterval})
 	if err != nil {
@@ -173,7 +173,7 @@ func consumeGroup(ctx context.Context, kc *kafka.Client, eng *protect.Engine, o 
 // decrypt opens a batch with the options' deadline and undecryptable
 // handling. Vault or Kafka being unavailable is an error (fail closed);
 // only a record's own deadline turns into a status.
-func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o ConsumeOptions) ([]ConsumedRecord, error) {
+func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Options) ([]Line, error) {
 	opened, err := decryptWithin(ctx, eng, recs, o.MaxWaitPerDecrypt*time.Duration(len(recs)))
 	timedOut := make([]bool, len(recs))
 	if err != nil {
@@ -196,7 +196,7 @@ func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Co
 			}
 		}
 	}
-	out := make([]ConsumedRecord, len(recs))
+	out := make([]Line, len(recs))
 	for i, r := range recs {
 		rr := httpapi.ToReadRecord(r, opened[i])
 		switch {
@@ -209,7 +209,7 @@ func decrypt(ctx context.Context, eng *protect.Engine, recs []kafka.Record, o Co
 				rr.Value = &httpapi.Data{Type: "BINARY", Data: b}
 			}
 		}
-		out[i] = ConsumedRecord{Topic: r.Topic, ReadRecord: rr}
+		out[i] = Line{Topic: r.Topic, ReadRecord: rr}
 	}
 	return out, nil
 }
@@ -235,7 +235,7 @@ func expired(ctx context.Context, err error, d time.Duration) bool {
 // policy field in clear (not_encrypted), or one outside its topic's policy
 // (not_allowed). Records that failed to decrypt are still ciphertext and
 // pass, with their status.
-func RequireEncryptedRefuses(r ConsumedRecord) bool {
+func RequireEncryptedRefuses(r Line) bool {
 	d := r.Decryption
 	if d.Status == string(protect.StatusUnencrypted) || d.Code == protect.CodeNotAllowed {
 		return true
