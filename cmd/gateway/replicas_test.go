@@ -95,7 +95,7 @@ func TestBuiltReplicasBehindHAProxy(t *testing.T) {
 		}
 	})
 	lb.WaitServers(t, map[string]bool{"s0": true, "s1": true}, 30*time.Second)
-	records := lb.URL + "/v3/clusters/" + clusterID(t, lb.URL) + "/topics/purchases/records"
+	records := lb.URL + "/v3/clusters/" + testkit.APIClusterID(t, nil, lb.URL, "") + "/topics/purchases/records"
 	load := testkit.StartLoad(t, records, 4)
 	load.WaitOK(t, 0, 300, 90*time.Second)
 	states, err := lb.ServerStates()
