@@ -95,7 +95,7 @@ func TestBuiltReplicasBehindHAProxy(t *testing.T) {
 		}
 	})
 	lb.WaitServers(t, map[string]bool{"s0": true, "s1": true}, 30*time.Second)
-	records := lb.URL + "/v3/clusters/" + clusterID(t, lb.URL) + "/topics/purchases/records"
+	records := lb.URL + "/v3/clusters/" + testkit.APIClusterID(t, nil, lb.URL, "") + "/topics/purchases/records"
 	load := testkit.StartLoad(t, records, 4)
 	load.WaitOK(t, 0, 300, 90*time.Second)
 	states, err := lb.ServerStates()
@@ -138,8 +138,15 @@ func TestBuiltReplicasBehindHAProxy(t *testing.T) {
 	c := checkLoad(t, load, env.Brokers)
 	all := load.Summary(0, -1)
 	t.Logf("replicas: %s; lost %d, duplicates %d, plaintext found %d", all, len(c.Lost), c.Duplicates, c.Plaintext)
-	if states, err := lb.ServerStates(); err == nil {
-		t.Logf("haproxy: %+v", states)
+	states, err = lb.ServerStates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("haproxy: %+v", states)
+	// The kill must have hit requests (sent to s0 after it died, or in
+	// flight): haproxy resent them. Otherwise nothing was tested.
+	if s0 := states[0]; s0.Name != "s0" || s0.Retries+s0.Redispatches == 0 {
+		t.Errorf("haproxy resent no request from the killed replica: %+v", states)
 	}
 	if a.Other > 0 {
 		t.Errorf("(a) clients saw statuses other than 200, 503 and connection errors: %v", a.OtherStatuses)

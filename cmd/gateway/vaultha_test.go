@@ -39,7 +39,7 @@ func TestBuiltGatewayVaultLeaderLoss(t *testing.T) {
 	listen := freeAddr(t)
 	gw := startServe(t, bin, cfg, "gateway", listen, lb.URL, vault.RootToken)
 	base := "http://" + listen
-	load := testkit.StartLoad(t, base+"/v3/clusters/"+clusterID(t, base)+"/topics/purchases/records", 4)
+	load := testkit.StartLoad(t, base+"/v3/clusters/"+testkit.APIClusterID(t, nil, base, "")+"/topics/purchases/records", 4)
 	load.WaitOK(t, 0, 300, 90*time.Second)
 
 	mark := load.Mark()

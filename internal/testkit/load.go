@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -40,6 +41,8 @@ type Load struct {
 	attempts []Attempt
 	okIDs    map[string]int // ids that got 200 -> index of that attempt
 	stopping chan struct{}
+	abort    context.Context // ends requests and retries at once
+	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
 
@@ -51,7 +54,8 @@ const RetryPause = 50 * time.Millisecond
 const loadGiveUp = 2 * time.Minute
 
 // StartLoad starts workers producing to url (a records endpoint,
-// .../topics/<topic>/records); Stop ends them, and t's end stops them.
+// .../topics/<topic>/records); Stop ends them. When t ends they are
+// stopped at once, without finishing their records.
 func StartLoad(t testing.TB, url string, workers int) *Load {
 	t.Helper()
 	b := make([]byte, 8)
@@ -65,11 +69,15 @@ func StartLoad(t testing.TB, url string, workers int) *Load {
 		okIDs:    map[string]int{},
 		stopping: make(chan struct{}),
 	}
+	l.abort, l.cancel = context.WithCancel(context.Background())
 	for w := 0; w < workers; w++ {
 		l.wg.Add(1)
 		go l.work(w)
 	}
-	t.Cleanup(l.Stop)
+	t.Cleanup(func() {
+		l.cancel()
+		l.Stop()
+	})
 	return l
 }
 
@@ -99,6 +107,8 @@ func (l *Load) work(w int) {
 			select {
 			case <-giveUp:
 				return
+			case <-l.abort.Done():
+				return
 			case <-time.After(RetryPause):
 			}
 		}
@@ -107,7 +117,16 @@ func (l *Load) work(w int) {
 
 func (l *Load) send(id, body string) Attempt {
 	a := Attempt{ID: id}
-	resp, err := l.client.Post(l.url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(l.abort, http.MethodPost, l.url, strings.NewReader(body))
+	if err != nil {
+		a.Err = err.Error()
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := l.client.Do(req)
+	if l.abort.Err() != nil {
+		return a // not an answer: the test is over
+	}
 	if err != nil {
 		a.Err = err.Error()
 	} else {
