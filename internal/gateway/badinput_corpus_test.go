@@ -144,7 +144,7 @@ func corpusCases() []corpusCase {
 	deep := `{"value":{"data":{"extra":` + strings.Repeat(`[`, 40) + strings.Repeat(`]`, 40) + `}}}`
 	manyHeaders := `{"headers":[` + strings.Repeat(`{"name":"h","value":"eA=="},`, 4) + `{"name":"h","value":"eA=="}],"value":{"data":{}}}`
 	bigHeader := `{"headers":[{"name":"` + strings.Repeat("h", 1100) + `","value":"eA=="}],"value":{"data":{}}}`
-	fiveRecords := strings.Repeat(produceBody(`{"Name":"x"}`), 6)
+	sixEntries := `{"entries":[` + strings.TrimSuffix(strings.Repeat(`{"id":"e","value":{"data":{"Name":"x"}}},`, 6), ",") + `]}`
 	huge := `{"entries":[{"id":"a","value":{"data":{"Name":"` + strings.Repeat("x", 70000) + `"}}}]}`
 	return []corpusCase{
 		// Malformed and truncated JSON.
@@ -162,7 +162,7 @@ func corpusCases() []corpusCase {
 		// Sizes and nesting.
 		{name: "huge batch body", endpoint: batch, body: huge, status: 413, code: httpapi.CodeBodyTooLarge, msgHas: "larger than"},
 		{name: "deep array nesting", body: deep, status: 200, code: httpapi.CodeTooDeep, msgHas: "deep"},
-		{name: "too many records in a stream", body: fiveRecords, status: 400, code: httpapi.CodeBadRequestField, msgHas: "at most 5 records"},
+		{name: "too many entries in a batch", endpoint: batch, body: sixEntries, status: 400, code: httpapi.CodeBadRequestField, msgHas: "at most 5 entries"},
 		// Invalid UTF-8.
 		{name: "invalid UTF-8 in a policy field", body: produceBody("{\"Name\":\"Ann \xff\"}"), status: 400, code: httpapi.CodeBadJSON, msgHas: "UTF-8"},
 		{name: "invalid UTF-8 in a BINARY value of a fields topic", body: `{"value":{"type":"BINARY","data":"eyJOYW1lIjoi/yJ9"}}`, status: 200, code: httpapi.CodeValueNotJSON, msgHas: "UTF-8"},

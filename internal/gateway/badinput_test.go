@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -133,10 +134,19 @@ func TestBatchAndStreamingProduce(t *testing.T) {
 	if n := len(f.raw(t, "purchases")); n != 5 {
 		t.Fatalf("want 5 records, got %d", n)
 	}
-	// A truncated stream produces nothing.
-	resp, _ = f.post(t, f.url("purchases"), "application/json", produceBody(`{"Name":"S4"}`)+`{"value":`)
-	if resp.StatusCode != 400 || len(f.raw(t, "purchases")) != 5 {
-		t.Fatalf("truncated stream: %d", resp.StatusCode)
+	// A stream whose body ends inside its second record: the first is
+	// produced and reported (a stream never holds records back), the
+	// truncated one has its own error report.
+	resp, b = f.post(t, f.url("purchases"), "application/json", produceBody(`{"Name":"S4"}`)+`{"value":`)
+	lines = strings.Split(strings.TrimSpace(string(b)), "\r\n")
+	if resp.StatusCode != 200 || len(lines) != 2 || !strings.Contains(lines[0], `"error_code":200`) ||
+		!strings.Contains(lines[1], fmt.Sprintf(`"error_code":%d`, httpapi.CodeBadJSON)) || len(f.raw(t, "purchases")) != 6 {
+		t.Fatalf("truncated stream: %d %s", resp.StatusCode, b)
+	}
+	// A body that is one truncated record is a bad request as a whole.
+	resp, _ = f.post(t, f.url("purchases"), "application/json", `{"value":`)
+	if resp.StatusCode != 400 || len(f.raw(t, "purchases")) != 6 {
+		t.Fatalf("truncated body: %d", resp.StatusCode)
 	}
 }
 

@@ -62,7 +62,14 @@ type apiError struct {
 	Field     string `json:"field,omitempty"`
 }
 
-func (e *apiError) status() int { return e.ErrorCode / 100 }
+// status is the HTTP status of a code: the code itself for REST Proxy's
+// plain codes (400, 404, ...), else its first three digits.
+func (e *apiError) status() int {
+	if e.ErrorCode < 1000 {
+		return e.ErrorCode
+	}
+	return e.ErrorCode / 100
+}
 
 func newErr(code int, msg string) *apiError { return &apiError{ErrorCode: code, Message: msg} }
 
@@ -130,6 +137,10 @@ func writeErr(w http.ResponseWriter, e *apiError) {
 // CodeTimeout answers a request that ran past the request timeout without
 // answering.
 const CodeTimeout = 50401
+
+// CodeStreamIdle ends a produce stream that sent nothing for the idle
+// timeout (REST Proxy closes a stream with 408 too).
+const CodeStreamIdle = 408
 
 // trackWriter remembers whether the handler started its answer.
 type trackWriter struct {

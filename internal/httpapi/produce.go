@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -278,8 +279,8 @@ func invalidUTF8At(b []byte) int {
 	return len(b)
 }
 
-// produceInput is what both produce endpoints start from: the topic, the
-// request body and the topic's policy.
+// produceInput is what records:batch starts from: the topic, the request
+// body and the topic's policy.
 func (s *Server) produceInput(w http.ResponseWriter, r *http.Request) (string, []byte, *policy.Policy, *apiError) {
 	topic := chi.URLParam(r, "topic")
 	body, aerr := s.readBody(w, r)
@@ -328,8 +329,7 @@ type encryption struct {
 // are neither encrypted nor produced. A non-nil error means nothing was
 // produced at all (Vault unavailable or the request timed out before
 // producing).
-func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs []prepared) ([]produceResponse, *apiError) {
-	ctx := r.Context()
+func (s *Server) process(ctx context.Context, topic string, p *policy.Policy, recs []prepared) ([]produceResponse, *apiError) {
 	var in []protect.Record
 	var idx []int
 	for i, rec := range recs {
@@ -416,86 +416,11 @@ func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs [
 	return out, nil
 }
 
-// produce handles POST .../records: one JSON object, or several
-// concatenated (REST Proxy v3 streaming mode), answered with one report
-// per record (writeReports).
-func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
-	topic, body, p, aerr := s.produceInput(w, r)
-	if aerr != nil {
-		writeErr(w, aerr)
-		return
-	}
-	// Decode every object first: a malformed stream produces nothing.
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var raws []json.RawMessage
-	for {
-		var raw json.RawMessage
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			writeErr(w, newErr(CodeBadJSON, fmt.Sprintf("request body is not valid JSON (record %d): %v", len(raws)+1, err)))
-			return
-		}
-		raws = append(raws, raw)
-		if len(raws) > s.cfg.MaxRecords {
-			writeErr(w, newErr(CodeBadRequestField, fmt.Sprintf("at most %d records per request", s.cfg.MaxRecords)))
-			return
-		}
-	}
-	recs := make([]prepared, len(raws))
-	for i, raw := range raws {
-		if len(bytes.TrimSpace(raw)) == 0 || raw[0] != '{' {
-			recs[i].err = newErr(CodeBadRequestField, "each record must be a JSON object")
-			continue
-		}
-		req, aerr := decodeRecord(raw)
-		if aerr != nil {
-			recs[i].err = aerr
-			continue
-		}
-		recs[i] = s.prepare(topic, req)
-	}
-	out, aerr := s.process(r, topic, p, recs)
-	if aerr != nil {
-		writeErr(w, aerr)
-		return
-	}
-	writeReports(w, out)
-}
-
-// writeReports answers a produce request as REST Proxy does: HTTP 200 with
-// one report per record, a failed record's report holding its error_code
-// and message. Several reports are application/json objects, each
-// followed by CRLF. One exception keeps clients' retry logic working:
-// when no record was produced because Vault or Kafka was unavailable
-// (every report a 503 code), the answer is that 503 with Retry-After.
-func writeReports(w http.ResponseWriter, out []produceResponse) {
-	if unavailable := unavailableAll(out); unavailable != nil {
-		writeErr(w, unavailable)
-		return
-	}
-	if len(out) == 1 {
-		writeJSON(w, http.StatusOK, out[0])
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	for _, o := range out {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		_ = enc.Encode(o)
-		_, _ = w.Write(append(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), '\r', '\n'))
-	}
-}
-
 // unavailableAll returns the first report's error when every report is a
 // 503 (nothing was produced, and retrying may succeed), else nil.
 func unavailableAll(out []produceResponse) *apiError {
 	for _, o := range out {
-		if o.ErrorCode/100 != http.StatusServiceUnavailable {
+		if (&apiError{ErrorCode: o.ErrorCode}).status() != http.StatusServiceUnavailable {
 			return nil
 		}
 	}
@@ -580,7 +505,7 @@ func (s *Server) produceBatch(w http.ResponseWriter, r *http.Request) {
 		_, e.hasValue = probe["value"]
 		recs[i] = s.prepare(topic, e.produceRequest)
 	}
-	out, aerr := s.process(r, topic, p, recs)
+	out, aerr := s.process(r.Context(), topic, p, recs)
 	if aerr != nil {
 		writeErr(w, aerr)
 		return

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -42,13 +43,25 @@ type Config struct {
 	Vault    Vault
 	Logger   *slog.Logger
 
-	MaxBodyBytes      int64         // default 8 MiB
-	MaxRecords        int           // records per request, default 1000
+	// MaxBodyBytes bounds a records:batch body and each record of a
+	// produce stream; default 8 MiB.
+	MaxBodyBytes      int64
+	MaxRecords        int           // entries per records:batch, default 1000
 	MaxHeaders        int           // headers per record, default 32
 	MaxHeaderBytes    int           // header name+value bytes, default 16 KiB
 	MaxReadRecords    int           // records per GET, default 1000
 	RequestTimeout    time.Duration // default 30 s
 	DefaultReadRecord int           // default max for GET, default 100
+
+	// ProduceIdleTimeout ends a produce stream that sends nothing for
+	// this long (and bounds each write of its reports); default 30 s.
+	ProduceIdleTimeout time.Duration
+	// ProduceInFlight bounds a produce stream's records read but not yet
+	// reported; default 1000.
+	ProduceInFlight int
+	// ProduceBatchRecords bounds the records of a stream encrypted and
+	// produced together; default 500.
+	ProduceBatchRecords int
 
 	// Access, when set, requires a bearer token or a client certificate
 	// on every endpoint but /healthz and /readyz (see auth.go); nil turns
@@ -82,6 +95,9 @@ type Server struct {
 	router  chi.Router
 	limiter *rateLimiter
 	uploads *principalSlots
+	// drainc is closed by BeginDrain.
+	drainc    chan struct{}
+	drainOnce sync.Once
 }
 
 // New builds the API handler.
@@ -113,7 +129,17 @@ func New(cfg Config) *Server {
 	if cfg.MaxUploadsPerPrincipal <= 0 {
 		cfg.MaxUploadsPerPrincipal = 4
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), uploads: newPrincipalSlots(cfg.MaxUploadsPerPrincipal)}
+	if cfg.ProduceIdleTimeout <= 0 {
+		cfg.ProduceIdleTimeout = 30 * time.Second
+	}
+	if cfg.ProduceInFlight <= 0 {
+		cfg.ProduceInFlight = 1000
+	}
+	if cfg.ProduceBatchRecords <= 0 {
+		cfg.ProduceBatchRecords = 500
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), uploads: newPrincipalSlots(cfg.MaxUploadsPerPrincipal),
+		drainc: make(chan struct{})}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, s.logRequests, s.instrument, s.recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit,
 		s.bodyDeadline, s.timeout(cfg.RequestTimeout))

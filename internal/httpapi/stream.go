@@ -350,6 +350,10 @@ func longLived(method, pattern string) bool {
 		return true
 	case method == http.MethodPost && strings.HasSuffix(pattern, "/topics/{topic}/files"):
 		return true
+	case method == http.MethodPost && strings.HasSuffix(pattern, "/topics/{topic}/records"):
+		// A produce stream: bounded by its idle timeout, each batch by
+		// the request timeout (produce_stream.go).
+		return true
 	}
 	return false
 }
