@@ -252,3 +252,80 @@ func TestProduceStreamOverRawSocket(t *testing.T) {
 		delete(sent, key)
 	}
 }
+
+// TestProduceStreamEndsCleanlyOnDrain: when the server drains, an open
+// produce stream stops reading, reports every record it read and ends its
+// answer (a clean end of the chunked body); the drain does not wait for
+// the client to close its body.
+func TestProduceStreamEndsCleanlyOnDrain(t *testing.T) {
+	env := testkit.Start(t)
+	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
+	l, err := gateway.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.ServeDrain(ctx, l, gateway.Drain{Timeout: 20 * time.Second}) }()
+	st := openRawStream(t, "http://"+l.Addr().String(), "/v3/clusters/"+testkit.ClusterID(t, gw)+"/topics/purchases/records")
+	_, _, b := streamRecord(0)
+	st.chunk(t, b)
+	st.readAnswer(t)
+	const n = 10
+	for i := 1; i < n; i++ {
+		_, _, b := streamRecord(i)
+		st.chunk(t, b)
+	}
+	for i := 0; i < n; i++ {
+		if r := st.next(t, 30*time.Second); r.ErrorCode != 200 {
+			t.Fatalf("report %d: %+v", i, r)
+		}
+	}
+	start := time.Now()
+	stop()
+	if r, ok := <-st.reports; ok {
+		t.Fatalf("a report after the drain began: %+v", r)
+	}
+	if err := <-st.done; err != nil {
+		t.Fatalf("the answer did not end cleanly: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	t.Logf("stream ended and server stopped %s after the drain began", time.Since(start).Round(time.Millisecond))
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("the drain waited %s for the open stream", d)
+	}
+	if got := len(testkit.Stored(t, gw.Kafka, "purchases")); got != n {
+		t.Fatalf("topic holds %d records, want %d", got, n)
+	}
+}
+
+// TestProduceStreamIdleTimeout: a stream that sends nothing for
+// produce_idle_timeout gets a last report (error_code 408) and its answer
+// ends; what it sent before is produced.
+func TestProduceStreamIdleTimeout(t *testing.T) {
+	env := testkit.Start(t)
+	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, testConfig+"\n[kafkagate]\nproduce_idle_timeout = 1s\n"), Vault: testkit.RootVault(env, 3*time.Second)})
+	base := testkit.Serve(t, gw)
+	st := openRawStream(t, base, "/v3/clusters/"+testkit.ClusterID(t, gw)+"/topics/purchases/records")
+	_, _, b := streamRecord(0)
+	st.chunk(t, b)
+	st.readAnswer(t)
+	if r := st.next(t, 30*time.Second); r.ErrorCode != 200 {
+		t.Fatalf("report: %+v", r)
+	}
+	last := st.next(t, 30*time.Second)
+	if last.ErrorCode != httpapi.CodeStreamIdle || !strings.Contains(last.Message, "no data for 1s") {
+		t.Fatalf("last report: %+v", last)
+	}
+	if r, ok := <-st.reports; ok {
+		t.Fatalf("a report after the idle end: %+v", r)
+	}
+	if err := <-st.done; err != nil {
+		t.Fatalf("the answer did not end cleanly: %v", err)
+	}
+	if got := len(testkit.Stored(t, gw.Kafka, "purchases")); got != 1 {
+		t.Fatalf("topic holds %d records, want 1", got)
+	}
+}
