@@ -186,7 +186,7 @@ func TestServeTLSAndTokens(t *testing.T) {
 		return cl.Data[0].ClusterID
 	}()
 	post := func(auth string) (int, string) {
-		resp, b := testkit.Do(t, client, "POST", "https://"+listen+"/v3/clusters/"+cid+"/topics/purchases/records", auth, `{"value":{"data":{"Name":"Ann"}}}`)
+		resp, b := testkit.Do(t, client, "POST", "https://"+listen+"/v3/clusters/"+cid+"/topics/purchases/records", auth, `{"value":{"type":"JSON","data":{"Name":"Ann"}}}`)
 		return resp.StatusCode, string(b)
 	}
 	if st, b := post(""); st != 401 {

@@ -160,23 +160,37 @@ func (s *Server) frameRecord(topic string, raw []byte) prepared {
 		if json.Valid(raw) {
 			return prepared{err: newErr(CodeBadRequestField, "each record must be a JSON object")}
 		}
-		return prepared{err: newErr(CodeBadJSON, "record is not valid JSON (each record must be a JSON object)")}
+		return prepared{err: newErr(CodeBadJSON, "record is not valid JSON (each record must be a JSON object)"), malformed: true}
 	}
 	// JSON text must be UTF-8 (RFC 8259 §8.1); Go's decoder would otherwise
 	// replace invalid bytes in header names and STRING data silently.
 	if !utf8.Valid(raw) {
-		return prepared{err: newErr(CodeBadJSON, fmt.Sprintf("record is not valid UTF-8 (at byte %d of the record); JSON text must be UTF-8", invalidUTF8At(raw)))}
+		return prepared{err: newErr(CodeBadJSON, fmt.Sprintf("record is not valid UTF-8 (at byte %d of the record); JSON text must be UTF-8", invalidUTF8At(raw))), malformed: true}
 	}
 	if !json.Valid(raw) {
 		var v any
 		err := json.Unmarshal(raw, &v)
-		return prepared{err: newErr(CodeBadJSON, fmt.Sprintf("record is not valid JSON: %v", err))}
+		return prepared{err: newErr(CodeBadJSON, fmt.Sprintf("record is not valid JSON: %v", err)), malformed: true}
 	}
 	req, aerr := decodeRecord(raw)
 	if aerr != nil {
 		return prepared{err: aerr}
 	}
 	return s.prepare(topic, req)
+}
+
+// eofReader marks done when its reader reports the end of the body.
+type eofReader struct {
+	r    io.Reader
+	done *atomic.Bool
+}
+
+func (e eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		e.done.Store(true)
+	}
+	return n, err
 }
 
 // framed is one frame of the body (raw or its read error), with its
@@ -213,9 +227,12 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	var stopping atomic.Bool
+	// stopping: the body is no longer read (the request ended early or
+	// the server drains); draining: the server drains.
+	var stopping, draining atomic.Bool
 	body := &uploadBody{r: r.Body, rc: rc, idle: s.cfg.ProduceIdleTimeout, stop: stopping.Load}
-	fr := newFrameReader(body, int(s.cfg.MaxBodyBytes))
+	var bodyDone atomic.Bool
+	fr := newFrameReader(eofReader{r: body, done: &bodyDone}, int(s.cfg.MaxBodyBytes))
 	first, ferr := fr.next()
 	switch {
 	case errors.Is(ferr, io.EOF):
@@ -237,7 +254,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	if ferr == nil {
 		rec := s.frameRecord(topic, first)
 		firstRec = &rec
-		if rec.err != nil && rec.err.ErrorCode == CodeBadJSON {
+		if rec.malformed {
 			if second, serr = fr.next(); second == nil && errors.Is(serr, io.EOF) {
 				writeErr(w, rec.err)
 				return
@@ -262,11 +279,17 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 		case <-s.drainc:
+			draining.Store(true)
 		case <-done:
 			return
 		}
 		stopping.Store(true)
-		_ = rc.SetReadDeadline(time.Now())
+		// Interrupt a read waiting for the client. Once the body is read
+		// to its end the server watches the connection itself, and a
+		// deadline would end the connection under the records in flight.
+		if !bodyDone.Load() {
+			_ = rc.SetReadDeadline(time.Now())
+		}
 	}()
 
 	tokens := make(chan struct{}, s.cfg.ProduceInFlight)
@@ -305,7 +328,9 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 				rec = prepared{err: newErr(CodeBodyTooLarge, fmt.Sprintf("a record is larger than %d bytes; the stream is closed", s.cfg.MaxBodyBytes))}
 			default:
 				var ne net.Error
-				if !stopping.Load() && errors.As(f.err, &ne) && ne.Timeout() {
+				// A timeout the stopper did not cause is the idle timeout
+				// (the server then cancels the request's context too).
+				if !draining.Load() && errors.As(f.err, &ne) && ne.Timeout() {
 					ended.Store(newErr(CodeStreamIdle, fmt.Sprintf("no data for %s; the stream is closed", s.cfg.ProduceIdleTimeout)))
 				}
 				return
@@ -373,6 +398,9 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		if !wrote && b.unavailable != nil {
 			// Nothing of the first batch was produced because Vault or
 			// Kafka was unavailable: 503 with Retry-After, so clients retry.
+			// The rest of the body is not read: the connection closes after
+			// the answer (stopping the body's reads ends the connection).
+			w.Header().Set("Connection", "close")
 			writeErr(w, b.unavailable)
 			ok = false
 			cancel()
@@ -396,7 +424,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	if e, _ := ended.Load().(*apiError); e != nil && ok {
 		write(e)
 	}
-	if stopping.Load() || !ok {
+	if (stopping.Load() || !ok) && !bodyDone.Load() {
 		// Ended early while the client may still be sending: the server
 		// must not wait for the rest of the body.
 		_ = rc.SetReadDeadline(time.Now())

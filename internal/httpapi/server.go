@@ -144,10 +144,10 @@ func New(cfg Config) *Server {
 	r.Use(middleware.RequestID, s.logRequests, s.instrument, s.recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit,
 		s.bodyDeadline, s.timeout(cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		writeErr(w, newErr(40400, "no such endpoint"))
+		writeErr(w, newErr(CodeNotFound, "no such endpoint"))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		writeErr(w, newErr(40500, "method not allowed on this endpoint"))
+		writeErr(w, newErr(CodeMethod, "method not allowed on this endpoint"))
 	})
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
@@ -225,7 +225,9 @@ func (s *Server) checkCluster(next http.Handler) http.Handler {
 			return
 		}
 		if chi.URLParam(r, "cluster_id") != id {
-			writeErr(w, newErr(CodeClusterNotFound, "cluster "+chi.URLParam(r, "cluster_id")+" not found"))
+			// REST Proxy's answer and message for a cluster id that is not
+			// this cluster's.
+			writeErr(w, newErr(CodeClusterNotFound, "Cluster "+chi.URLParam(r, "cluster_id")+" cannot be found."))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clusterIDKey{}, id)))

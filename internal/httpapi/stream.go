@@ -29,7 +29,7 @@ import (
 const (
 	CodeTooManyStreams = 42902 // the gateway already serves its maximum of concurrent streams
 	CodePrincipalBusy  = 42903 // the principal already has its maximum of concurrent streams or uploads
-	CodeNoStreaming    = 50101 // this gateway cannot open streams (no Streamer)
+	CodeNoStreaming    = 50123 // this gateway cannot open streams (no Streamer)
 )
 
 // Streamer opens live record streams; *kafka.Client implements it.
