@@ -138,9 +138,12 @@ func streamRecord(i int) (key, value, body string) {
 // with a malformed object in the middle that gets its own error report
 // while the stream goes on. Every good record is in Kafka, encrypted, and
 // decrypts to the bytes sent; each report names where its record is.
+// The stream outlives the request timeout (5 s here) and the server's
+// keep-alive idle timeout (2 s): neither ends it.
 func TestProduceStreamOverRawSocket(t *testing.T) {
 	env := testkit.Start(t)
-	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
+	cfg := testConfig + "\n[kafkagate]\nrequest_timeout = 5s\nidle_timeout = 2s\n"
+	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, cfg), Vault: testkit.RootVault(env, 3*time.Second)})
 	base := testkit.Serve(t, gw)
 	cid := testkit.ClusterID(t, gw)
 	st := openRawStream(t, base, "/v3/clusters/"+cid+"/topics/purchases/records")
