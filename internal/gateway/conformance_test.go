@@ -61,6 +61,20 @@ type specProduceResponse struct {
 // of kafkagate always has the rest (timestamp included).
 var produceOKRequired = []string{"error_code", "cluster_id", "topic_name", "partition_id", "offset", "timestamp"}
 
+// specBatchResponse is ProduceBatchResponse (+ kafkagate's extensions).
+type specBatchResponse struct {
+	Successes []struct {
+		ID string `json:"id"`
+		specProduceResponse
+	} `json:"successes"`
+	Failures []struct {
+		ID        string `json:"id"`
+		ErrorCode int    `json:"error_code"`
+		Message   string `json:"message"`
+		Field     string `json:"field"`
+	} `json:"failures"`
+}
+
 type specRelationship struct {
 	Related string `json:"related"`
 }
@@ -250,6 +264,32 @@ func report(t *testing.T, resp *http.Response, b []byte) specProduceResponse {
 	return pr
 }
 
+// reports checks a produce answer of several records: HTTP 200,
+// application/json, one CRLF-terminated report per record, each strictly
+// a ProduceResponse with the code wanted.
+func reports(t *testing.T, resp *http.Response, b []byte, codes ...int) {
+	t.Helper()
+	wantJSON(t, resp, http.StatusOK, b)
+	if !bytes.HasSuffix(b, []byte("\r\n")) {
+		t.Fatalf("reports not CRLF-terminated: %q", b)
+	}
+	parts := strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
+	if len(parts) != len(codes) {
+		t.Fatalf("%d reports, want %d: %q", len(parts), len(codes), b)
+	}
+	for i, p := range parts {
+		var pr specProduceResponse
+		req := produceOKRequired
+		if codes[i] != 200 {
+			req = errorRequired
+		}
+		strict(t, []byte(p), &pr, req)
+		if pr.ErrorCode != codes[i] {
+			t.Fatalf("report %d: %s, want error_code %d", i, p, codes[i])
+		}
+	}
+}
+
 func TestRESTProxyConformanceProduce(t *testing.T) {
 	f := setup(t)
 	produce := func(t *testing.T, topic, body string) (*http.Response, []byte) {
@@ -344,26 +384,7 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 	t.Run("several records", func(t *testing.T) {
 		body := `{"value":{"type":"JSON","data":{"Name":"a"}}}` + "\n" + `{"value":{"type":"JSON","data":[1]}}` + `{"value":{"type":"JSON","data":{"Name":"c"}}}`
 		resp, b := produce(t, "purchases", body)
-		wantJSON(t, resp, http.StatusOK, b)
-		if !bytes.HasSuffix(b, []byte("\r\n")) {
-			t.Fatalf("reports not CRLF-terminated: %q", b)
-		}
-		parts := strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
-		if len(parts) != 3 {
-			t.Fatalf("%d reports: %q", len(parts), b)
-		}
-		codes := []int{200, httpapi.CodeValueNotObject, 200}
-		for i, p := range parts {
-			var pr specProduceResponse
-			req := produceOKRequired
-			if codes[i] != 200 {
-				req = errorRequired
-			}
-			strict(t, []byte(p), &pr, req)
-			if pr.ErrorCode != codes[i] {
-				t.Fatalf("report %d: %s", i, p)
-			}
-		}
+		reports(t, resp, b, 200, httpapi.CodeValueNotObject, 200)
 	})
 
 	// A stream with a malformed object (a syntax error) and a record
@@ -374,23 +395,7 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 		body := `{"value":{"type":"JSON","data":{"Name":"a"}}}` + "\r\n" + `{"value":{"type":"JSON","data":{"Name":}}}` + "\n" +
 			`{"value":{"data":{"Name":"b"}}}` + `{"value":{"type":"JSON","data":{"Name":"c"}}}`
 		resp, b := produce(t, "purchases", body)
-		wantJSON(t, resp, http.StatusOK, b)
-		parts := strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
-		codes := []int{200, httpapi.CodeBadJSON, httpapi.CodeInvalidPayload, 200}
-		if len(parts) != len(codes) {
-			t.Fatalf("%d reports: %q", len(parts), b)
-		}
-		for i, p := range parts {
-			var pr specProduceResponse
-			req := produceOKRequired
-			if codes[i] != 200 {
-				req = errorRequired
-			}
-			strict(t, []byte(p), &pr, req)
-			if pr.ErrorCode != codes[i] {
-				t.Fatalf("report %d: %s", i, p)
-			}
-		}
+		reports(t, resp, b, 200, httpapi.CodeBadJSON, httpapi.CodeInvalidPayload, 200)
 		if n := len(f.raw(t, "purchases")); n != before+2 {
 			t.Fatalf("%d records produced, want 2", n-before)
 		}
@@ -423,18 +428,7 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 		// 80 characters, and failures under their entry's own id.
 		id80 := strings.Repeat("i", 80)
 		resp, b := f.post(t, batchURL, "application/json", `{"entries":[{"id":"`+id80+`",`+v+`},{"id":"0","partition_id":99,`+v+`},{"id":"1","value":{"type":"BINARY","data":"!"}}]}`)
-		var br struct {
-			Successes []struct {
-				ID string `json:"id"`
-				specProduceResponse
-			} `json:"successes"`
-			Failures []struct {
-				ID        string `json:"id"`
-				ErrorCode int    `json:"error_code"`
-				Message   string `json:"message"`
-				Field     string `json:"field"`
-			} `json:"failures"`
-		}
+		var br specBatchResponse
 		if resp.StatusCode != http.StatusMultiStatus {
 			t.Fatalf("%d %s", resp.StatusCode, b)
 		}
@@ -457,18 +451,7 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 		if resp.StatusCode != http.StatusMultiStatus || resp.Header.Get("Content-Type") != "application/json" {
 			t.Fatalf("%d %s", resp.StatusCode, b)
 		}
-		var br struct {
-			Successes []struct {
-				ID string `json:"id"`
-				specProduceResponse
-			} `json:"successes"`
-			Failures []struct {
-				ID        string `json:"id"`
-				ErrorCode int    `json:"error_code"`
-				Message   string `json:"message"`
-				Field     string `json:"field"`
-			} `json:"failures"`
-		}
+		var br specBatchResponse
 		strict(t, b, &br, []string{"successes[].id", "successes[].error_code", "successes[].timestamp", "failures[].id", "failures[].error_code"})
 		if len(br.Successes) != 2 || len(br.Failures) != 1 || br.Failures[0].ID != "b" || br.Failures[0].ErrorCode != httpapi.CodePartitionNotFound {
 			t.Fatalf("%s", b)
