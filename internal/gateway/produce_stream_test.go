@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -330,5 +331,75 @@ func TestProduceStreamIdleTimeout(t *testing.T) {
 	}
 	if got := len(testkit.Stored(t, gw.Kafka, "purchases")); got != 1 {
 		t.Fatalf("topic holds %d records, want 1", got)
+	}
+}
+
+// TestProduceStreamBackpressure: a client that sends without reading its
+// reports is slowed down, not buffered without bound: once the reports it
+// does not read fill the connection, the gateway stops reading the body
+// (at most its in-flight bound of records are read but not reported), so
+// the client's writes block and the topic stops growing. When the client
+// reads again, the stream resumes and every record is produced and
+// reported. (Passthrough topic: no Vault in the loop.)
+func TestProduceStreamBackpressure(t *testing.T) {
+	env := testkit.Start(t)
+	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
+	base := testkit.Serve(t, gw)
+	st := openRawStream(t, base, "/v3/clusters/"+testkit.ClusterID(t, gw)+"/topics/raw/records")
+	rec := `{"value":{"type":"STRING","data":"` + strings.Repeat("v", 400) + `"}}` + "\n"
+	const perChunk, most = 500, 1_000_000
+	chunk := fmt.Sprintf("%x\r\n%s\r\n", len(rec)*perChunk, strings.Repeat(rec, perChunk))
+	var written atomic.Int64
+	var stop atomic.Bool
+	wrote := make(chan error, 1)
+	go func() { // the client's writer: never reads; ends once told to
+		for !stop.Load() && written.Load() < most {
+			if _, err := io.WriteString(st.conn, chunk); err != nil {
+				wrote <- err
+				return
+			}
+			written.Add(perChunk)
+		}
+		_, err := io.WriteString(st.conn, "0\r\n\r\n")
+		wrote <- err
+	}()
+	stored := func() int64 { return testkit.HighWatermarks(t, gw.Kafka, "raw") }
+	// Wait until neither the client's writes nor the topic move.
+	var lastW, lastS int64 = -1, -1
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		time.Sleep(2 * time.Second)
+		w, n := written.Load(), stored()
+		if w == lastW && n == lastS {
+			break
+		}
+		if w >= most || time.Now().After(deadline) {
+			t.Fatalf("no backpressure: the client wrote %d records, %d produced, without reading a report", w, n)
+		}
+		lastW, lastS = w, n
+	}
+	t.Logf("without reading, the client's writes blocked after %d records; %d produced", lastW, lastS)
+	if lastS > lastW {
+		t.Fatalf("%d produced of %d written", lastS, lastW)
+	}
+	// Reading again resumes the stream to its end: the blocked write
+	// completes, then the client ends its body.
+	stop.Store(true)
+	st.readAnswer(t)
+	got := 0
+	for r := range st.reports {
+		if r.ErrorCode != 200 || r.Offset == nil {
+			t.Fatalf("report %d: %+v", got, r)
+		}
+		got++
+	}
+	if err := <-st.done; err != nil {
+		t.Fatalf("the answer did not end cleanly: %v", err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("client write: %v", err)
+	}
+	total := int(written.Load())
+	if n := stored(); got != total || n != int64(total) {
+		t.Fatalf("%d reports, %d records produced, want %d", got, n, total)
 	}
 }
