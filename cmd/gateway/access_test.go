@@ -168,7 +168,7 @@ func TestServeTLSAndTokens(t *testing.T) {
 	waitHealthy(t, client, "https://"+listen+"/healthz", done, out, 30*time.Second)
 	cid := testkit.APIClusterID(t, client, "https://"+listen, "Bearer "+tok)
 	post := func(auth string) (int, string) {
-		resp, b := testkit.Do(t, client, "POST", "https://"+listen+"/v3/clusters/"+cid+"/topics/purchases/records", auth, `{"value":{"data":{"Name":"Ann"}}}`)
+		resp, b := testkit.Do(t, client, "POST", "https://"+listen+"/v3/clusters/"+cid+"/topics/purchases/records", auth, `{"value":{"type":"JSON","data":{"Name":"Ann"}}}`)
 		return resp.StatusCode, string(b)
 	}
 	if st, b := post(""); st != 401 {

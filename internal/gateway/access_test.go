@@ -122,7 +122,7 @@ func TestTokenAccessMatrix(t *testing.T) {
 				b = body
 			}
 			if topic, ok := strings.CutSuffix(c.topic, ":batch"); ok {
-				b, url = `{"entries":[{"id":"1","value":{"data":{"Name":"x"}}}]}`, f.url(topic)+":batch"
+				b, url = `{"entries":[{"id":"1","value":{"type":"JSON","data":{"Name":"x"}}}]}`, f.url(topic)+":batch"
 			}
 			resp, rb := testkit.Do(t, http.DefaultClient, c.method, url, c.auth, b)
 			if resp.StatusCode != c.status {
@@ -280,22 +280,27 @@ func TestConfiguredLimits(t *testing.T) {
 		for i := 0; i < n; i++ {
 			hs = append(hs, `{"name":"`+name+string(rune('a'+i))+`","value":"YWJj"}`)
 		}
-		return `{"headers":[` + strings.Join(hs, ",") + `],"value":{"data":{"Name":"x"}}}`
+		return `{"headers":[` + strings.Join(hs, ",") + `],"value":{"type":"JSON","data":{"Name":"x"}}}`
 	}
 	cases := []struct {
 		name, body   string
 		status, code int
 		field        string
 	}{
-		{"body over max_body_bytes", `{"value":{"data":{"Name":"` + strings.Repeat("x", 2100) + `"}}}`, 413, httpapi.CodeBodyTooLarge, ""},
-		{"value deeper than max_json_depth", `{"value":{"data":` + nest(5) + `}}`, 200, httpapi.CodeTooDeep, ""},
-		{"more records than max_records", strings.Repeat(`{"value":{"data":{"Name":"x"}}}`, 3), 400, httpapi.CodeBadRequestField, ""},
+		{"body over max_body_bytes", `{"value":{"type":"JSON","data":{"Name":"` + strings.Repeat("x", 2100) + `"}}}`, 413, httpapi.CodeBodyTooLarge, ""},
+		{"value deeper than max_json_depth", `{"value":{"type":"JSON","data":` + nest(5) + `}}`, 200, httpapi.CodeTooDeep, ""},
+		// max_records bounds a batch; a stream has no total cap.
+		{"batch with more entries than max_records", `{"entries":[` + strings.Join([]string{`{"id":"a","value":{"type":"JSON","data":{"Name":"x"}}}`, `{"id":"b","value":{"type":"JSON","data":{"Name":"x"}}}`, `{"id":"c","value":{"type":"JSON","data":{"Name":"x"}}}`}, ",") + `]}`, 422, httpapi.CodeBatchInvalid, "entries"},
 		{"more headers than max_headers", hdr(3, "h"), 200, httpapi.CodeBadRequestField, "headers"},
 		{"header over max_header_bytes", hdr(1, strings.Repeat("n", 20)), 200, httpapi.CodeBadRequestField, "headers[0]"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, b := f.post(t, f.url("purchases"), "application/json", c.body)
+			u := f.url("purchases")
+			if strings.HasPrefix(c.name, "batch") {
+				u += ":batch"
+			}
+			resp, b := f.post(t, u, "application/json", c.body)
 			var e errBody
 			_ = json.Unmarshal(b, &e)
 			if resp.StatusCode != c.status || e.ErrorCode != c.code || e.Field != c.field {
@@ -307,7 +312,7 @@ func TestConfiguredLimits(t *testing.T) {
 		t.Fatalf("refused requests produced %d records", n)
 	}
 	// At the limits, the same shapes are accepted.
-	ok := `{"value":{"data":` + nest(4) + `}}` + hdr(2, "h")
+	ok := `{"value":{"type":"JSON","data":` + nest(4) + `}}` + hdr(2, "h")
 	if resp, b := f.post(t, f.url("purchases"), "application/json", ok); resp.StatusCode != 200 || strings.Count(string(b), `"error_code":200`) != 2 {
 		t.Fatalf("records within the limits: %d %s", resp.StatusCode, b)
 	}
@@ -318,7 +323,7 @@ func TestConfiguredLimits(t *testing.T) {
 	if resp, b := testkit.Do(t, http.DefaultClient, "GET", f.srv.URL+"/v3/clusters", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("request 7: %d %s", resp.StatusCode, b)
 	}
-	resp, b := f.post(t, f.url("purchases"), "application/json", `{"value":{"data":{"Name":"x"}}}`)
+	resp, b := f.post(t, f.url("purchases"), "application/json", `{"value":{"type":"JSON","data":{"Name":"x"}}}`)
 	var e errBody
 	_ = json.Unmarshal(b, &e)
 	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != 429 || e.ErrorCode != httpapi.CodeRateLimited || ra < 90 || ra > 100 {

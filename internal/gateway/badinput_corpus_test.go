@@ -73,11 +73,12 @@ func documentedCodes(t *testing.T) map[int]bool {
 		t.Fatal(err)
 	}
 	out := map[int]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\|\s*(\d{5})\s*\|\s*(\d{3})\s*\|`).FindAllStringSubmatch(string(doc), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\|\s*(\d{3}|\d{5})\s*\|\s*(\d{3})\s*\|`).FindAllStringSubmatch(string(doc), -1) {
 		var code, status int
 		fmt.Sscan(m[1], &code)
 		fmt.Sscan(m[2], &status)
-		if code/100 != status {
+		// REST Proxy's plain codes are the status itself.
+		if code != status && code/100 != status {
 			t.Errorf("docs/errors.md: code %d documented with status %d", code, status)
 		}
 		out[code] = true
@@ -141,20 +142,24 @@ type corpusCase struct {
 // content types, sizes, invalid UTF-8 and base64, hostile header and file
 // names, unknown topics and clusters.
 func corpusCases() []corpusCase {
-	deep := `{"value":{"data":{"extra":` + strings.Repeat(`[`, 40) + strings.Repeat(`]`, 40) + `}}}`
-	manyHeaders := `{"headers":[` + strings.Repeat(`{"name":"h","value":"eA=="},`, 4) + `{"name":"h","value":"eA=="}],"value":{"data":{}}}`
-	bigHeader := `{"headers":[{"name":"` + strings.Repeat("h", 1100) + `","value":"eA=="}],"value":{"data":{}}}`
-	fiveRecords := strings.Repeat(produceBody(`{"Name":"x"}`), 6)
-	huge := `{"entries":[{"id":"a","value":{"data":{"Name":"` + strings.Repeat("x", 70000) + `"}}}]}`
+	deep := `{"value":{"type":"JSON","data":{"extra":` + strings.Repeat(`[`, 40) + strings.Repeat(`]`, 40) + `}}}`
+	manyHeaders := `{"headers":[` + strings.Repeat(`{"name":"h","value":"eA=="},`, 4) + `{"name":"h","value":"eA=="}],"value":{"type":"JSON","data":{}}}`
+	bigHeader := `{"headers":[{"name":"` + strings.Repeat("h", 1100) + `","value":"eA=="}],"value":{"type":"JSON","data":{}}}`
+	var six []string
+	for i := range 6 {
+		six = append(six, fmt.Sprintf(`{"id":"e%d","value":{"type":"JSON","data":{"Name":"x"}}}`, i))
+	}
+	sixEntries := `{"entries":[` + strings.Join(six, ",") + `]}`
+	huge := `{"entries":[{"id":"a","value":{"type":"JSON","data":{"Name":"` + strings.Repeat("x", 70000) + `"}}}]}`
 	return []corpusCase{
 		// Malformed and truncated JSON.
-		{name: "truncated inside a string", body: `{"value":{"data":{"Name":"An`, status: 400, code: httpapi.CodeBadJSON, msgHas: "JSON"},
-		{name: "truncated batch", endpoint: batch, body: `{"entries":[{"id":"a","value":{"data":{}}}`, status: 400, code: httpapi.CodeBadJSON, msgHas: "JSON"},
-		{name: "garbage after batch", endpoint: batch, body: `{"entries":[{"id":"a","value":{"data":{}}}]} {}`, status: 400, code: httpapi.CodeBadJSON, msgHas: "after the batch"},
+		{name: "truncated inside a string", body: `{"value":{"type":"JSON","data":{"Name":"An`, status: 400, code: httpapi.CodeBadJSON, msgHas: "JSON"},
+		{name: "truncated batch", endpoint: batch, body: `{"entries":[{"id":"a","value":{"type":"JSON","data":{}}}`, status: 400, code: httpapi.CodeBadJSON, msgHas: "JSON"},
+		{name: "garbage after batch", endpoint: batch, body: `{"entries":[{"id":"a","value":{"type":"JSON","data":{}}}]} {}`, status: 400, code: httpapi.CodeBadJSON, msgHas: "after the batch"},
 		{name: "single quotes", body: `{'value':{'data':{}}}`, status: 400, code: httpapi.CodeBadJSON, msgHas: "JSON"},
 		{name: "whitespace-only body", body: " \n\t ", status: 400, code: httpapi.CodeBadJSON, msgHas: "empty"},
 		{name: "empty batch body", endpoint: batch, body: ``, status: 400, code: httpapi.CodeBadJSON, msgHas: "empty"},
-		{name: "top-level array", body: `[{"value":{"data":{}}}]`, status: 200, code: httpapi.CodeBadRequestField, msgHas: "JSON object"},
+		{name: "top-level array", body: `[{"value":{"type":"JSON","data":{}}}]`, status: 200, code: httpapi.CodeBadRequestField, msgHas: "JSON object"},
 		// Content type.
 		{name: "xml content type", ctype: "application/xml", body: produceBody(`{}`), status: 415, code: httpapi.CodeContentType, msgHas: "Content-Type"},
 		{name: "unparsable content type", ctype: "application/json; =x", body: produceBody(`{}`), status: 415, code: httpapi.CodeContentType, msgHas: "Content-Type"},
@@ -162,48 +167,51 @@ func corpusCases() []corpusCase {
 		// Sizes and nesting.
 		{name: "huge batch body", endpoint: batch, body: huge, status: 413, code: httpapi.CodeBodyTooLarge, msgHas: "larger than"},
 		{name: "deep array nesting", body: deep, status: 200, code: httpapi.CodeTooDeep, msgHas: "deep"},
-		{name: "too many records in a stream", body: fiveRecords, status: 400, code: httpapi.CodeBadRequestField, msgHas: "at most 5 records"},
+		{name: "too many entries in a batch", endpoint: batch, body: sixEntries, status: 422, code: httpapi.CodeBatchInvalid, field: "entries", msgHas: "Too many entries"},
 		// Invalid UTF-8.
 		{name: "invalid UTF-8 in a policy field", body: produceBody("{\"Name\":\"Ann \xff\"}"), status: 400, code: httpapi.CodeBadJSON, msgHas: "UTF-8"},
 		{name: "invalid UTF-8 in a BINARY value of a fields topic", body: `{"value":{"type":"BINARY","data":"eyJOYW1lIjoi/yJ9"}}`, status: 200, code: httpapi.CodeValueNotJSON, msgHas: "UTF-8"},
-		{name: "invalid UTF-8 in a header name", body: "{\"headers\":[{\"name\":\"h\xfe\",\"value\":\"eA==\"}],\"value\":{\"data\":{}}}", status: 400, code: httpapi.CodeBadJSON, msgHas: "UTF-8"},
+		{name: "invalid UTF-8 in a header name", body: "{\"headers\":[{\"name\":\"h\xfe\",\"value\":\"eA==\"}],\"value\":{\"type\":\"JSON\",\"data\":{}}}", status: 400, code: httpapi.CodeBadJSON, msgHas: "UTF-8"},
 		{name: "invalid UTF-8 in a STRING value", topic: "raw", body: "{\"value\":{\"type\":\"STRING\",\"data\":\"a\xc3\"}}", status: 400, code: httpapi.CodeBadJSON, msgHas: "UTF-8"},
 		// Wrong JSON type for a policy field, and for request fields.
 		{name: "array in a transit field", body: produceBody(`{"Name":["Ann"]}`), status: 200, code: httpapi.CodeFieldType, field: "Name", msgHas: "Name"},
 		{name: "boolean in a transit field", body: produceBody(`{"Address":true}`), status: 200, code: httpapi.CodeFieldType, field: "Address", msgHas: "Address"},
 		{name: "path crosses a string", body: produceBody(`{"customer":"ann@example.com"}`), status: 200, code: httpapi.CodeFieldType, field: "customer", msgHas: "customer"},
 		{name: "number in an fpe field", topic: "cards", body: produceBody(`{"credit_card":4111111111111111}`), status: 200, code: httpapi.CodeFieldType, field: "credit_card", msgHas: "credit_card"},
-		{name: "partition_id as a string", body: `{"partition_id":"0","value":{"data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "partition_id", msgHas: "partition_id"},
-		{name: "headers as an object", body: `{"headers":{"name":"h"},"value":{"data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers", msgHas: "headers"},
+		{name: "partition_id as a string", body: `{"partition_id":"0","value":{"type":"JSON","data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "partition_id", msgHas: "partition_id"},
+		{name: "headers as an object", body: `{"headers":{"name":"h"},"value":{"type":"JSON","data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers", msgHas: "headers"},
 		{name: "value type as a number", body: `{"value":{"type":1,"data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "value.type", msgHas: "value.type"},
 		// Null values where a value is needed.
-		{name: "null header name", body: `{"headers":[{"name":null,"value":"eA=="}],"value":{"data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0].name", msgHas: "headers[0].name"},
-		{name: "null batch entries", endpoint: batch, body: `{"entries":null}`, status: 400, code: httpapi.CodeBadRequestField, field: "entries", msgHas: "entries"},
+		{name: "null header name", body: `{"headers":[{"name":null,"value":"eA=="}],"value":{"type":"JSON","data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0].name", msgHas: "headers[0].name"},
+		{name: "null batch entries", endpoint: batch, body: `{"entries":null}`, status: 422, code: httpapi.CodeBatchInvalid, field: "entries", msgHas: "entries"},
 		// Card numbers with letters or signs.
 		{name: "card with letters", topic: "cards", body: produceBody(`{"credit_card":"4111-1111-ABCD-1111"}`), status: 200, code: httpapi.CodeFieldInvalid, field: "credit_card", msgHas: "credit_card"},
 		{name: "card with a sign", topic: "cards", body: produceBody(`{"credit_card":"+4111111111111111"}`), status: 200, code: httpapi.CodeFieldInvalid, field: "credit_card", msgHas: "credit_card"},
 		{name: "card too short", topic: "cards", body: produceBody(`{"credit_card":"41"}`), status: 200, code: httpapi.CodeFieldInvalid, field: "credit_card", msgHas: "credit_card"},
 		// Missing required fields.
-		{name: "batch entry without id", endpoint: batch, body: `{"entries":[{"value":{"data":{}}}]}`, status: 207, code: httpapi.CodeBadRequestField, field: "id", msgHas: "id"},
-		{name: "empty entries", endpoint: batch, body: `{"entries":[]}`, status: 400, code: httpapi.CodeBadRequestField, field: "entries", msgHas: "entries"},
+		{name: "batch entry without id", endpoint: batch, body: `{"entries":[{"value":{"type":"JSON","data":{}}}]}`, status: 422, code: httpapi.CodeBatchInvalid, field: "entries[0].id", msgHas: "identifier is not a valid string"},
+		{name: "batch entry with a numeric id", endpoint: batch, body: `{"entries":[{"id":"a","value":{"type":"JSON","data":{}}},{"id":1,"value":{"type":"JSON","data":{}}}]}`, status: 422, code: httpapi.CodeBatchInvalid, field: "entries[1].id", msgHas: "entries[1].id"},
+		{name: "batch entry with an 81-character id", endpoint: batch, body: `{"entries":[{"id":"` + strings.Repeat("i", 81) + `","value":{"type":"JSON","data":{}}}]}`, status: 422, code: httpapi.CodeBatchInvalid, field: "entries[0].id", msgHas: "1 to 80"},
+		{name: "batch entries with one id twice", endpoint: batch, body: `{"entries":[{"id":"1","value":{"type":"JSON","data":{}}},{"id":"2","value":{"type":"JSON","data":{}}},{"id":"1","value":{"type":"JSON","data":{}}}]}`, status: 422, code: httpapi.CodeBatchInvalid, field: "entries[2].id", msgHas: "not distinct"},
+		{name: "empty entries", endpoint: batch, body: `{"entries":[]}`, status: 422, code: httpapi.CodeBatchInvalid, field: "entries", msgHas: "entries"},
 		{name: "file upload without a name", endpoint: files, topic: "docs", ctype: "application/octet-stream", body: "x", status: 400, code: httpapi.CodeFileName, field: "name", msgHas: "name"},
 		// Unknown topics, topics without a policy, unknown cluster.
 		{name: "topic without a policy", topic: "unprotected", body: produceBody(purchase), status: 403, code: httpapi.CodeNoPolicy, msgHas: "unprotected"},
-		{name: "batch to a topic without a policy", endpoint: batch, topic: "unprotected", body: `{"entries":[{"id":"a","value":{"data":{"Name":"Ann Example"}}}]}`, status: 403, code: httpapi.CodeNoPolicy, msgHas: "unprotected"},
+		{name: "batch to a topic without a policy", endpoint: batch, topic: "unprotected", body: `{"entries":[{"id":"a","value":{"type":"JSON","data":{"Name":"Ann Example"}}}]}`, status: 403, code: httpapi.CodeNoPolicy, msgHas: "unprotected"},
 		{name: "file to a topic without a policy", endpoint: files, topic: "unprotected", query: "a.txt", ctype: "application/octet-stream", body: "Ann Example", status: 403, code: httpapi.CodeNoPolicy, msgHas: "unprotected"},
 		{name: "file to a fields topic", endpoint: files, topic: "purchases", query: "a.txt", ctype: "application/octet-stream", body: "Ann Example", status: 422, code: httpapi.CodeFileNotEnvelope, msgHas: "envelope"},
 		{name: "unknown partition (read)", endpoint: read, query: "partition=99", status: 404, code: httpapi.CodeTopicNotFound, msgHas: "partition"},
 		{name: "partition not a number (read)", endpoint: read, query: "partition=zero", status: 400, code: httpapi.CodeBadQuery, field: "partition", msgHas: "partition"},
 		{name: "unknown cluster (produce)", cluster: "not-this-cluster", body: produceBody(purchase), status: 404, code: httpapi.CodeClusterNotFound, msgHas: "not-this-cluster"},
-		{name: "unknown cluster (batch)", endpoint: batch, cluster: "x", body: `{"entries":[{"id":"a","value":{"data":{"Name":"Ann Example"}}}]}`, status: 404, code: httpapi.CodeClusterNotFound, msgHas: "cluster"},
+		{name: "unknown cluster (batch)", endpoint: batch, cluster: "x", body: `{"entries":[{"id":"a","value":{"type":"JSON","data":{"Name":"Ann Example"}}}]}`, status: 404, code: httpapi.CodeClusterNotFound, msgHas: "Cluster x cannot be found."},
 		// Hostile header names and values.
-		{name: "NUL in a header name", body: `{"headers":[{"name":"a\u0000b","value":"eA=="}],"value":{"data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0].name", msgHas: "headers[0].name"},
-		{name: "CRLF in a header name", body: `{"headers":[{"name":"x\r\nkafkagate.fields","value":"eA=="}],"value":{"data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0].name", msgHas: "headers[0].name"},
-		{name: "reserved prefix, other case", body: `{"headers":[{"name":"t","value":"eA=="},{"name":"KafkaGate.Fields","value":"e30="}],"value":{"data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[1].name", msgHas: "reserved"},
+		{name: "NUL in a header name", body: `{"headers":[{"name":"a\u0000b","value":"eA=="}],"value":{"type":"JSON","data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0].name", msgHas: "headers[0].name"},
+		{name: "CRLF in a header name", body: `{"headers":[{"name":"x\r\nkafkagate.fields","value":"eA=="}],"value":{"type":"JSON","data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0].name", msgHas: "headers[0].name"},
+		{name: "reserved prefix, other case", body: `{"headers":[{"name":"t","value":"eA=="},{"name":"KafkaGate.Fields","value":"e30="}],"value":{"type":"JSON","data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[1].name", msgHas: "reserved"},
 		{name: "envelope header forged on an envelope topic", topic: "docs", body: `{"headers":[{"name":"kafkagate.edek","value":"eA=="}],"value":{"type":"BINARY","data":"eA=="}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0].name", msgHas: "reserved"},
 		{name: "header name over max_header_bytes", body: bigHeader, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0]", msgHas: "headers[0]"},
 		{name: "more than max_headers", body: manyHeaders, status: 200, code: httpapi.CodeBadRequestField, field: "headers", msgHas: "headers"},
-		{name: "header value not base64", body: `{"headers":[{"name":"h","value":"not base64!"}],"value":{"data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0].value", msgHas: "headers[0].value"},
+		{name: "header value not base64", body: `{"headers":[{"name":"h","value":"not base64!"}],"value":{"type":"JSON","data":{}}}`, status: 200, code: httpapi.CodeBadRequestField, field: "headers[0].value", msgHas: "headers[0].value"},
 		// Invalid base64 in BINARY types.
 		{name: "BINARY key bad base64", topic: "raw", body: `{"key":{"type":"BINARY","data":"@@@="},"value":{"type":"BINARY","data":"eA=="}}`, status: 200, code: httpapi.CodeBadRequestField, field: "key.data", msgHas: "key.data"},
 		{name: "BINARY value bad padding", topic: "docs", body: `{"value":{"type":"BINARY","data":"eA="}}`, status: 200, code: httpapi.CodeBadRequestField, field: "value.data", msgHas: "value.data"},
@@ -303,17 +311,19 @@ func TestBadInputMixedBatch(t *testing.T) {
 		field       string
 	}
 	cases := []entry{
-		{"purchases", `{"id":"ok1","value":{"data":{"Name":"Ann Example","Address":"1 Main St, Springfield"}}}`, 200, ""},
-		{"purchases", `{"id":"num","value":{"data":{"Name":7}}}`, httpapi.CodeFieldType, "Name"},
-		{"purchases", `{"id":"dup","value":{"data":{"Address":"x","Address":"1 Main St, Springfield"}}}`, httpapi.CodeDuplicateKey, "Address"},
-		{"purchases", `{"id":"hdr","headers":[{"name":"kafkagate.fields","value":"e30="}],"value":{"data":{"Name":"Ann Example"}}}`, httpapi.CodeBadRequestField, "headers[0].name"},
-		{"purchases", `{"id":"ok2","value":{"data":{"customer":{"email":"ann@example.com"}}}}`, 200, ""},
-		{"cards", `{"id":"ok1","value":{"data":{"credit_card":"2516-2848-6785-9087"}}}`, 200, ""},
-		{"cards", `{"id":"letters","value":{"data":{"credit_card":"2516-2848-6785-90AB"}}}`, httpapi.CodeFieldInvalid, "credit_card"},
-		{"cards", `{"id":"ok1","value":{"data":{"credit_card":"4111111111111111"}}}`, httpapi.CodeBadRequestField, "id"},
+		{"purchases", `{"id":"ok1","value":{"type":"JSON","data":{"Name":"Ann Example","Address":"1 Main St, Springfield"}}}`, 200, ""},
+		{"purchases", `{"id":"num","value":{"type":"JSON","data":{"Name":7}}}`, httpapi.CodeFieldType, "Name"},
+		{"purchases", `{"id":"dup","value":{"type":"JSON","data":{"Address":"x","Address":"1 Main St, Springfield"}}}`, httpapi.CodeDuplicateKey, "Address"},
+		{"purchases", `{"id":"hdr","headers":[{"name":"kafkagate.fields","value":"e30="}],"value":{"type":"JSON","data":{"Name":"Ann Example"}}}`, httpapi.CodeBadRequestField, "headers[0].name"},
+		{"purchases", `{"id":"ok2","value":{"type":"JSON","data":{"customer":{"email":"ann@example.com"}}}}`, 200, ""},
+		{"cards", `{"id":"ok1","value":{"type":"JSON","data":{"credit_card":"2516-2848-6785-9087"}}}`, 200, ""},
+		{"cards", `{"id":"letters","value":{"type":"JSON","data":{"credit_card":"2516-2848-6785-90AB"}}}`, httpapi.CodeFieldInvalid, "credit_card"},
+		// A repeated id refuses the whole batch (42208, "batch entries with
+		// one id twice" above); here ids are distinct.
+		{"cards", `{"id":"visa","value":{"type":"JSON","data":{"credit_card":"4111111111111111"}}}`, 200, ""},
 		{"docs", `{"id":"ok1","value":{"type":"STRING","data":"Ann Example"}}`, 200, ""},
 		{"docs", `{"id":"b64","value":{"type":"BINARY","data":"%%"}}`, httpapi.CodeBadRequestField, "value.data"},
-		{"docs", `{"id":"unknown","value":{"data":{}},"colour":"red"}`, httpapi.CodeBadRequestField, "colour"},
+		{"docs", `{"id":"unknown","value":{"type":"JSON","data":{}},"colour":"red"}`, httpapi.CodeBadRequestField, "colour"},
 	}
 	byTopic := map[string][]entry{}
 	var order []string

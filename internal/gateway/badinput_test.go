@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -31,8 +32,8 @@ type errBody struct {
 
 func TestBadInputGetsDocumentedErrorAndNothingIsProduced(t *testing.T) {
 	f := setup(t)
-	huge := `{"value":{"data":{"Name":"` + strings.Repeat("x", 9<<20) + `"}}}`
-	deep := `{"value":{"data":` + strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat(`}`, 100) + `}}`
+	huge := `{"value":{"type":"JSON","data":{"Name":"` + strings.Repeat("x", 9<<20) + `"}}}`
+	deep := `{"value":{"type":"JSON","data":` + strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat(`}`, 100) + `}}`
 	cases := []struct {
 		name, topic, ctype, body string
 		status, code             int
@@ -52,11 +53,11 @@ func TestBadInputGetsDocumentedErrorAndNothingIsProduced(t *testing.T) {
 		{"too deep", "purchases", "application/json", deep, 200, httpapi.CodeTooDeep, ""},
 		{"unknown request field", "purchases", "application/json", `{"valeu":{"data":{}}}`, 200, httpapi.CodeBadRequestField, ""},
 		{"bad base64", "raw", "application/json", `{"value":{"type":"BINARY","data":"!!!"}}`, 200, httpapi.CodeBadRequestField, "value.data"},
-		{"bad header base64", "purchases", "application/json", `{"headers":[{"name":"h","value":"%%%"}],"value":{"data":{}}}`, 200, httpapi.CodeBadRequestField, "headers[0].value"},
-		{"reserved header name", "purchases", "application/json", `{"headers":[{"name":"kafkagate.fields","value":"e30="}],"value":{"data":{}}}`, 200, httpapi.CodeBadRequestField, "headers[0].name"},
+		{"bad header base64", "purchases", "application/json", `{"headers":[{"name":"h","value":"%%%"}],"value":{"type":"JSON","data":{}}}`, 200, httpapi.CodeBadRequestField, "headers[0].value"},
+		{"reserved header name", "purchases", "application/json", `{"headers":[{"name":"kafkagate.fields","value":"e30="}],"value":{"type":"JSON","data":{}}}`, 200, httpapi.CodeBadRequestField, "headers[0].name"},
 		{"unknown value type", "purchases", "application/json", `{"value":{"type":"XML","data":{}}}`, 200, httpapi.CodeBadRequestField, "value.type"},
 		{"schema registry type", "purchases", "application/json", `{"value":{"type":"AVRO","data":{}}}`, 200, httpapi.CodeSchemaUnsupported, "value.type"},
-		{"negative partition", "purchases", "application/json", `{"partition_id":-3,"value":{"data":{}}}`, 200, httpapi.CodeBadRequestField, "partition_id"},
+		{"negative partition", "purchases", "application/json", `{"partition_id":-3,"value":{"type":"JSON","data":{}}}`, 200, httpapi.CodeBadRequestField, "partition_id"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -94,9 +95,9 @@ func TestBadInputGetsDocumentedErrorAndNothingIsProduced(t *testing.T) {
 func TestBatchAndStreamingProduce(t *testing.T) {
 	f := setup(t)
 	batch := `{"entries":[
-	  {"id":"a","value":{"data":{"Name":"A","Address":"x"}}},
-	  {"id":"b","value":{"data":{"Name":7}}},
-	  {"id":"c","value":{"data":{"Name":"C"}}},
+	  {"id":"a","value":{"type":"JSON","data":{"Name":"A","Address":"x"}}},
+	  {"id":"b","value":{"type":"JSON","data":{"Name":7}}},
+	  {"id":"c","value":{"type":"JSON","data":{"Name":"C"}}},
 	  {"id":"d","value":{"type":"JSON","data":"not an object"}}]}`
 	resp, b := f.post(t, f.url("purchases")+":batch", "application/json", batch)
 	if resp.StatusCode != http.StatusMultiStatus {
@@ -133,10 +134,19 @@ func TestBatchAndStreamingProduce(t *testing.T) {
 	if n := len(f.raw(t, "purchases")); n != 5 {
 		t.Fatalf("want 5 records, got %d", n)
 	}
-	// A truncated stream produces nothing.
-	resp, _ = f.post(t, f.url("purchases"), "application/json", produceBody(`{"Name":"S4"}`)+`{"value":`)
-	if resp.StatusCode != 400 || len(f.raw(t, "purchases")) != 5 {
-		t.Fatalf("truncated stream: %d", resp.StatusCode)
+	// A stream whose body ends inside its second record: the first is
+	// produced and reported (a stream never holds records back), the
+	// truncated one has its own error report.
+	resp, b = f.post(t, f.url("purchases"), "application/json", produceBody(`{"Name":"S4"}`)+`{"value":`)
+	lines = strings.Split(strings.TrimSpace(string(b)), "\r\n")
+	if resp.StatusCode != 200 || len(lines) != 2 || !strings.Contains(lines[0], `"error_code":200`) ||
+		!strings.Contains(lines[1], fmt.Sprintf(`"error_code":%d`, httpapi.CodeBadJSON)) || len(f.raw(t, "purchases")) != 6 {
+		t.Fatalf("truncated stream: %d %s", resp.StatusCode, b)
+	}
+	// A body that is one truncated record is a bad request as a whole.
+	resp, _ = f.post(t, f.url("purchases"), "application/json", `{"value":`)
+	if resp.StatusCode != 400 || len(f.raw(t, "purchases")) != 6 {
+		t.Fatalf("truncated body: %d", resp.StatusCode)
 	}
 }
 

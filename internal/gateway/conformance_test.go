@@ -61,6 +61,20 @@ type specProduceResponse struct {
 // of kafkagate always has the rest (timestamp included).
 var produceOKRequired = []string{"error_code", "cluster_id", "topic_name", "partition_id", "offset", "timestamp"}
 
+// specBatchResponse is ProduceBatchResponse (+ kafkagate's extensions).
+type specBatchResponse struct {
+	Successes []struct {
+		ID string `json:"id"`
+		specProduceResponse
+	} `json:"successes"`
+	Failures []struct {
+		ID        string `json:"id"`
+		ErrorCode int    `json:"error_code"`
+		Message   string `json:"message"`
+		Field     string `json:"field"`
+	} `json:"failures"`
+}
+
 type specRelationship struct {
 	Related string `json:"related"`
 }
@@ -250,6 +264,32 @@ func report(t *testing.T, resp *http.Response, b []byte) specProduceResponse {
 	return pr
 }
 
+// reports checks a produce answer of several records: HTTP 200,
+// application/json, one CRLF-terminated report per record, each strictly
+// a ProduceResponse with the code wanted.
+func reports(t *testing.T, resp *http.Response, b []byte, codes ...int) {
+	t.Helper()
+	wantJSON(t, resp, http.StatusOK, b)
+	if !bytes.HasSuffix(b, []byte("\r\n")) {
+		t.Fatalf("reports not CRLF-terminated: %q", b)
+	}
+	parts := strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
+	if len(parts) != len(codes) {
+		t.Fatalf("%d reports, want %d: %q", len(parts), len(codes), b)
+	}
+	for i, p := range parts {
+		var pr specProduceResponse
+		req := produceOKRequired
+		if codes[i] != 200 {
+			req = errorRequired
+		}
+		strict(t, []byte(p), &pr, req)
+		if pr.ErrorCode != codes[i] {
+			t.Fatalf("report %d: %s, want error_code %d", i, p, codes[i])
+		}
+	}
+}
+
 func TestRESTProxyConformanceProduce(t *testing.T) {
 	f := setup(t)
 	produce := func(t *testing.T, topic, body string) (*http.Response, []byte) {
@@ -262,7 +302,7 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 			{"purchases", `{"key":{"type":"STRING","data":"k1"},"value":{"type":"JSON","data":` + purchase + `}}`, "STRING", "JSON"},
 			{"raw", `{"key":{"type":"BINARY","data":"AAEC"},"value":{"type":"BINARY","data":"aGVsbG8="}}`, "BINARY", "BINARY"},
 			{"raw", `{"value":{"type":"STRING","data":"123"},"headers":[{"name":"h","value":"YWJj"},{"name":"n","value":null}]}`, "", "STRING"},
-			{"raw", `{"partition_id":1,"timestamp":"2026-01-02T03:04:05.678Z","value":{"data":{"a":1}}}`, "", "JSON"},
+			{"raw", `{"partition_id":1,"timestamp":"2026-01-02T03:04:05.678Z","value":{"type":"JSON","data":{"a":1}}}`, "", "JSON"},
 		} {
 			resp, b := produce(t, c.topic, c.body)
 			pr := report(t, resp, b)
@@ -286,7 +326,7 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 		}
 		// size is the bytes written to Kafka; the request's timestamp is kept.
 		recs := f.raw(t, "purchases")
-		resp, b := produce(t, "purchases", `{"value":{"data":`+purchase+`}}`)
+		resp, b := produce(t, "purchases", `{"value":{"type":"JSON","data":`+purchase+`}}`)
 		pr := report(t, resp, b)
 		stored := f.raw(t, "purchases")
 		if len(stored) != len(recs)+1 {
@@ -327,7 +367,7 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 			`{"value":{"type":"JSON","data":null}}`,
 			`{"key":{"type":"JSON","data":null},"value":{"type":"STRING","data":"v"}}`,
 			`{"key":{"type":"STRING","data":null,"subject":null,"schema_id":null},"value":{"type":"JSON","subject":null,"subject_name_strategy":null,"schema_id":null,"schema_version":null,"schema":null,"data":{"x":1}}}`,
-			`{"partition_id":null,"timestamp":null,"value":{"data":"s"}}`,
+			`{"partition_id":null,"timestamp":null,"value":{"type":"JSON","data":"s"}}`,
 		}
 		for _, body := range bodies {
 			resp, b := produce(t, "raw", body)
@@ -342,48 +382,76 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 	})
 
 	t.Run("several records", func(t *testing.T) {
-		body := `{"value":{"data":{"Name":"a"}}}` + "\n" + `{"value":{"type":"JSON","data":[1]}}` + `{"value":{"data":{"Name":"c"}}}`
+		body := `{"value":{"type":"JSON","data":{"Name":"a"}}}` + "\n" + `{"value":{"type":"JSON","data":[1]}}` + `{"value":{"type":"JSON","data":{"Name":"c"}}}`
 		resp, b := produce(t, "purchases", body)
-		wantJSON(t, resp, http.StatusOK, b)
-		if !bytes.HasSuffix(b, []byte("\r\n")) {
-			t.Fatalf("reports not CRLF-terminated: %q", b)
+		reports(t, resp, b, 200, httpapi.CodeValueNotObject, 200)
+	})
+
+	// A stream with a malformed object (a syntax error) and a record
+	// without type in the middle: each gets its own report, the records
+	// after them are produced.
+	t.Run("stream goes on after a malformed object", func(t *testing.T) {
+		before := len(f.raw(t, "purchases"))
+		body := `{"value":{"type":"JSON","data":{"Name":"a"}}}` + "\r\n" + `{"value":{"type":"JSON","data":{"Name":}}}` + "\n" +
+			`{"value":{"data":{"Name":"b"}}}` + `{"value":{"type":"JSON","data":{"Name":"c"}}}`
+		resp, b := produce(t, "purchases", body)
+		reports(t, resp, b, 200, httpapi.CodeBadJSON, httpapi.CodeInvalidPayload, 200)
+		if n := len(f.raw(t, "purchases")); n != before+2 {
+			t.Fatalf("%d records produced, want 2", n-before)
 		}
-		parts := strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
-		if len(parts) != 3 {
-			t.Fatalf("%d reports: %q", len(parts), b)
+	})
+
+	// Batch rules (REST Proxy's ProduceBatchAction): the whole batch is
+	// refused, 422 42208, naming the entry; nothing is produced.
+	t.Run("records:batch rules", func(t *testing.T) {
+		before := len(f.raw(t, "raw"))
+		batchURL := strings.TrimSuffix(f.url("raw"), "records") + "records:batch"
+		v := `"value":{"type":"STRING","data":"x"}`
+		for _, c := range []struct{ name, body, field, msg string }{
+			{"duplicate id", `{"entries":[{"id":"1",` + v + `},{"id":"2",` + v + `},{"id":"1",` + v + `}]}`, "entries[2].id", "Batch entry IDs are not distinct."},
+			{"numeric id", `{"entries":[{"id":1,` + v + `}]}`, "entries[0].id", "Batch entry identifier is not a valid string."},
+			{"null id", `{"entries":[{"id":"a",` + v + `},{"id":null,` + v + `}]}`, "entries[1].id", "Batch entry identifier is not a valid string."},
+			{"missing id", `{"entries":[{` + v + `}]}`, "entries[0].id", "Batch entry identifier is not a valid string."},
+			{"empty id", `{"entries":[{"id":"",` + v + `}]}`, "entries[0].id", "Batch entry identifier is not a valid string."},
+			{"81-character id", `{"entries":[{"id":"` + strings.Repeat("x", 81) + `",` + v + `}]}`, "entries[0].id", "Batch entry identifier is not a valid string."},
+			{"id with a space", `{"entries":[{"id":"a b",` + v + `}]}`, "entries[0].id", "Batch entry identifier is not a valid string."},
+			{"no entries", `{"entries":[]}`, "entries", "Empty batch."},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				resp, b := f.post(t, batchURL, "application/json", c.body)
+				e := wantError(t, resp, b, http.StatusUnprocessableEntity, httpapi.CodeBatchInvalid)
+				if e.Field != c.field || !strings.HasPrefix(*e.Message, c.msg) {
+					t.Fatalf("field %q message %q, want %q and %q", e.Field, *e.Message, c.field, c.msg)
+				}
+			})
 		}
-		codes := []int{200, httpapi.CodeValueNotObject, 200}
-		for i, p := range parts {
-			var pr specProduceResponse
-			req := produceOKRequired
-			if codes[i] != 200 {
-				req = errorRequired
-			}
-			strict(t, []byte(p), &pr, req)
-			if pr.ErrorCode != codes[i] {
-				t.Fatalf("report %d: %s", i, p)
-			}
+		// 80 characters, and failures under their entry's own id.
+		id80 := strings.Repeat("i", 80)
+		resp, b := f.post(t, batchURL, "application/json", `{"entries":[{"id":"`+id80+`",`+v+`},{"id":"0","partition_id":99,`+v+`},{"id":"1","value":{"type":"BINARY","data":"!"}}]}`)
+		var br specBatchResponse
+		if resp.StatusCode != http.StatusMultiStatus {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		strict(t, b, &br, []string{"successes[].id", "failures[].id", "failures[].error_code"})
+		if len(br.Successes) != 1 || br.Successes[0].ID != id80 || len(br.Failures) != 2 {
+			t.Fatalf("%s", b)
+		}
+		got := map[string]int{br.Failures[0].ID: br.Failures[0].ErrorCode, br.Failures[1].ID: br.Failures[1].ErrorCode}
+		if got["0"] != httpapi.CodePartitionNotFound || got["1"] != httpapi.CodeBadRequestField {
+			t.Fatalf("failures: %s", b)
+		}
+		if n := len(f.raw(t, "raw")); n != before+1 {
+			t.Fatalf("%d records produced, want 1", n-before)
 		}
 	})
 
 	t.Run("records:batch", func(t *testing.T) {
 		resp, b := f.post(t, strings.TrimSuffix(f.url("raw"), "records")+"records:batch", "application/json",
-			`{"entries":[{"id":"a","value":{"type":"STRING","data":"x"}},{"id":"b","partition_id":99,"value":{"data":1}},{"id":"c"}]}`)
+			`{"entries":[{"id":"a","value":{"type":"STRING","data":"x"}},{"id":"b","partition_id":99,"value":{"type":"JSON","data":1}},{"id":"c"}]}`)
 		if resp.StatusCode != http.StatusMultiStatus || resp.Header.Get("Content-Type") != "application/json" {
 			t.Fatalf("%d %s", resp.StatusCode, b)
 		}
-		var br struct {
-			Successes []struct {
-				ID string `json:"id"`
-				specProduceResponse
-			} `json:"successes"`
-			Failures []struct {
-				ID        string `json:"id"`
-				ErrorCode int    `json:"error_code"`
-				Message   string `json:"message"`
-				Field     string `json:"field"`
-			} `json:"failures"`
-		}
+		var br specBatchResponse
 		strict(t, b, &br, []string{"successes[].id", "successes[].error_code", "successes[].timestamp", "failures[].id", "failures[].error_code"})
 		if len(br.Successes) != 2 || len(br.Failures) != 1 || br.Failures[0].ID != "b" || br.Failures[0].ErrorCode != httpapi.CodePartitionNotFound {
 			t.Fatalf("%s", b)
@@ -399,10 +467,10 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 			code       int
 			field      string
 		}{
-			{"unknown partition", `{"partition_id":99,"value":{"data":{"Name":"x"}}}`, httpapi.CodePartitionNotFound, "partition_id"},
-			{"negative partition", `{"partition_id":-1,"value":{"data":{"Name":"x"}}}`, httpapi.CodeBadRequestField, "partition_id"},
+			{"unknown partition", `{"partition_id":99,"value":{"type":"JSON","data":{"Name":"x"}}}`, httpapi.CodePartitionNotFound, "partition_id"},
+			{"negative partition", `{"partition_id":-1,"value":{"type":"JSON","data":{"Name":"x"}}}`, httpapi.CodeBadRequestField, "partition_id"},
 			{"AVRO", `{"value":{"type":"AVRO","data":{"Name":"x"}}}`, httpapi.CodeSchemaUnsupported, "value.type"},
-			{"PROTOBUF key", `{"key":{"type":"PROTOBUF","data":"x"},"value":{"data":{}}}`, httpapi.CodeSchemaUnsupported, "key.type"},
+			{"PROTOBUF key", `{"key":{"type":"PROTOBUF","data":"x"},"value":{"type":"JSON","data":{}}}`, httpapi.CodeSchemaUnsupported, "key.type"},
 			{"JSONSCHEMA", `{"value":{"type":"JSONSCHEMA","data":{}}}`, httpapi.CodeSchemaUnsupported, "value.type"},
 			{"subject", `{"value":{"subject":"s-value","data":{}}}`, httpapi.CodeSchemaUnsupported, "value.subject"},
 			{"schema_id", `{"value":{"schema_id":1,"data":{}}}`, httpapi.CodeSchemaUnsupported, "value.schema_id"},
@@ -411,14 +479,22 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 			{"subject_name_strategy", `{"value":{"subject_name_strategy":"TOPIC_NAME","data":{}}}`, httpapi.CodeSchemaUnsupported, "value.subject_name_strategy"},
 			{"unknown field", `{"valeu":{"data":{}}}`, httpapi.CodeBadRequestField, "valeu"},
 			{"bad base64", `{"value":{"type":"BINARY","data":"!!"}}`, httpapi.CodeBadRequestField, "value.data"},
-			{"value not an object", `{"value":{"data":[1]}}`, httpapi.CodeValueNotObject, ""},
-			{"number in an encrypted field", `{"value":{"data":{"Name":1}}}`, httpapi.CodeFieldType, "Name"},
+			{"value not an object", `{"value":{"type":"JSON","data":[1]}}`, httpapi.CodeValueNotObject, ""},
+			{"number in an encrypted field", `{"value":{"type":"JSON","data":{"Name":1}}}`, httpapi.CodeFieldType, "Name"},
+			// No type: REST Proxy without Schema Registry refuses it (42206).
+			{"value without type", `{"value":{"data":{"Name":"x"}}}`, httpapi.CodeInvalidPayload, "value.type"},
+			{"spec's latest_schema example", `{"key":{"data":1000},"value":{"data":"foobar"}}`, httpapi.CodeInvalidPayload, "key.type"},
+			{"spec's empty_value example", `{"key":{"data":1000}}`, httpapi.CodeInvalidPayload, "key.type"},
+			{"type null", `{"value":{"type":null,"data":{"Name":"x"}}}`, httpapi.CodeInvalidPayload, "value.type"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				resp, b := produce(t, "purchases", c.body)
 				pr := report(t, resp, b)
 				if pr.ErrorCode != c.code || pr.Field != c.field || pr.Offset != nil {
 					t.Fatalf("report %s, want error_code %d field %q", b, c.code, c.field)
+				}
+				if c.code == httpapi.CodeInvalidPayload && !strings.Contains(pr.Message, "Schema Registry must be configured when using schemas.") {
+					t.Fatalf("not REST Proxy's message: %s", b)
 				}
 			})
 		}
@@ -437,14 +513,17 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 			{"malformed JSON", f.url("purchases"), "application/json", `{"value":`, 400, httpapi.CodeBadJSON},
 			{"empty body", f.url("purchases"), "application/json", ``, 400, httpapi.CodeBadJSON},
 			{"not UTF-8", f.url("raw"), "application/json", "{\"value\":{\"type\":\"STRING\",\"data\":\"\xff\"}}", 400, httpapi.CodeBadJSON},
-			{"text/plain", f.url("purchases"), "text/plain", `{"value":{"data":{}}}`, 415, httpapi.CodeContentType},
-			{"no content type", f.url("purchases"), "", `{"value":{"data":{}}}`, 415, httpapi.CodeContentType},
-			{"unknown cluster", other, "application/json", `{"value":{"data":{}}}`, 404, httpapi.CodeClusterNotFound},
-			{"topic without policy", f.url("unprotected"), "application/json", `{"value":{"data":{}}}`, 403, httpapi.CodeNoPolicy},
+			{"text/plain", f.url("purchases"), "text/plain", `{"value":{"type":"JSON","data":{}}}`, 415, httpapi.CodeContentType},
+			{"no content type", f.url("purchases"), "", `{"value":{"type":"JSON","data":{}}}`, 415, httpapi.CodeContentType},
+			{"unknown cluster", other, "application/json", `{"value":{"type":"JSON","data":{}}}`, 404, httpapi.CodeClusterNotFound},
+			{"topic without policy", f.url("unprotected"), "application/json", `{"value":{"type":"JSON","data":{}}}`, 403, httpapi.CodeNoPolicy},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				resp, b := f.post(t, c.url, c.ctype, c.body)
-				wantError(t, resp, b, c.status, c.code)
+				e := wantError(t, resp, b, c.status, c.code)
+				if c.url == other && *e.Message != "Cluster not-this-cluster cannot be found." {
+					t.Fatalf("not REST Proxy's message: %s", b)
+				}
 			})
 		}
 	})
@@ -453,7 +532,7 @@ func TestRESTProxyConformanceProduce(t *testing.T) {
 func TestRESTProxyConformanceResources(t *testing.T) {
 	f := setup(t)
 	for _, topic := range []string{"purchases", "raw"} {
-		if resp, b := f.post(t, f.url(topic), "application/json", `{"value":{"data":{"Name":"x"}}}`); resp.StatusCode != 200 {
+		if resp, b := f.post(t, f.url(topic), "application/json", `{"value":{"type":"JSON","data":{"Name":"x"}}}`); resp.StatusCode != 200 {
 			t.Fatalf("produce: %d %s", resp.StatusCode, b)
 		}
 	}
@@ -534,7 +613,7 @@ func TestRESTProxyConformanceResources(t *testing.T) {
 		{cl + "/brokers/987654", 404, httpapi.CodeBrokerNotFound},
 		{base + "/not-this-cluster/topics", 404, httpapi.CodeClusterNotFound},
 		{base + "/not-this-cluster", 404, httpapi.CodeClusterNotFound},
-		{cl + "/no-such-resource", 404, 40400},
+		{cl + "/no-such-resource", 404, httpapi.CodeNotFound},
 	} {
 		resp, b := f.get(t, e.url)
 		wantError(t, resp, b, e.status, e.code)

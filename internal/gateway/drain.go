@@ -29,7 +29,8 @@ const streamGrace = 2 * time.Second
 //  2. the listener keeps accepting and serving for Delay, so a load
 //     balancer health-checking /readyz notices first;
 //  3. the server stops accepting and waits up to Timeout for requests and
-//     streams in flight; at Timeout the request contexts are cancelled,
+//     streams in flight (produce streams stop reading at once, report
+//     every record they have read and end their answers); at Timeout the request contexts are cancelled,
 //     so streams end cleanly (a stream's last batch is complete), and the
 //     handlers get a few more seconds to return.
 //
@@ -62,6 +63,9 @@ func (g *Gateway) ServeDrain(ctx context.Context, l net.Listener, d Drain) error
 	defer cancelBase()
 	srv := NewHTTPServer(g.readiness(g.Handler()), g.Settings.IdleTimeout)
 	srv.BaseContext = func(net.Listener) context.Context { return base }
+	// Produce streams stop reading, report what they read and end when
+	// the listener closes.
+	srv.RegisterOnShutdown(g.API.BeginDrain)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

@@ -60,7 +60,7 @@ func loadGen(t *testing.T, url string, n int, stop <-chan struct{}, lastOK *atom
 				default:
 				}
 				id := int(next.Add(1))
-				body := fmt.Sprintf(`{"value":{"data":{"id":%d,"secret":"plaintext-%d"}}}`, id, id)
+				body := fmt.Sprintf(`{"value":{"type":"JSON","data":{"id":%d,"secret":"plaintext-%d"}}}`, id, id)
 				resp, err := client.Post(url, "application/json", strings.NewReader(body))
 				o := outcome{id: id, at: time.Now()}
 				if err != nil {

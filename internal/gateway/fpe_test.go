@@ -73,7 +73,7 @@ func luhn(s string) bool {
 func TestFPEFieldsRoundTripAndRotation(t *testing.T) {
 	f, kr := setupFPE(t, true)
 	card, masked := "2516-2848-6785-9087", "5425 2334 3010 9903"
-	body := `{"partition_id":0,"value":{"data":{"Name":"Ann","credit_card":"` + card + `","masked":"` + masked + `"}}}`
+	body := `{"partition_id":0,"value":{"type":"JSON","data":{"Name":"Ann","credit_card":"` + card + `","masked":"` + masked + `"}}}`
 	resp, b := f.post(t, f.url("cards"), "application/json", body)
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"domain":"payments.card_number"`) {
 		t.Fatalf("%d %s", resp.StatusCode, b)
@@ -190,7 +190,7 @@ func TestFPEBadInputRefused(t *testing.T) {
 		"json boolean": `true`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			resp, b := f.post(t, f.url("cards"), "application/json", `{"value":{"data":{"credit_card":`+card+`}}}`)
+			resp, b := f.post(t, f.url("cards"), "application/json", `{"value":{"type":"JSON","data":{"credit_card":`+card+`}}}`)
 			var e errBody
 			_ = json.Unmarshal(b, &e)
 			want := httpapi.CodeFieldInvalid
@@ -212,7 +212,7 @@ func TestFPEBadInputRefused(t *testing.T) {
 
 func TestFPEUnprovisionedDomainFailsClosed(t *testing.T) {
 	f, _ := setupFPE(t, false)
-	resp, b := f.post(t, f.url("unprovisioned"), "application/json", `{"value":{"data":{"credit_card":"2516-2848-6785-9087"}}}`)
+	resp, b := f.post(t, f.url("unprovisioned"), "application/json", `{"value":{"type":"JSON","data":{"credit_card":"2516-2848-6785-9087"}}}`)
 	var e errBody
 	_ = json.Unmarshal(b, &e)
 	if resp.StatusCode != 503 || e.ErrorCode != httpapi.CodeVaultKeyMissing || resp.Header.Get("Retry-After") == "" {

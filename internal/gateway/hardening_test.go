@@ -65,7 +65,7 @@ func keyVersion(t *testing.T, f *fixture, key string) int {
 // TestBrowserGuard: with authentication off (loopback), a web page cannot
 // use the gateway through the user's browser. State-changing requests,
 // produce and admin alike, need their JSON body type (a missing, form or
-// text/plain Content-Type is 415 41501) and are refused when the browser
+// text/plain Content-Type is 415) and are refused when the browser
 // marks them cross-site or their Origin is another site (403 40303); a
 // Host that is not a loopback name (DNS rebinding) is refused on every
 // request (403 40304), the viewer's included. Nothing is produced and no
@@ -223,7 +223,7 @@ func TestMetricsSeriesBounded(t *testing.T) {
 
 // TestProduceRefusesReservedHeaders: a client may not send the legacy
 // file headers (X-encryptionkey, X-filename) or a kafkagate. header, in
-// any case: a report with error_code 40002 naming the header, nothing
+// any case: a report with error_code 400 naming the header, nothing
 // produced.
 func TestProduceRefusesReservedHeaders(t *testing.T) {
 	f := setup(t)

@@ -56,12 +56,12 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		_, b := f.post(t, f.url(topic), "application/json", body)
 		responses.Write(b)
 	}
-	post("t_fields", `{"value":{"data":{"Name":"`+name+`","credit_card":"`+card+`"}}}`)
+	post("t_fields", `{"value":{"type":"JSON","data":{"Name":"`+name+`","credit_card":"`+card+`"}}}`)
 	post("t_env", `{"key":{"type":"STRING","data":"k"},"value":{"type":"STRING","data":"`+doc+`"}}`)
 	// Bad input that contains secrets.
-	post("t_fields", `{"value":{"data":{"Name":"`+name+`","credit_card":"`+card+`X"}}}`)
-	post("t_fields", `{"value":{"data":{"Name":"`+name+`","Name":"`+name+`"}}}`)
-	post("nopolicy", `{"value":{"data":{"Name":"`+name+`"}}}`)
+	post("t_fields", `{"value":{"type":"JSON","data":{"Name":"`+name+`","credit_card":"`+card+`X"}}}`)
+	post("t_fields", `{"value":{"type":"JSON","data":{"Name":"`+name+`","Name":"`+name+`"}}}`)
+	post("nopolicy", `{"value":{"type":"JSON","data":{"Name":"`+name+`"}}}`)
 	for _, topic := range []string{"t_fields", "t_env"} {
 		for p := 0; p < 3; p++ {
 			resp, err := http.Get(fmt.Sprintf("%s?partition=%d", f.url(topic), p))
@@ -107,7 +107,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 
 	// A Vault outage, whose errors are logged.
 	_ = env.Vault.Stop()
-	post("t_fields", `{"value":{"data":{"Name":"`+name+`","credit_card":"`+card+`"}}}`)
+	post("t_fields", `{"value":{"type":"JSON","data":{"Name":"`+name+`","credit_card":"`+card+`"}}}`)
 	post("t_env", `{"value":{"type":"STRING","data":"`+doc+`"}}`)
 
 	all := logs.String() + responses.String()

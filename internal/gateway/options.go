@@ -33,6 +33,9 @@ type Settings struct {
 	MaxJSONDepth   int           // max_json_depth of record values (core.MaxJSONDepth)
 	RequestTimeout time.Duration // request_timeout, default 30s
 	IdleTimeout    time.Duration // idle_timeout of keep-alive connections, default 120s
+	// produce_idle_timeout: a produce stream that sends nothing for this
+	// long is closed (default 30s).
+	ProduceIdleTimeout time.Duration
 	// drain_delay and drain_timeout: how Serve stops (Drain). Zero in the
 	// library (a test's Serve stops at once); the serve command defaults
 	// them to DefaultDrainDelay and DefaultDrainTimeout.
@@ -114,6 +117,7 @@ func ReadSettings(f *config.File) (Settings, error) {
 	s.StreamRebalanceTimeout = durKey("stream_rebalance_timeout", "60s or 5m")
 	s.StreamHeartbeatInterval = durKey("stream_heartbeat_interval", "3s")
 	s.ConsumerInstanceTimeout = durKey("consumer_instance_timeout", "5m or 30s")
+	s.ProduceIdleTimeout = durKey("produce_idle_timeout", "30s or 5m")
 	drainKey := func(key string) (time.Duration, bool) {
 		v := f.Get("kafkagate", key, "")
 		if v == "" {
@@ -172,6 +176,7 @@ func (s Settings) apply(c httpapi.Config) httpapi.Config {
 	c.MaxHeaders = s.MaxHeaders
 	c.MaxHeaderBytes = s.MaxHeaderBytes
 	c.RequestTimeout = s.RequestTimeout
+	c.ProduceIdleTimeout = s.ProduceIdleTimeout
 	c.RateLimit = s.RateLimit
 	c.RateBurst = s.RateBurst
 	c.Stream.MaxPerPrincipal = s.MaxStreamsPerPrincipal

@@ -11,8 +11,8 @@ import (
 
 // TestReadUnknownTopicDoesNotCreateIt: kfake allows auto-creation (as
 // Apache Kafka does by default). GET .../records of a topic that does not
-// exist — with a policy or without — answers 404 40402 and leaves the
-// topic absent; a partition a topic lacks is 404 40402 too; producing to
+// exist — with a policy or without — answers 404 40403 and leaves the
+// topic absent; a partition a topic lacks is 404 40403 too; producing to
 // a new policy topic still creates it, and the read then decrypts.
 func TestReadUnknownTopicDoesNotCreateIt(t *testing.T) {
 	f := setup(t)

@@ -29,7 +29,7 @@ import (
 
 // Admin endpoint error codes (docs/errors.md).
 const (
-	CodeKeyNotFound  = 40404 // the key is not a transit key of any policy
+	CodeKeyNotFound  = 40421 // the key is not a transit key of any policy
 	CodeAdminDisable = 50121 // this server has no admin service (501)
 )
 

@@ -11,7 +11,7 @@ package httpapi
 //     page can send a cross-site form or text/plain body without asking,
 //     but not these types: the browser first asks with a CORS preflight,
 //     which the gateway never grants. A missing Content-Type is refused
-//     too. 415, 41501.
+//     too. 415.
 //   - A state-changing request that a browser marks as cross-site
 //     (Sec-Fetch-Site other than same-origin or none), or whose Origin is
 //     not the gateway's own, is refused: 403, 40303.

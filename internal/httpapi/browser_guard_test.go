@@ -69,7 +69,7 @@ func upload(t *testing.T, client *http.Client, target, ctype string, body io.Rea
 }
 
 // TestFileUploadGuards: the file upload takes application/octet-stream
-// only (a missing, text/plain or form type is 415 41501, nothing
+// only (a missing, text/plain or form type is 415, nothing
 // produced), and one principal has at most max_uploads_per_principal
 // uploads at once: the next is 429 42903 with Retry-After until one ends.
 // Real Vault and kfake.

@@ -13,43 +13,58 @@ import (
 	"github.com/kafkagate/kafkagate/internal/protect"
 )
 
-// Error codes: HTTP status × 100 + n, in the style of Confluent REST Proxy.
-// docs/errors.md documents each one.
+// Error codes. Where Confluent REST Proxy answers the same condition,
+// the code is REST Proxy's: its plain HTTP codes (400, 404, 413, ...) and
+// its five-digit ones (40301, 40403, 42206, 42208, 50302, from its
+// Errors.java and rest-utils' KafkaExceptionMapper). kafkagate's own codes
+// (policy, Vault, encryption, streams, files) are HTTP status × 100 + n
+// with numbers REST Proxy does not use. docs/errors.md lists both.
 const (
-	CodeBadJSON         = 40001 // request body is not valid JSON
-	CodeBadRequestField = 40002 // a request field is missing, unknown or of the wrong form
-	CodeBadQuery        = 40003 // a query parameter is invalid
+	// REST Proxy's codes.
+	CodeBadJSON         = 400   // request body or a record is not valid JSON (or not UTF-8)
+	CodeBadRequestField = 400   // a request field is missing, unknown or of the wrong form
+	CodeNotFound        = 404   // no such endpoint, cluster or broker
+	CodeClusterNotFound = 404   // unknown cluster id (REST Proxy: "Cluster X cannot be found.")
+	CodeBrokerNotFound  = 404   // unknown broker_id
+	CodeMethod          = 405   // method not allowed
+	CodeBodyTooLarge    = 413   // body (or a stream's record) over the limit
+	CodeContentType     = 415   // not application/json
+	CodeRateLimited     = 429   // the principal is over its rate limit
+	CodeInternal        = 500   // unexpected internal error
 	CodeUnauthenticated = 40101 // missing, malformed or unknown credentials
-	CodeNoPolicy        = 40301 // the topic has no encryption policy: refused (fail closed)
-	CodeForbidden       = 40302 // the principal lacks the right for this topic or endpoint
-	CodeClusterNotFound = 40401 // unknown cluster id
-	CodeTopicNotFound   = 40402 // unknown topic or partition
-	CodeOffsetRange     = 40403 // offset outside the partition's log (reads)
-	// CodePartitionNotFound is REST Proxy's partition-not-found code: a
-	// record's partition_id the topic does not have.
+	CodeForbidden       = 40301 // the principal lacks the right for this topic or endpoint
+	// CodeTopicNotFound and CodePartitionNotFound are REST Proxy's
+	// unknown-topic-or-partition code (Kafka's UNKNOWN_TOPIC_OR_PARTITION).
+	CodeTopicNotFound     = 40403
 	CodePartitionNotFound = 40403
+	// CodeInvalidPayload: a record REST Proxy would need Schema Registry
+	// for (a key or value without type), as REST Proxy without Schema
+	// Registry answers it.
+	CodeInvalidPayload = 42206
+	// CodeBatchInvalid refuses a whole records:batch: ids missing, not
+	// strings, not 1-80 characters or repeated; no entries; too many.
+	CodeBatchInvalid = 42208
+	CodeKafkaDown    = 50302 // Kafka unreachable or not acknowledging (REST Proxy: broker not available)
+
+	// kafkagate's own codes.
+	CodeBadQuery    = 40003 // a query parameter is invalid
+	CodeNoPolicy    = 40310 // the topic has no encryption policy: refused (fail closed)
+	CodeOffsetRange = 40420 // offset outside the partition's log (reads)
 	// CodeSchemaUnsupported refuses the Schema Registry fields and
 	// formats (AVRO, PROTOBUF, JSONSCHEMA): not supported by kafkagate.
 	CodeSchemaUnsupported = 40030
-	// CodeBrokerNotFound answers an unknown broker_id.
-	CodeBrokerNotFound  = 40405
-	CodeBodyTooLarge    = 41301 // body over the limit
-	CodeRecordTooLarge  = 41302 // record over Kafka's message size limit
-	CodeContentType     = 41501 // not application/json
-	CodeValueNotJSON    = 42201 // value is not well-formed JSON (or not UTF-8)
-	CodeValueNotObject  = 42202 // value is not a JSON object (fields policy)
-	CodeFieldType       = 42203 // a policy field has the wrong JSON type
-	CodeFieldInvalid    = 42204 // a policy field's content is invalid for its mode (e.g. not a card number)
-	CodeDuplicateKey    = 42205 // the value repeats an object key
-	CodeTooDeep         = 42206 // the value nests too deeply
-	CodeEncryptRefused  = 42207 // Vault refused to encrypt this field
-	CodeModeUnsupported = 42208 // the policy's mode is not available here
-	CodeRateLimited     = 42901 // the principal is over its rate limit
-	CodeInternal        = 50001 // unexpected internal error
-	CodeVaultDown       = 50301 // Vault unreachable, sealed or failing: nothing produced
-	CodeVaultDenied     = 50302 // Vault refused the gateway's token
-	CodeKafkaDown       = 50303 // Kafka unreachable or not acknowledging
-	CodeVaultKeyMissing = 50304 // the policy's Vault key does not exist
+	CodeRecordTooLarge    = 41302 // record over Kafka's message size limit
+	CodeValueNotJSON      = 42221 // value is not well-formed JSON (or not UTF-8)
+	CodeValueNotObject    = 42222 // value is not a JSON object (fields policy)
+	CodeFieldType         = 42223 // a policy field has the wrong JSON type
+	CodeFieldInvalid      = 42224 // a policy field's content is invalid for its mode (e.g. not a card number)
+	CodeDuplicateKey      = 42225 // the value repeats an object key
+	CodeTooDeep           = 42226 // the value nests too deeply
+	CodeEncryptRefused    = 42227 // Vault refused to encrypt this field
+	CodeModeUnsupported   = 42228 // the policy's mode is not available here
+	CodeVaultDown         = 50320 // Vault unreachable, sealed or failing: nothing produced
+	CodeVaultDenied       = 50321 // Vault refused the gateway's token
+	CodeVaultKeyMissing   = 50304 // the policy's Vault key does not exist
 )
 
 // RetryAfterSeconds is sent with every 503.
@@ -62,7 +77,14 @@ type apiError struct {
 	Field     string `json:"field,omitempty"`
 }
 
-func (e *apiError) status() int { return e.ErrorCode / 100 }
+// status is the HTTP status of a code: the code itself for REST Proxy's
+// plain codes (400, 404, ...), else its first three digits.
+func (e *apiError) status() int {
+	if e.ErrorCode < 1000 {
+		return e.ErrorCode
+	}
+	return e.ErrorCode / 100
+}
 
 func newErr(code int, msg string) *apiError { return &apiError{ErrorCode: code, Message: msg} }
 
@@ -131,6 +153,10 @@ func writeErr(w http.ResponseWriter, e *apiError) {
 // answering.
 const CodeTimeout = 50401
 
+// CodeStreamIdle ends a produce stream that sent nothing for the idle
+// timeout (REST Proxy closes a stream with 408 too).
+const CodeStreamIdle = 408
+
 // trackWriter remembers whether the handler started its answer.
 type trackWriter struct {
 	http.ResponseWriter
@@ -151,7 +177,7 @@ func (t *trackWriter) Write(b []byte) (int, error) {
 // deadlines).
 func (t *trackWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
-// recoverer turns a handler's panic into 500 {error_code: 50001} when no
+// recoverer turns a handler's panic into 500 {error_code: 500} when no
 // answer was started (the panic is logged, never its value's content in
 // the body). http.ErrAbortHandler passes through.
 func (s *Server) recoverer(next http.Handler) http.Handler {

@@ -29,7 +29,7 @@ func decodeError(t *testing.T, b []byte) apiError {
 	return e
 }
 
-// A handler that panics answers 500 {error_code: 50001} without the
+// A handler that panics answers 500 {error_code: 500} without the
 // panic's content; one that runs past the request timeout without
 // answering gets 504 {error_code: 50401}; one that answered keeps its
 // answer.

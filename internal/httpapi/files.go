@@ -115,6 +115,8 @@ type uploadBody struct {
 	r    io.Reader
 	rc   *http.ResponseController
 	idle time.Duration
+	// stop, when set and true, ends reading (errStreamStopped).
+	stop func() bool
 	err  error
 }
 
@@ -122,6 +124,9 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 	// Not every ResponseWriter supports deadlines; the client's own
 	// disconnect still ends the read then.
 	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	if b.stop != nil && b.stop() {
+		return 0, errStreamStopped
+	}
 	n, err := b.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		b.err = err

@@ -81,7 +81,7 @@ func MetricMethod(m string) string {
 // gateway keeps no metrics.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Metrics == nil {
-		writeErr(w, newErr(40400, "metrics are not enabled"))
+		writeErr(w, newErr(CodeNotFound, "metrics are not enabled"))
 		return
 	}
 	s.cfg.Metrics.Handler().ServeHTTP(w, r)

@@ -2,12 +2,14 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +30,6 @@ type produceRequest struct {
 	Key         *requestData    `json:"key"`
 	Value       *requestData    `json:"value"`
 	Timestamp   *time.Time      `json:"timestamp"`
-	hasValue    bool
 }
 
 type requestHeader struct {
@@ -37,7 +38,7 @@ type requestHeader struct {
 }
 
 type requestData struct {
-	Type string          `json:"type"` // JSON (default), STRING, BINARY
+	Type string          `json:"type"` // JSON, STRING or BINARY; required (no Schema Registry)
 	Data json.RawMessage `json:"data"`
 	// Schema Registry fields of ProduceRequestData: accepted when null,
 	// refused otherwise (CodeSchemaUnsupported).
@@ -91,9 +92,6 @@ func decodeRecord(raw json.RawMessage) (produceRequest, *apiError) {
 	if err := dec.Decode(&req); err != nil {
 		return req, fieldErr(err)
 	}
-	var probe map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &probe)
-	_, req.hasValue = probe["value"]
 	return req, nil
 }
 
@@ -120,6 +118,8 @@ type prepared struct {
 	valType string
 	tomb    bool
 	err     *apiError
+	// malformed: the record is not valid JSON or not UTF-8 (err says so).
+	malformed bool
 }
 
 // prepare checks one record and builds its message; its headers end with
@@ -208,11 +208,15 @@ func (s *Server) prepareMessage(topic string, req produceRequest) prepared {
 // when its data is absent or null: a null key or value.
 func dataBytes(d *requestData, field string) ([]byte, string, *apiError) {
 	typ := strings.ToUpper(d.Type)
-	if typ == "" {
-		typ = "JSON"
-	}
 	if f := d.schemaField(); f != "" {
 		return nil, typ, &apiError{ErrorCode: CodeSchemaUnsupported, Message: field + "." + f + ": Schema Registry formats are not supported by this gateway", Field: field + "." + f}
+	}
+	if typ == "" {
+		// REST Proxy takes a key or value without type to use the subject's
+		// schema; without Schema Registry it refuses it so (42206, its
+		// message). kafkagate has no Schema Registry: never a guess.
+		return nil, typ, &apiError{ErrorCode: CodeInvalidPayload, Field: field + ".type",
+			Message: "Payload error. Schema Registry must be configured when using schemas. " + field + ".type is missing: kafkagate has no Schema Registry; set it to JSON, STRING or BINARY"}
 	}
 	switch typ {
 	case "AVRO", "PROTOBUF", "JSONSCHEMA":
@@ -285,8 +289,8 @@ func invalidUTF8At(b []byte) int {
 	return len(b)
 }
 
-// produceInput is what both produce endpoints start from: the topic, the
-// request body and the topic's policy.
+// produceInput is what records:batch starts from: the topic, the request
+// body and the topic's policy.
 func (s *Server) produceInput(w http.ResponseWriter, r *http.Request) (string, []byte, *policy.Policy, *apiError) {
 	topic := chi.URLParam(r, "topic")
 	body, aerr := s.readBody(w, r)
@@ -335,8 +339,7 @@ type encryption struct {
 // are neither encrypted nor produced. A non-nil error means nothing was
 // produced at all (Vault unavailable or the request timed out before
 // producing).
-func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs []prepared) ([]produceResponse, *apiError) {
-	ctx := r.Context()
+func (s *Server) process(ctx context.Context, topic string, p *policy.Policy, recs []prepared) ([]produceResponse, *apiError) {
 	var in []protect.Record
 	var idx []int
 	for i, rec := range recs {
@@ -423,86 +426,11 @@ func (s *Server) process(r *http.Request, topic string, p *policy.Policy, recs [
 	return out, nil
 }
 
-// produce handles POST .../records: one JSON object, or several
-// concatenated (REST Proxy v3 streaming mode), answered with one report
-// per record (writeReports).
-func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
-	topic, body, p, aerr := s.produceInput(w, r)
-	if aerr != nil {
-		writeErr(w, aerr)
-		return
-	}
-	// Decode every object first: a malformed stream produces nothing.
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var raws []json.RawMessage
-	for {
-		var raw json.RawMessage
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			writeErr(w, newErr(CodeBadJSON, fmt.Sprintf("request body is not valid JSON (record %d): %v", len(raws)+1, err)))
-			return
-		}
-		raws = append(raws, raw)
-		if len(raws) > s.cfg.MaxRecords {
-			writeErr(w, newErr(CodeBadRequestField, fmt.Sprintf("at most %d records per request", s.cfg.MaxRecords)))
-			return
-		}
-	}
-	recs := make([]prepared, len(raws))
-	for i, raw := range raws {
-		if len(bytes.TrimSpace(raw)) == 0 || raw[0] != '{' {
-			recs[i].err = newErr(CodeBadRequestField, "each record must be a JSON object")
-			continue
-		}
-		req, aerr := decodeRecord(raw)
-		if aerr != nil {
-			recs[i].err = aerr
-			continue
-		}
-		recs[i] = s.prepare(topic, req)
-	}
-	out, aerr := s.process(r, topic, p, recs)
-	if aerr != nil {
-		writeErr(w, aerr)
-		return
-	}
-	writeReports(w, out)
-}
-
-// writeReports answers a produce request as REST Proxy does: HTTP 200 with
-// one report per record, a failed record's report holding its error_code
-// and message. Several reports are application/json objects, each
-// followed by CRLF. One exception keeps clients' retry logic working:
-// when no record was produced because Vault or Kafka was unavailable
-// (every report a 503 code), the answer is that 503 with Retry-After.
-func writeReports(w http.ResponseWriter, out []produceResponse) {
-	if unavailable := unavailableAll(out); unavailable != nil {
-		writeErr(w, unavailable)
-		return
-	}
-	if len(out) == 1 {
-		writeJSON(w, http.StatusOK, out[0])
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	for _, o := range out {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		_ = enc.Encode(o)
-		_, _ = w.Write(append(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), '\r', '\n'))
-	}
-}
-
 // unavailableAll returns the first report's error when every report is a
 // 503 (nothing was produced, and retrying may succeed), else nil.
 func unavailableAll(out []produceResponse) *apiError {
 	for _, o := range out {
-		if o.ErrorCode/100 != http.StatusServiceUnavailable {
+		if (&apiError{ErrorCode: o.ErrorCode}).status() != http.StatusServiceUnavailable {
 			return nil
 		}
 	}
@@ -529,8 +457,48 @@ type batchFailure struct {
 	Field     string `json:"field,omitempty"`
 }
 
+// batchIDPattern is REST Proxy's rule for a batch entry id: 1 to 80
+// characters 0-9, a-z, A-Z, '-' and '_'.
+var batchIDPattern = regexp.MustCompile(`^[0-9a-zA-Z_-]{1,80}$`)
+
+// batchIDs checks the batch as REST Proxy does before producing anything:
+// every entry has an id that is a JSON string matching batchIDPattern,
+// the ids are distinct, and there are 1 to max entries. Any failure
+// refuses the whole batch: 422, CodeBatchInvalid, REST Proxy's message
+// and the field at fault.
+func batchIDs(entries []json.RawMessage, max int) ([]string, *apiError) {
+	ids := make([]string, len(entries))
+	seen := make(map[string]int, len(entries))
+	for i, raw := range entries {
+		field := fmt.Sprintf("entries[%d].id", i)
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &probe); err != nil {
+			return nil, &apiError{ErrorCode: CodeBatchInvalid, Message: fmt.Sprintf("entries[%d] must be a JSON object", i), Field: fmt.Sprintf("entries[%d]", i)}
+		}
+		idRaw := bytes.TrimSpace(probe["id"])
+		var id string
+		if len(idRaw) == 0 || idRaw[0] != '"' || json.Unmarshal(idRaw, &id) != nil || !batchIDPattern.MatchString(id) {
+			return nil, &apiError{ErrorCode: CodeBatchInvalid, Field: field,
+				Message: "Batch entry identifier is not a valid string. " + field + " must be a JSON string of 1 to 80 characters 0-9, a-z, A-Z, '-' or '_'"}
+		}
+		if j, dup := seen[id]; dup {
+			return nil, &apiError{ErrorCode: CodeBatchInvalid, Field: field,
+				Message: fmt.Sprintf("Batch entry IDs are not distinct. %s repeats the id of entries[%d]", field, j)}
+		}
+		seen[id] = i
+		ids[i] = id
+	}
+	switch {
+	case len(entries) == 0:
+		return nil, &apiError{ErrorCode: CodeBatchInvalid, Message: "Empty batch. entries must hold at least one record", Field: "entries"}
+	case len(entries) > max:
+		return nil, &apiError{ErrorCode: CodeBatchInvalid, Message: fmt.Sprintf("Too many entries in batch. at most %d entries per batch", max), Field: "entries"}
+	}
+	return ids, nil
+}
+
 // produceBatch handles POST .../records:batch: 207 with successes and
-// failures per entry id.
+// failures, each under its entry's id.
 func (s *Server) produceBatch(w http.ResponseWriter, r *http.Request) {
 	topic, body, p, aerr := s.produceInput(w, r)
 	if aerr != nil {
@@ -555,39 +523,23 @@ func (s *Server) produceBatch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, newErr(CodeBadJSON, "request body has data after the batch object"))
 		return
 	}
-	if len(outer.Entries) == 0 {
-		writeErr(w, &apiError{ErrorCode: CodeBadRequestField, Message: "entries must hold at least one record", Field: "entries"})
+	ids, aerr := batchIDs(outer.Entries, s.cfg.MaxRecords)
+	if aerr != nil {
+		writeErr(w, aerr)
 		return
 	}
-	if len(outer.Entries) > s.cfg.MaxRecords {
-		writeErr(w, newErr(CodeBadRequestField, fmt.Sprintf("at most %d entries per batch", s.cfg.MaxRecords)))
-		return
-	}
-	ids := make([]string, len(outer.Entries))
-	seen := map[string]bool{}
 	recs := make([]prepared, len(outer.Entries))
 	for i, raw := range outer.Entries {
 		var e batchEntry
 		d := json.NewDecoder(bytes.NewReader(raw))
 		d.DisallowUnknownFields()
 		if err := d.Decode(&e); err != nil {
-			ids[i] = fmt.Sprint(i)
 			recs[i].err = fieldErr(err)
 			continue
 		}
-		ids[i] = e.ID
-		if e.ID == "" || seen[e.ID] {
-			ids[i] = fmt.Sprint(i)
-			recs[i].err = &apiError{ErrorCode: CodeBadRequestField, Message: "entries[].id must be present and unique", Field: "id"}
-			continue
-		}
-		seen[e.ID] = true
-		var probe map[string]json.RawMessage
-		_ = json.Unmarshal(raw, &probe)
-		_, e.hasValue = probe["value"]
 		recs[i] = s.prepare(topic, e.produceRequest)
 	}
-	out, aerr := s.process(r, topic, p, recs)
+	out, aerr := s.process(r.Context(), topic, p, recs)
 	if aerr != nil {
 		writeErr(w, aerr)
 		return

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -44,13 +45,25 @@ type Config struct {
 	Vault    Vault
 	Logger   *slog.Logger
 
-	MaxBodyBytes      int64         // default 8 MiB
-	MaxRecords        int           // records per request, default 1000
+	// MaxBodyBytes bounds a records:batch body and each record of a
+	// produce stream; default 8 MiB.
+	MaxBodyBytes      int64
+	MaxRecords        int           // entries per records:batch, default 1000
 	MaxHeaders        int           // headers per record, default 32
 	MaxHeaderBytes    int           // header name+value bytes, default 16 KiB
 	MaxReadRecords    int           // records per GET, default 1000
 	RequestTimeout    time.Duration // default 30 s
 	DefaultReadRecord int           // default max for GET, default 100
+
+	// ProduceIdleTimeout ends a produce stream that sends nothing for
+	// this long (and bounds each write of its reports); default 30 s.
+	ProduceIdleTimeout time.Duration
+	// ProduceInFlight bounds a produce stream's records read but not yet
+	// reported; default 1000.
+	ProduceInFlight int
+	// ProduceBatchRecords bounds the records of a stream encrypted and
+	// produced together; default 500.
+	ProduceBatchRecords int
 
 	// Access, when set, requires a bearer token or a client certificate
 	// on every endpoint but /healthz and /readyz (see auth.go); nil turns
@@ -92,6 +105,9 @@ type Server struct {
 	// Kafka for them (nil: the v2 API answers 501).
 	v2       *v2Manager
 	v2Groups ConsumerGroups
+	// drainc is closed by BeginDrain.
+	drainc    chan struct{}
+	drainOnce sync.Once
 }
 
 // New builds the API handler.
@@ -123,9 +139,18 @@ func New(cfg Config) *Server {
 	if cfg.MaxUploadsPerPrincipal <= 0 {
 		cfg.MaxUploadsPerPrincipal = 4
 	}
+	if cfg.ProduceIdleTimeout <= 0 {
+		cfg.ProduceIdleTimeout = 30 * time.Second
+	}
+	if cfg.ProduceInFlight <= 0 {
+		cfg.ProduceInFlight = 1000
+	}
+	if cfg.ProduceBatchRecords <= 0 {
+		cfg.ProduceBatchRecords = 500
+	}
 	cfg.V2 = v2Defaults(cfg.V2, cfg.RequestTimeout)
 	s := &Server{cfg: cfg, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), uploads: newPrincipalSlots(cfg.MaxUploadsPerPrincipal),
-		v2: newV2Manager(cfg.V2, cfg.Logger), v2Groups: cfg.V2.Groups}
+		drainc: make(chan struct{}), v2: newV2Manager(cfg.V2, cfg.Logger), v2Groups: cfg.V2.Groups}
 	if kc, ok := cfg.Kafka.(*kafka.Client); ok && s.v2Groups == nil {
 		s.v2Groups = KafkaGroups{Client: kc}
 	}
@@ -133,10 +158,10 @@ func New(cfg Config) *Server {
 	r.Use(middleware.RequestID, s.logRequests, s.instrument, s.recoverer, s.access, BrowserGuard(cfg.Access == nil, s.bodyType), s.rateLimit,
 		s.bodyDeadline, s.timeout(cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		writeErr(w, newErr(40400, "no such endpoint"))
+		writeErr(w, newErr(CodeNotFound, "no such endpoint"))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		writeErr(w, newErr(40500, "method not allowed on this endpoint"))
+		writeErr(w, newErr(CodeMethod, "method not allowed on this endpoint"))
 	})
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
@@ -245,7 +270,9 @@ func (s *Server) checkCluster(next http.Handler) http.Handler {
 			return
 		}
 		if chi.URLParam(r, "cluster_id") != id {
-			writeErr(w, newErr(CodeClusterNotFound, "cluster "+chi.URLParam(r, "cluster_id")+" not found"))
+			// REST Proxy's answer and message for a cluster id that is not
+			// this cluster's.
+			writeErr(w, newErr(CodeClusterNotFound, "Cluster "+chi.URLParam(r, "cluster_id")+" cannot be found."))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clusterIDKey{}, id)))

@@ -30,7 +30,7 @@ import (
 const (
 	CodeTooManyStreams = 42902 // the gateway already serves its maximum of concurrent streams
 	CodePrincipalBusy  = 42903 // the principal already has its maximum of concurrent streams or uploads
-	CodeNoStreaming    = 50101 // this gateway cannot open streams (no Streamer)
+	CodeNoStreaming    = 50123 // this gateway cannot open streams (no Streamer)
 )
 
 // Streamer opens live record streams; *kafka.Client implements it.
@@ -389,6 +389,10 @@ func longLived(method, pattern string) bool {
 	case method == http.MethodGet && strings.HasSuffix(pattern, "/records:stream"):
 		return true
 	case method == http.MethodPost && strings.HasSuffix(pattern, "/topics/{topic}/files"):
+		return true
+	case method == http.MethodPost && strings.HasSuffix(pattern, "/topics/{topic}/records"):
+		// A produce stream: bounded by its idle timeout, each batch by
+		// the request timeout (produce_stream.go).
 		return true
 	}
 	return false

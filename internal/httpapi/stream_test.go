@@ -276,7 +276,7 @@ func TestStreamRefusals(t *testing.T) {
 		}
 	}
 	for _, q := range []string{"?partition=0", "", "?group=g"} {
-		if code, body := get(strings.Replace(f.base, "/purchases/", "/nope/", 1) + q); code != 404 || !strings.Contains(body, `"error_code":40402`) {
+		if code, body := get(strings.Replace(f.base, "/purchases/", "/nope/", 1) + q); code != 404 || !strings.Contains(body, fmt.Sprintf(`"error_code":%d`, httpapi.CodeTopicNotFound)) {
 			t.Errorf("unknown topic%s: %d %s", q, code, body)
 		}
 	}

@@ -99,7 +99,7 @@ func errorCode(t *testing.T, b []byte) int {
 // TestProvisionIdempotentLeastPrivilege: a dry run plans what the first
 // run creates and changes nothing; the second run changes nothing; a
 // policy edited by hand is reported as drift and left alone; the producer
-// credential encrypts and cannot decrypt (Vault's 403 becomes error 50302),
+// credential encrypts and cannot decrypt (Vault's 403 becomes error 50321),
 // the consumer credential the reverse.
 func TestProvisionIdempotentLeastPrivilege(t *testing.T) {
 	env := testkit.Start(t)
@@ -238,7 +238,7 @@ func checkProvisionDrift(t *testing.T, env *testkit.Env, admin sarama.ClusterAdm
 }
 
 // checkRoleSeparation: the producer credential encrypts and cannot
-// decrypt (Vault's 403 becomes error 50302), the consumer credential the
+// decrypt (Vault's 403 becomes error 50321), the consumer credential the
 // reverse.
 func checkRoleSeparation(t *testing.T, env *testkit.Env, cfg *config.File, dir string) {
 	ctx := context.Background()

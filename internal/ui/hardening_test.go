@@ -122,7 +122,7 @@ func TestViewerAdminSeesNothingInClear(t *testing.T) {
 }
 
 // TestViewerAPIRateLimited: /ui/api calls count against the principal's
-// rate limit, shared with the REST API: over it, 429 42901 with
+// rate limit, shared with the REST API: over it, 429 (error_code 429) with
 // Retry-After from both.
 func TestViewerAPIRateLimited(t *testing.T) {
 	reader, readerLine := token(t, "reader", "consume:purchases_encrypted")
