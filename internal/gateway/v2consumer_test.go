@@ -234,7 +234,7 @@ func TestV2ConsumerAccess(t *testing.T) {
 	bob, bobLine := accessToken(t, "bob consume:*")
 	f := setupWith(t, "access_file = "+accessFile(t, aliceLine, carolLine, bobLine), nil, false)
 	for _, topic := range []string{"purchases", "other"} {
-		if resp, b := testkit.Do(t, nil, http.MethodPost, f.url(topic), testkit.Bearer(carol), `{"value":{"data":{"Name":"x"}}}`); resp.StatusCode != 200 {
+		if resp, b := testkit.Do(t, nil, http.MethodPost, f.url(topic), testkit.Bearer(carol), `{"value":{"type":"JSON","data":{"Name":"x"}}}`); resp.StatusCode != 200 {
 			t.Fatalf("produce: %d %s", resp.StatusCode, b)
 		}
 	}
