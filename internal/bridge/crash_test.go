@@ -107,12 +107,7 @@ func tenKills(t *testing.T, instance string, records int) {
 	catchUp := time.Since(caught)
 	sigterm(t, last)
 
-	msgs := f.readWhole("enc")
-	if dlq := f.readAll("enc.dlq"); len(dlq) != 0 {
-		t.Fatalf("%d dead letters, want 0", len(dlq))
-	}
-	targets := len(msgs)
-	dups := lossAndDups(t, targetIDs(t, msgs), records, nil) // fatal on plaintext or loss
+	targets, dups := f.check(t, records) // fatal on plaintext, dead letters or loss
 	suspected, _ := procs.reported()
 	t.Logf("10 SIGKILLs in %v (instance id %q, session timeout %v): records %d, target records %d, lost 0, duplicates %d (bridges reported %d suspected), plaintext found 0; target records at each kill %v; each killed instance's first new target record after %v; the eleventh resumed after %v (bound %v) and caught up %v later",
 		killsTook.Round(time.Millisecond), instance, session, records, targets, dups, suspected, atKill, resumes,
