@@ -78,6 +78,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"bad --log-level", []string{"consume", "--topic", "purchases", "--log-level", "loud"}, nil, "--log-level"},
 		{"--group with --offset", []string{"consume", "--topic", "purchases", "--group", "g", "--offset", "3"}, nil, "--offset"},
 		{"--from-beginning without --group", []string{"consume", "--topic", "purchases", "--from-beginning"}, nil, "--from-beginning"},
+		{"--instance-id without --group", []string{"consume", "--topic", "purchases", "--instance-id", "pod-0"}, nil, "need --group"},
 		{"--partition not a number", []string{"consume", "--topic", "purchases", "--partition", "one"}, nil, "--partition"},
 		{"unknown flag", []string{"consume", "--topic", "purchases", "--colour"}, nil, "colour"},
 		{"unknown command", []string{"produce-plaintext"}, nil, "produce-plaintext"},

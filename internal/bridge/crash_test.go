@@ -13,9 +13,10 @@ import (
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
-// TestBuiltBridgeTenSIGKILLsIn20s: a 300,000-record source topic; ten
-// built bridges (10 s session timeout) each live 1–2 s and are killed
-// with SIGKILL, all within 20 s; an eleventh finishes the topic. Every
+// TestBuiltBridgeTenSIGKILLsIn20s: a 300,000-record source topic (100,000
+// in the dynamic run); ten built bridges (10 s session timeout) each live
+// 1–2 s and are killed with SIGKILL, all within 20 s; an eleventh
+// finishes the topic. Every
 // source id is in the target, no plaintext marker is stored, duplicates
 // are counted. Each instance's time from start to its first new target
 // record is printed. "static" gives every instance the same
@@ -28,13 +29,14 @@ func TestBuiltBridgeTenSIGKILLsIn20s(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: ten bridge processes killed on a 300,000-record topic (-short skips it)")
 	}
-	t.Run("static", func(t *testing.T) { tenKills(t, "bridge-0") })
-	t.Run("dynamic", func(t *testing.T) { tenKills(t, "") })
+	t.Run("static", func(t *testing.T) { tenKills(t, "bridge-0", 300_000) })
+	// The dynamic run shows the wait; a third of the records keeps the
+	// test's time down.
+	t.Run("dynamic", func(t *testing.T) { tenKills(t, "", 100_000) })
 }
 
-func tenKills(t *testing.T, instance string) {
+func tenKills(t *testing.T, instance string, records int) {
 	const (
-		records = 300_000
 		killed  = 10
 		session = 10 * time.Second
 	)
@@ -105,12 +107,7 @@ func tenKills(t *testing.T, instance string) {
 	catchUp := time.Since(caught)
 	sigterm(t, last)
 
-	msgs := f.readWhole("enc")
-	if dlq := f.readAll("enc.dlq"); len(dlq) != 0 {
-		t.Fatalf("%d dead letters, want 0", len(dlq))
-	}
-	targets := len(msgs)
-	dups := lossAndDups(t, targetIDs(t, msgs), records, nil) // fatal on plaintext or loss
+	targets, dups := f.check(t, records) // fatal on plaintext, dead letters or loss
 	suspected, _ := procs.reported()
 	t.Logf("10 SIGKILLs in %v (instance id %q, session timeout %v): records %d, target records %d, lost 0, duplicates %d (bridges reported %d suspected), plaintext found 0; target records at each kill %v; each killed instance's first new target record after %v; the eleventh resumed after %v (bound %v) and caught up %v later",
 		killsTook.Round(time.Millisecond), instance, session, records, targets, dups, suspected, atKill, resumes,
@@ -121,21 +118,29 @@ func tenKills(t *testing.T, instance string) {
 }
 
 // readWhole reads every record of a topic without transactions, page by
-// page up to each partition's high watermark: a reader that stops at an
-// idle pause could return part of a large topic on a loaded machine.
+// page up to each partition's high watermark: a reader that stops at the
+// first idle pause could return part of a large topic on a loaded machine.
 func (f *fixture) readWhole(topic string) []*sarama.ConsumerMessage {
 	f.t.Helper()
 	kc := testkit.KafkaClient(f.t, f.ks)
 	var out []*sarama.ConsumerMessage
 	for p, hi := range f.ends(topic) {
+		empty := 0
 		for off := int64(0); off < hi; {
 			recs, err := kc.Read(context.Background(), topic, p, off, 20000)
 			if err != nil {
 				f.t.Fatal(err)
 			}
 			if len(recs) == 0 {
-				f.t.Fatalf("%s/%d: nothing read at offset %d, below the high watermark %d", topic, p, off, hi)
+				// Read gives up after an idle pause, which a loaded
+				// machine can cause; a topic without transactions has no
+				// gap, so a record is there to read.
+				if empty++; empty == 30 {
+					f.t.Fatalf("%s/%d: nothing read at offset %d in 30 tries, below the high watermark %d", topic, p, off, hi)
+				}
+				continue
 			}
+			empty = 0
 			for _, r := range recs {
 				m := &sarama.ConsumerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value}
 				for _, h := range r.Headers {

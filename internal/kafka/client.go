@@ -38,7 +38,10 @@ type Client struct {
 	settings *Settings
 	client   sarama.Client
 	manual   sarama.SyncProducer // explicit partitions
-	hashed   sarama.SyncProducer // partition by key
+	// manualClient is manual's own client: a producer made from a client
+	// never closes it.
+	manualClient sarama.Client
+	hashed       sarama.SyncProducer // partition by key
 	// reader serves Partitions, Watermarks and Read (and consumer): its
 	// metadata requests never create topics, unlike the producers'.
 	reader   sarama.Client
@@ -66,8 +69,8 @@ func Dial(s *Settings) (*Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("connect to kafka %v: %w: %w", s.Brokers, ErrUnavailable, err)
 	}
+	c.manualClient = mcl
 	if c.manual, err = sarama.NewSyncProducerFromClient(mcl); err != nil {
-		mcl.Close()
 		c.Close()
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
@@ -104,7 +107,10 @@ func (c *Client) Close() error {
 		errs = append(errs, c.consumer.Close())
 	}
 	if c.manual != nil {
-		errs = append(errs, c.manual.Close()) // also closes its own client
+		errs = append(errs, c.manual.Close())
+	}
+	if c.manualClient != nil && !c.manualClient.Closed() {
+		errs = append(errs, c.manualClient.Close())
 	}
 	if c.hashed != nil {
 		errs = append(errs, c.hashed.Close())

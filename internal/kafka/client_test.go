@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"go.uber.org/goleak"
 
 	"github.com/kafkagate/kafkagate/internal/devenv"
 )
@@ -101,4 +102,31 @@ func TestReadsNeverCreateTopics(t *testing.T) {
 	if _, hi, err := c.Watermarks("target", tp[0]); err != nil || hi != 0 {
 		t.Fatalf("Watermarks(target): %d %v", hi, err)
 	}
+}
+
+// TestCloseReleasesEveryClient: after Close no goroutine of the client's
+// sarama clients is left (the explicit-partition producer's own client
+// included).
+func TestCloseReleasesEveryClient(t *testing.T) {
+	kf, err := devenv.StartKafka(devenv.KafkaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kf.Close()
+	before := goleak.IgnoreCurrent()
+	s, err := Configure(map[string]string{"bootstrap.servers": kf.ListenAddrs()[0]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Dial(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Partitions("t"); err != nil && !errors.Is(err, ErrUnknownTopic) {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, before, goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))
 }
