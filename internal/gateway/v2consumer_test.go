@@ -42,25 +42,11 @@ func v2Call(t *testing.T, method, url, auth, accept, body string) (*http.Respons
 	return testkit.Call(t, nil, req)
 }
 
-// v2RecordOut is a v2 record as the API sends it.
-type v2RecordOut struct {
-	Topic      string          `json:"topic"`
-	Key        json.RawMessage `json:"key"`
-	Value      json.RawMessage `json:"value"`
-	Partition  int32           `json:"partition"`
-	Offset     int64           `json:"offset"`
-	Timestamp  time.Time       `json:"timestamp"`
-	KeyType    string          `json:"key_type"`
-	ValueType  string          `json:"value_type"`
-	Headers    []httpapi.OutHeader
-	Decryption httpapi.Decryption `json:"decryption"`
-}
-
 // v2Fetch polls base/records until it has n records (the group's first
 // join takes a rebalance), within a minute.
-func v2Fetch(t *testing.T, base, auth, accept string, n int) []v2RecordOut {
+func v2Fetch(t *testing.T, base, auth, accept string, n int) []specV2Record {
 	t.Helper()
-	var out []v2RecordOut
+	var out []specV2Record
 	deadline := time.Now().Add(60 * time.Second)
 	for len(out) < n {
 		if time.Now().After(deadline) {
@@ -70,7 +56,7 @@ func v2Fetch(t *testing.T, base, auth, accept string, n int) []v2RecordOut {
 		if resp.StatusCode != 200 {
 			t.Fatalf("records: %d %s", resp.StatusCode, b)
 		}
-		var page []v2RecordOut
+		var page []specV2Record
 		if err := json.Unmarshal(b, &page); err != nil {
 			t.Fatalf("records: %v: %s", err, b)
 		}
