@@ -470,3 +470,53 @@ func TestTypesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestV2ConsumerVaultDown: with Vault unreachable a fetch answers 503 with
+// Retry-After and returns nothing; its records are not skipped: once Vault
+// is back the next fetch returns them, decrypted.
+func TestV2ConsumerVaultDown(t *testing.T) {
+	f := setup(t)
+	f.produceOK(t, "purchases", purchase)
+	f.produceOK(t, "purchases", purchase)
+	base := v2Create(t, f.srv.URL, "", "vd", `{"format":"json","auto.offset.reset":"earliest","auto.commit.enable":"false"}`)
+	if resp, b := v2Call(t, http.MethodPost, base+"/subscription", "", "", `{"topics":["purchases"]}`); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("subscribe: %d %s", resp.StatusCode, b)
+	}
+	if err := f.env.Vault.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = f.env.Vault.Resume()
+		}
+	}()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("no 503 within a minute with Vault paused")
+		}
+		resp, b := v2Call(t, http.MethodGet, base+"/records?timeout=1000", "", "application/vnd.kafka.json.v2+json", "")
+		if resp.StatusCode == 200 && string(b) == "[]\n" {
+			continue // still joining the group
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Content-Type") != httpapi.MediaV2 {
+			t.Fatalf("with Vault paused: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(b), s) {
+				t.Fatalf("plaintext in the error: %s", b)
+			}
+		}
+		break
+	}
+	if err := f.env.Vault.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	recs := v2Fetch(t, base, "", "application/vnd.kafka.json.v2+json", 2)
+	for i, r := range recs {
+		if r.Offset != int64(i) || r.Decryption.Status != "decrypted" {
+			t.Fatalf("after Vault came back, record %d: offset %d status %s", i, r.Offset, r.Decryption.Status)
+		}
+	}
+}
