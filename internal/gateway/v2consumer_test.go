@@ -263,7 +263,7 @@ func TestV2ConsumerAccess(t *testing.T) {
 // TestV2ConsumerIdleTimeout: an instance nobody uses is closed after
 // [kafkagate] consumer_instance_timeout; one in use is kept.
 func TestV2ConsumerIdleTimeout(t *testing.T) {
-	f := setupWith(t, "consumer_instance_timeout = 3s", nil, false)
+	f := setupWith(t, "consumer_instance_timeout = 5s", nil, false)
 	f.produceOK(t, "purchases", purchase)
 	idle := v2Create(t, f.srv.URL, "", "g", `{"name":"idle","auto.offset.reset":"earliest"}`)
 	busy := v2Create(t, f.srv.URL, "", "g", `{"name":"busy","auto.offset.reset":"earliest"}`)
@@ -279,7 +279,7 @@ func TestV2ConsumerIdleTimeout(t *testing.T) {
 	if resp, b := v2Call(t, http.MethodGet, idle+"/subscription", "", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("the idle instance expired before its timeout: %d %s", resp.StatusCode, b)
 	}
-	for end := time.Now().Add(9 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
 		if resp, b := v2Call(t, http.MethodGet, busy+"/subscription", "", "", ""); resp.StatusCode != 200 {
 			t.Fatalf("the instance in use expired: %d %s", resp.StatusCode, b)
 		}
