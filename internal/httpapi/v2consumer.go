@@ -331,6 +331,7 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request, in *v2Insta
 	}
 	p := v2Principal(r)
 	var topics []string
+	var match func(string) bool
 	switch {
 	case !ok || (req.Topics == nil) == (req.TopicPattern == nil):
 		v2Err(w, &apiError{ErrorCode: CodeBadRequestField, Message: "give either topics or topic_pattern", Field: "topics"})
@@ -346,8 +347,9 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request, in *v2Insta
 			v2Err(w, v2KafkaErr(err))
 			return
 		}
+		match = func(t string) bool { return re.MatchString(t) && !strings.HasPrefix(t, "__") && p.Can(RightConsume, t) }
 		for _, t := range all {
-			if re.MatchString(t) && !strings.HasPrefix(t, "__") && p.Can(RightConsume, t) {
+			if match(t) {
 				topics = append(topics, t)
 			}
 		}
@@ -383,13 +385,9 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request, in *v2Insta
 	}
 	in.sub.stop()
 	in.sub = nil
-	if len(topics) == 0 {
-		// A pattern that matches nothing yet: subscribed to nothing.
-		in.sub = &v2Sub{topics: []string{}, cancel: func() {}, consumed: map[tp]int64{}}
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	sub, err := subscribe(s.v2Groups, s.cfg.V2, in, topics, s.log)
+	// A pattern may match nothing yet: the subscription then waits for
+	// matching topics (refresh).
+	sub, err := subscribe(s.v2Groups, s.cfg.V2, in, topics, match, s.log)
 	if err != nil {
 		v2Err(w, v2KafkaErr(err))
 		return
@@ -403,7 +401,7 @@ func (s *Server) v2Subscription(w http.ResponseWriter, r *http.Request, in *v2In
 	in.op.Lock()
 	topics := []string{}
 	if in.sub != nil {
-		topics = slices.Clone(in.sub.topics)
+		topics = append(topics, in.sub.topics...)
 	}
 	in.op.Unlock()
 	v2JSON(w, http.StatusOK, MediaV2, v2SubscriptionResponse{Topics: topics})
@@ -502,14 +500,11 @@ func (s *Server) v2Records(w http.ResponseWriter, r *http.Request, in *v2Instanc
 	defer in.op.Unlock()
 	out := []v2Record{}
 	ctype := mediaV2Prefix + in.format + mediaV2Suffix
-	if in.sub == nil || in.sub.recs == nil {
-		if in.sub == nil {
-			v2Err(w, newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic"))
-			return
-		}
-		v2JSON(w, http.StatusOK, ctype, out)
+	if in.sub == nil {
+		v2Err(w, newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic"))
 		return
 	}
+	in.sub.refresh(s.v2Groups, s.cfg.V2, in, s.log)
 	items := in.sub.fetch(r.Context(), wait, maxBytes, s.cfg.MaxReadRecords)
 	recs := make([]kafka.Record, len(items))
 	for i, it := range items {
