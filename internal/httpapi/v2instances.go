@@ -280,9 +280,9 @@ type v2Sub struct {
 	resolved time.Time
 	ctx      context.Context
 	cancel   context.CancelFunc
-	groups []*kafka.Group
-	wg     sync.WaitGroup // the members' Run goroutines
-	recs   chan v2Item    // claims hand records here
+	groups   []*kafka.Group
+	wg       sync.WaitGroup // the members' Run goroutines
+	recs     chan v2Item    // claims hand records here
 
 	mu       sync.Mutex
 	sessions map[string]*kafka.Session // current session per topic
