@@ -320,8 +320,8 @@ type v2SubscriptionResponse struct {
 
 // v2Subscribe handles POST .../subscription: it replaces the instance's
 // subscription (204). Every topic needs consume:<topic>; a topic_pattern
-// (a full match, RE2 syntax) subscribes to the matching topics that exist
-// now and that the principal may consume.
+// (a full match, RE2 syntax) subscribes to the matching topics the
+// principal may consume, now and as they appear (v2Sub.refresh).
 func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	var req v2SubscriptionRequest
 	ok, aerr := v2Body(r, 64<<10, &req)
