@@ -43,25 +43,11 @@ func v2Call(t *testing.T, method, url, auth, accept, body string) (*http.Respons
 	return testkit.Call(t, nil, req)
 }
 
-// v2RecordOut is a v2 record as the API sends it.
-type v2RecordOut struct {
-	Topic      string          `json:"topic"`
-	Key        json.RawMessage `json:"key"`
-	Value      json.RawMessage `json:"value"`
-	Partition  int32           `json:"partition"`
-	Offset     int64           `json:"offset"`
-	Timestamp  time.Time       `json:"timestamp"`
-	KeyType    string          `json:"key_type"`
-	ValueType  string          `json:"value_type"`
-	Headers    []httpapi.OutHeader
-	Decryption httpapi.Decryption `json:"decryption"`
-}
-
 // v2Fetch polls base/records until it has n records (the group's first
 // join takes a rebalance), within a minute.
-func v2Fetch(t *testing.T, base, auth, accept string, n int) []v2RecordOut {
+func v2Fetch(t *testing.T, base, auth, accept string, n int) []specV2Record {
 	t.Helper()
-	var out []v2RecordOut
+	var out []specV2Record
 	deadline := time.Now().Add(60 * time.Second)
 	for len(out) < n {
 		if time.Now().After(deadline) {
@@ -71,7 +57,7 @@ func v2Fetch(t *testing.T, base, auth, accept string, n int) []v2RecordOut {
 		if resp.StatusCode != 200 {
 			t.Fatalf("records: %d %s", resp.StatusCode, b)
 		}
-		var page []v2RecordOut
+		var page []specV2Record
 		if err := json.Unmarshal(b, &page); err != nil {
 			t.Fatalf("records: %v: %s", err, b)
 		}
@@ -278,7 +264,7 @@ func TestV2ConsumerAccess(t *testing.T) {
 // TestV2ConsumerIdleTimeout: an instance nobody uses is closed after
 // [kafkagate] consumer_instance_timeout; one in use is kept.
 func TestV2ConsumerIdleTimeout(t *testing.T) {
-	f := setupWith(t, "consumer_instance_timeout = 3s", nil, false)
+	f := setupWith(t, "consumer_instance_timeout = 5s", nil, false)
 	f.produceOK(t, "purchases", purchase)
 	idle := v2Create(t, f.srv.URL, "", "g", `{"name":"idle","auto.offset.reset":"earliest"}`)
 	busy := v2Create(t, f.srv.URL, "", "g", `{"name":"busy","auto.offset.reset":"earliest"}`)
@@ -294,7 +280,7 @@ func TestV2ConsumerIdleTimeout(t *testing.T) {
 	if resp, b := v2Call(t, http.MethodGet, idle+"/subscription", "", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("the idle instance expired before its timeout: %d %s", resp.StatusCode, b)
 	}
-	for end := time.Now().Add(9 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
 		if resp, b := v2Call(t, http.MethodGet, busy+"/subscription", "", "", ""); resp.StatusCode != 200 {
 			t.Fatalf("the instance in use expired: %d %s", resp.StatusCode, b)
 		}
@@ -482,6 +468,56 @@ func TestTypesRoundTrip(t *testing.T) {
 			if len(r.Headers) != 0 {
 				t.Fatalf("v2 shows internal headers: %+v", r.Headers)
 			}
+		}
+	}
+}
+
+// TestV2ConsumerVaultDown: with Vault unreachable a fetch answers 503 with
+// Retry-After and returns nothing; its records are not skipped: once Vault
+// is back the next fetch returns them, decrypted.
+func TestV2ConsumerVaultDown(t *testing.T) {
+	f := setup(t)
+	f.produceOK(t, "purchases", purchase)
+	f.produceOK(t, "purchases", purchase)
+	base := v2Create(t, f.srv.URL, "", "vd", `{"format":"json","auto.offset.reset":"earliest","auto.commit.enable":"false"}`)
+	if resp, b := v2Call(t, http.MethodPost, base+"/subscription", "", "", `{"topics":["purchases"]}`); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("subscribe: %d %s", resp.StatusCode, b)
+	}
+	if err := f.env.Vault.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = f.env.Vault.Resume()
+		}
+	}()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("no 503 within a minute with Vault paused")
+		}
+		resp, b := v2Call(t, http.MethodGet, base+"/records?timeout=1000", "", "application/vnd.kafka.json.v2+json", "")
+		if resp.StatusCode == 200 && string(b) == "[]\n" {
+			continue // still joining the group
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Content-Type") != httpapi.MediaV2 {
+			t.Fatalf("with Vault paused: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(b), s) {
+				t.Fatalf("plaintext in the error: %s", b)
+			}
+		}
+		break
+	}
+	if err := f.env.Vault.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	recs := v2Fetch(t, base, "", "application/vnd.kafka.json.v2+json", 2)
+	for i, r := range recs {
+		if r.Offset != int64(i) || r.Decryption.Status != "decrypted" {
+			t.Fatalf("after Vault came back, record %d: offset %d status %s", i, r.Offset, r.Decryption.Status)
 		}
 	}
 }

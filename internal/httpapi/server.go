@@ -220,6 +220,9 @@ func v2Defaults(c V2Config, requestTimeout time.Duration) V2Config {
 	if c.MaxResponseBytes <= 0 {
 		c.MaxResponseBytes = 8 << 20
 	}
+	if c.PatternRefresh <= 0 {
+		c.PatternRefresh = time.Minute
+	}
 	return c
 }
 

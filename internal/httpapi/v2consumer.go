@@ -69,13 +69,13 @@ var v2Name = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
 func (s *Server) v2Routes(r chi.Router) {
 	r.Post("/{group}", s.v2Create)
 	r.Route("/{group}/instances/{instance}", func(r chi.Router) {
-		r.Delete("/", s.v2Delete)
-		r.Post("/subscription", s.v2Subscribe)
-		r.Get("/subscription", s.v2Subscription)
-		r.Delete("/subscription", s.v2Unsubscribe)
-		r.Get("/records", s.v2Records)
-		r.Post("/offsets", s.v2Commit)
-		r.Get("/offsets", s.v2Committed)
+		r.Delete("/", s.withInstance(s.v2Delete))
+		r.Post("/subscription", s.withInstance(s.v2Subscribe))
+		r.Get("/subscription", s.withInstance(s.v2Subscription))
+		r.Delete("/subscription", s.withInstance(s.v2Unsubscribe))
+		r.Get("/records", s.withInstance(s.v2Records))
+		r.Post("/offsets", s.withInstance(s.v2Commit))
+		r.Get("/offsets", s.withInstance(s.v2Committed))
 		for _, p := range []string{"/assignments", "/positions", "/positions/beginning", "/positions/end"} {
 			r.HandleFunc(p, s.v2Unsupported)
 		}
@@ -146,15 +146,20 @@ func v2Principal(r *http.Request) *Principal {
 	return anonymous()
 }
 
-// v2Acquire finds the request's instance and marks it in use; the
-// caller releases it. Another principal's instance is not found.
-func (s *Server) v2Acquire(w http.ResponseWriter, r *http.Request) *v2Instance {
-	group, name := chi.URLParam(r, "group"), chi.URLParam(r, "instance")
-	in := s.v2.acquire(v2Key{group: V2Group(principalName(r), group), name: name})
-	if in == nil {
-		v2Err(w, newErr(CodeConsumerNotFound, "consumer instance not found (instances live on the gateway replica that created them)"))
+// withInstance serves h with the request's instance, kept in use (its
+// idle time stopped) until h returns. Another principal's instance is not
+// found: 404.
+func (s *Server) withInstance(h func(http.ResponseWriter, *http.Request, *v2Instance)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		group, name := chi.URLParam(r, "group"), chi.URLParam(r, "instance")
+		in := s.v2.acquire(v2Key{group: V2Group(principalName(r), group), name: name})
+		if in == nil {
+			v2Err(w, newErr(CodeConsumerNotFound, "consumer instance not found (instances live on the gateway replica that created them)"))
+			return
+		}
+		defer s.v2.release(in)
+		h(w, r, in)
 	}
-	return in
 }
 
 // v2CreateRequest is REST Proxy's ConsumerInstanceConfig.
@@ -295,12 +300,7 @@ func (s *Server) v2Create(w http.ResponseWriter, r *http.Request) {
 }
 
 // v2Delete handles DELETE .../instances/{instance}: 204.
-func (s *Server) v2Delete(w http.ResponseWriter, r *http.Request) {
-	in := s.v2Acquire(w, r)
-	if in == nil {
-		return
-	}
-	defer s.v2.release(in)
+func (s *Server) v2Delete(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	if !s.v2.remove(in) {
 		v2Err(w, newErr(CodeConsumerNotFound, "consumer instance not found"))
 		return
@@ -320,14 +320,9 @@ type v2SubscriptionResponse struct {
 
 // v2Subscribe handles POST .../subscription: it replaces the instance's
 // subscription (204). Every topic needs consume:<topic>; a topic_pattern
-// (a full match, RE2 syntax) subscribes to the matching topics that exist
-// now and that the principal may consume.
-func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request) {
-	in := s.v2Acquire(w, r)
-	if in == nil {
-		return
-	}
-	defer s.v2.release(in)
+// (a full match, RE2 syntax) subscribes to the matching topics the
+// principal may consume, now and as they appear (v2Sub.refresh).
+func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	var req v2SubscriptionRequest
 	ok, aerr := v2Body(r, 64<<10, &req)
 	if aerr != nil {
@@ -336,6 +331,7 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	p := v2Principal(r)
 	var topics []string
+	var match func(string) bool
 	switch {
 	case !ok || (req.Topics == nil) == (req.TopicPattern == nil):
 		v2Err(w, &apiError{ErrorCode: CodeBadRequestField, Message: "give either topics or topic_pattern", Field: "topics"})
@@ -351,8 +347,9 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request) {
 			v2Err(w, v2KafkaErr(err))
 			return
 		}
+		match = func(t string) bool { return re.MatchString(t) && !strings.HasPrefix(t, "__") && p.Can(RightConsume, t) }
 		for _, t := range all {
-			if re.MatchString(t) && !strings.HasPrefix(t, "__") && p.Can(RightConsume, t) {
+			if match(t) {
 				topics = append(topics, t)
 			}
 		}
@@ -388,13 +385,9 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	in.sub.stop()
 	in.sub = nil
-	if len(topics) == 0 {
-		// A pattern that matches nothing yet: subscribed to nothing.
-		in.sub = &v2Sub{topics: []string{}, cancel: func() {}, consumed: map[tp]int64{}}
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	sub, err := subscribe(s.v2Groups, s.cfg.V2, in, topics, s.log)
+	// A pattern may match nothing yet: the subscription then waits for
+	// matching topics (refresh).
+	sub, err := subscribe(s.v2Groups, s.cfg.V2, in, topics, match, s.log)
 	if err != nil {
 		v2Err(w, v2KafkaErr(err))
 		return
@@ -404,28 +397,18 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request) {
 }
 
 // v2Subscription handles GET .../subscription.
-func (s *Server) v2Subscription(w http.ResponseWriter, r *http.Request) {
-	in := s.v2Acquire(w, r)
-	if in == nil {
-		return
-	}
-	defer s.v2.release(in)
+func (s *Server) v2Subscription(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	in.op.Lock()
 	topics := []string{}
 	if in.sub != nil {
-		topics = slices.Clone(in.sub.topics)
+		topics = append(topics, in.sub.topics...)
 	}
 	in.op.Unlock()
 	v2JSON(w, http.StatusOK, MediaV2, v2SubscriptionResponse{Topics: topics})
 }
 
 // v2Unsubscribe handles DELETE .../subscription: 204.
-func (s *Server) v2Unsubscribe(w http.ResponseWriter, r *http.Request) {
-	in := s.v2Acquire(w, r)
-	if in == nil {
-		return
-	}
-	defer s.v2.release(in)
+func (s *Server) v2Unsubscribe(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	in.op.Lock()
 	in.sub.stop()
 	in.sub = nil
@@ -477,12 +460,7 @@ func acceptFormat(accept, own string) (format string, ok bool) {
 
 // v2Records handles GET .../records?timeout=&max_bytes=: the records
 // fetched, decrypted by their topics' policies, as a JSON array.
-func (s *Server) v2Records(w http.ResponseWriter, r *http.Request) {
-	in := s.v2Acquire(w, r)
-	if in == nil {
-		return
-	}
-	defer s.v2.release(in)
+func (s *Server) v2Records(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	format, ok := acceptFormat(r.Header.Get("Accept"), in.format)
 	if !ok || format != in.format {
 		v2Err(w, newErr(CodeConsumerFormatMismatch, "The requested embedded data format does not match the deserializer for this consumer instance (Accept: "+
@@ -522,14 +500,11 @@ func (s *Server) v2Records(w http.ResponseWriter, r *http.Request) {
 	defer in.op.Unlock()
 	out := []v2Record{}
 	ctype := mediaV2Prefix + in.format + mediaV2Suffix
-	if in.sub == nil || in.sub.recs == nil {
-		if in.sub == nil {
-			v2Err(w, newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic"))
-			return
-		}
-		v2JSON(w, http.StatusOK, ctype, out)
+	if in.sub == nil {
+		v2Err(w, newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic"))
 		return
 	}
+	in.sub.refresh(s.v2Groups, s.cfg.V2, in, s.log)
 	items := in.sub.fetch(r.Context(), wait, maxBytes, s.cfg.MaxReadRecords)
 	recs := make([]kafka.Record, len(items))
 	for i, it := range items {
@@ -589,12 +564,7 @@ type v2CommitRequest struct {
 // position after every record returned so far; with offsets it commits
 // each offset + 1 (the next record to read), as REST Proxy does. The
 // commit is read back before the answer: 200 means it is in Kafka.
-func (s *Server) v2Commit(w http.ResponseWriter, r *http.Request) {
-	in := s.v2Acquire(w, r)
-	if in == nil {
-		return
-	}
-	defer s.v2.release(in)
+func (s *Server) v2Commit(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	var req v2CommitRequest
 	given, aerr := v2Body(r, 1<<20, &req)
 	if aerr != nil {
@@ -673,12 +643,7 @@ type v2CommittedResponse struct {
 // v2Committed handles GET .../offsets with a body naming partitions: the
 // group's committed offsets (the next record to read), for the
 // partitions that have one.
-func (s *Server) v2Committed(w http.ResponseWriter, r *http.Request) {
-	in := s.v2Acquire(w, r)
-	if in == nil {
-		return
-	}
-	defer s.v2.release(in)
+func (s *Server) v2Committed(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	var req v2CommittedRequest
 	given, aerr := v2Body(r, 1<<20, &req)
 	if aerr != nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -83,6 +84,9 @@ type V2Config struct {
 	// (0: sarama's defaults).
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
+	// PatternRefresh is how often a topic_pattern subscription looks for
+	// new matching topics, at a fetch (default 1 min).
+	PatternRefresh time.Duration
 }
 
 // v2Key names an instance: its Kafka group (which holds the principal,
@@ -269,10 +273,16 @@ type tp struct {
 // v2Sub is a running subscription: one group member per topic.
 type v2Sub struct {
 	topics []string
-	cancel context.CancelFunc
-	groups []*kafka.Group
-	wg     sync.WaitGroup // the members' Run goroutines
-	recs   chan v2Item    // claims hand records here
+	// match, for a topic_pattern subscription, tells the topics to add
+	// when they appear (checked at a fetch every PatternRefresh); nil for
+	// a list of topics.
+	match    func(topic string) bool
+	resolved time.Time
+	ctx      context.Context
+	cancel   context.CancelFunc
+	groups   []*kafka.Group
+	wg       sync.WaitGroup // the members' Run goroutines
+	recs     chan v2Item    // claims hand records here
 
 	mu       sync.Mutex
 	sessions map[string]*kafka.Session // current session per topic
@@ -285,29 +295,67 @@ type v2Sub struct {
 }
 
 // subscribe joins one group member per topic and starts consuming. A
-// failure leaves nothing running.
-func subscribe(g ConsumerGroups, cfg V2Config, in *v2Instance, topics []string, log *slog.Logger) (*v2Sub, error) {
+// failure leaves nothing running. match, when set, is the topic_pattern
+// the topics were found by (refresh adds new matching topics).
+func subscribe(g ConsumerGroups, cfg V2Config, in *v2Instance, topics []string, match func(string) bool, log *slog.Logger) (*v2Sub, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	sub := &v2Sub{topics: topics, cancel: cancel, recs: make(chan v2Item), sessions: map[string]*kafka.Session{}, consumed: map[tp]int64{}}
+	sub := &v2Sub{match: match, resolved: time.Now(), ctx: ctx, cancel: cancel, recs: make(chan v2Item), sessions: map[string]*kafka.Session{}, consumed: map[tp]int64{}}
 	for _, topic := range topics {
-		grp, err := g.JoinGroup(kafka.GroupOptions{Group: in.key.group, Topic: topic, ClientSuffix: "-v2", Initial: in.initial,
-			AutoCommit: in.autoCommit, SmallPrefetch: true, RequireTopic: true, ReadCommitted: true,
-			SessionTimeout: cfg.SessionTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
-			OnError: func(err error) {
-				log.Warn("v2 consumer group error", "group", in.key.group, "instance", in.key.name, "topic", topic, "error", err)
-			}})
-		if err != nil {
+		if err := sub.join(g, cfg, in, topic, log); err != nil {
 			sub.stop()
 			return nil, err
 		}
-		sub.groups = append(sub.groups, grp)
-		sub.wg.Add(1)
-		go func() { // owned by sub: ends when stop cancels ctx
-			defer sub.wg.Done()
-			_ = grp.Run(ctx, sub.handler(topic))
-		}()
 	}
 	return sub, nil
+}
+
+// join adds a group member for topic and starts it.
+func (sub *v2Sub) join(g ConsumerGroups, cfg V2Config, in *v2Instance, topic string, log *slog.Logger) error {
+	grp, err := g.JoinGroup(kafka.GroupOptions{Group: in.key.group, Topic: topic, ClientSuffix: "-v2", Initial: in.initial,
+		AutoCommit: in.autoCommit, SmallPrefetch: true, RequireTopic: true, ReadCommitted: true,
+		SessionTimeout: cfg.SessionTimeout, HeartbeatInterval: cfg.HeartbeatInterval,
+		OnError: func(err error) {
+			log.Warn("v2 consumer group error", "group", in.key.group, "instance", in.key.name, "topic", topic, "error", err)
+		}})
+	if err != nil {
+		return err
+	}
+	sub.groups = append(sub.groups, grp)
+	sub.topics = append(sub.topics, topic)
+	sort.Strings(sub.topics)
+	sub.wg.Add(1)
+	go func() { // owned by sub: ends when stop cancels ctx
+		defer sub.wg.Done()
+		_ = grp.Run(sub.ctx, sub.handler(topic))
+	}()
+	return nil
+}
+
+// refresh adds, to a topic_pattern subscription, the matching topics that
+// appeared since it last looked (every cfg.PatternRefresh), up to
+// cfg.MaxTopics. Failures are logged; the subscription goes on as it is.
+func (sub *v2Sub) refresh(g ConsumerGroups, cfg V2Config, in *v2Instance, log *slog.Logger) {
+	if sub.match == nil || time.Since(sub.resolved) < cfg.PatternRefresh {
+		return
+	}
+	sub.resolved = time.Now()
+	all, err := g.Topics()
+	if err != nil {
+		log.Warn("v2 topic_pattern refresh", "group", in.key.group, "instance", in.key.name, "error", err)
+		return
+	}
+	for _, t := range all {
+		if !sub.match(t) || slices.Contains(sub.topics, t) {
+			continue
+		}
+		if len(sub.topics) >= cfg.MaxTopics {
+			log.Warn("v2 topic_pattern matches more topics than a subscription holds", "group", in.key.group, "instance", in.key.name, "max_topics", cfg.MaxTopics)
+			return
+		}
+		if err := sub.join(g, cfg, in, t, log); err != nil {
+			log.Warn("v2 topic_pattern refresh", "group", in.key.group, "instance", in.key.name, "topic", t, "error", err)
+		}
+	}
 }
 
 // handler hands a topic's claimed records to the instance.
