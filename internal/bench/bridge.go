@@ -45,8 +45,16 @@ func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
 		return nil, err
 	}
 	metricsURL := "http://" + addr + "/metrics"
-	if err := e.startGateway(ctx, metricsURL, "bridge", "--source", bridgeSource, "--target", bridgeTarget,
-		"--stats-interval", "1h", "--metrics-listen", addr); err != nil {
+	args := []string{"bridge", "--source", bridgeSource, "--target", bridgeTarget, "--stats-interval", "1h", "--metrics-listen", addr}
+	var pprofBase string
+	if e.cfg.GatewayProfileDir != "" {
+		pa, err := loopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		args, pprofBase = append(args, "--pprof", pa), "http://"+pa
+	}
+	if err := e.startGateway(ctx, metricsURL, args...); err != nil {
 		return nil, err
 	}
 	defer func() { _ = e.stopGateway() }()
@@ -55,10 +63,11 @@ func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
 		return int64(metricSum(m, "kafkagate_bridge_records_total", `event="`+event+`"`, `target="`+bridgeTarget+`"`))
 	}
 	var (
-		start  time.Time
-		meter  *cpuMeter
-		before map[string]float64
-		last   map[string]float64
+		start    time.Time
+		meter    *cpuMeter
+		before   map[string]float64
+		last     map[string]float64
+		profiled <-chan error
 	)
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
@@ -71,6 +80,11 @@ func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
 		last = m
 		if meter == nil && count(m, "consumed") > 0 {
 			start, meter, before = time.Now(), e.meter(), m
+			if pprofBase != "" {
+				// A fixed window from the first record: the copy's own
+				// length is not known in advance.
+				profiled = e.gatewayProfile(ctx, pprofBase, 2*e.cfg.Point, "gateway-bridge.pprof")
+			}
 		}
 		if count(m, "produced")+count(m, "dead_lettered") >= int64(n) {
 			break
@@ -90,6 +104,11 @@ func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
 	}
 	d := time.Since(start)
 	cpu := meter.stop(float64(n), float64(2*n))
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return nil, err
+		}
+	}
 	if dl := count(last, "dead_lettered"); dl != 0 {
 		return nil, fmt.Errorf("bridge: %d records dead-lettered", dl)
 	}

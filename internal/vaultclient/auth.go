@@ -508,6 +508,21 @@ func (c *Client) Write(ctx context.Context, path string, data map[string]any) (m
 	return out, err
 }
 
+// WriteJSON is Write for a request body already encoded as JSON: the
+// "data" object of Vault's answer is decoded into out (a pointer to a
+// struct or map), which spares Write's generic map for callers that know
+// the answer's shape. Errors, the HTTP 400 answer to a batch in which
+// every item failed, and the re-login are Write's.
+func (c *Client) WriteJSON(ctx context.Context, path string, body []byte, out any) error {
+	c.auth.waitReady(ctx)
+	used := c.api.Token()
+	err := c.writeJSON(ctx, path, body, out)
+	if errors.Is(err, ErrDenied) && c.auth.onDenied(ctx, used) {
+		return c.writeJSON(ctx, path, body, out)
+	}
+	return err
+}
+
 // Read performs a logical read. A missing path is ErrNotFound. A call
 // refused because the token is no longer valid is retried once after a
 // new login.
