@@ -179,4 +179,3 @@ func (c *Client) write(ctx context.Context, path string, in []entry) ([]result, 
 	}
 	return res, nil
 }
-
