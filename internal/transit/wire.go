@@ -4,6 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
 // entry is one batch_input item: name set to its value (raw in base64 when
@@ -19,10 +24,7 @@ type entry struct {
 
 // result is one batch_results item.
 type result struct {
-	Ciphertext string `json:"ciphertext"`
-	Plaintext  string `json:"plaintext"`
-	HMAC       string `json:"hmac"`
-	Error      string `json:"error"`
+	Ciphertext, Plaintext, HMAC, Error string
 }
 
 // emptyResult is the result of a null batch_results item.
@@ -62,6 +64,49 @@ func (e *entry) asMap() map[string]any {
 		m["context"] = base64.StdEncoding.EncodeToString(e.context)
 	}
 	return m
+}
+
+// parseBatchAnswer reads the batch_results of Vault's answer to a
+// batch_input call of n items (an empty answer has none). An item that is not an
+// object gets the error emptyResult. It is false when the answer is not
+// well-formed JSON.
+func parseBatchAnswer(answer []byte, n int) ([]result, bool) {
+	if len(answer) == 0 {
+		return nil, true
+	}
+	if !gjson.ValidBytes(answer) {
+		return nil, false
+	}
+	items := gjson.GetBytes(answer, "data.batch_results")
+	if !items.IsArray() {
+		return nil, true
+	}
+	res := make([]result, 0, n)
+	items.ForEach(func(_, item gjson.Result) bool {
+		var r result
+		if !item.IsObject() {
+			r.Error = emptyResult
+		}
+		item.ForEach(func(k, v gjson.Result) bool {
+			if v.Type != gjson.String {
+				return true
+			}
+			switch k.Str {
+			case "ciphertext":
+				r.Ciphertext = v.Str
+			case "plaintext":
+				r.Plaintext = v.Str
+			case "hmac":
+				r.HMAC = v.Str
+			case "error":
+				r.Error = v.Str
+			}
+			return true
+		})
+		res = append(res, r)
+		return true
+	})
+	return res, true
 }
 
 // appendBatchBody appends the JSON body of a batch_input call of in, with
@@ -124,35 +169,24 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// batchAnswer is the data of Vault's answer to a batch_input call; a null
-// item decodes to nil.
-type batchAnswer struct {
-	BatchResults []*result `json:"batch_results"`
-}
-
-// jsonWriter is a Vault client that takes a request body already encoded
-// as JSON and decodes the data of the answer into a typed value
-// (vaultclient.Client). A Logical without it gets generic maps.
-type jsonWriter interface {
-	WriteJSON(ctx context.Context, path string, body []byte, out any) error
+// rawWriter is a Vault client that takes a request body already encoded
+// as JSON and returns the answer as it came (vaultclient.Client). A
+// Logical without it gets generic maps.
+type rawWriter interface {
+	WriteRaw(ctx context.Context, path string, body []byte) ([]byte, error)
 }
 
 // write sends one batch_input call of in to path and returns its
 // batch_results (as many as Vault sent; call checks the count).
 func (c *Client) write(ctx context.Context, path string, in []entry) ([]result, error) {
-	if jw, ok := c.v.(jsonWriter); ok {
-		body := appendBatchBody(make([]byte, 0, batchBodySize(in)), in)
-		var ans batchAnswer
-		if err := jw.WriteJSON(ctx, path, body, &ans); err != nil {
+	if rw, ok := c.v.(rawWriter); ok {
+		answer, err := rw.WriteRaw(ctx, path, appendBatchBody(make([]byte, 0, batchBodySize(in)), in))
+		if err != nil {
 			return nil, err
 		}
-		res := make([]result, len(ans.BatchResults))
-		for i, r := range ans.BatchResults {
-			if r == nil {
-				res[i].Error = emptyResult
-				continue
-			}
-			res[i] = *r
+		res, ok := parseBatchAnswer(answer, len(in))
+		if !ok {
+			return nil, fmt.Errorf("write %s: decode response: %w", path, vaultclient.ErrUnavailable)
 		}
 		return res, nil
 	}

@@ -508,19 +508,20 @@ func (c *Client) Write(ctx context.Context, path string, data map[string]any) (m
 	return out, err
 }
 
-// WriteJSON is Write for a request body already encoded as JSON: the
-// "data" object of Vault's answer is decoded into out (a pointer to a
-// struct or map), which spares Write's generic map for callers that know
-// the answer's shape. Errors, the HTTP 400 answer to a batch in which
-// every item failed, and the re-login are Write's.
-func (c *Client) WriteJSON(ctx context.Context, path string, body []byte, out any) error {
+// WriteRaw is Write for a request body already encoded as JSON: it
+// returns Vault's answer as it came (the JSON envelope whose "data" Write
+// returns, empty when Vault sent none), for callers that decode the answer
+// they expect faster than Write's generic map. Errors, the HTTP 400
+// answer to a batch in which every item failed, and the re-login are
+// Write's.
+func (c *Client) WriteRaw(ctx context.Context, path string, body []byte) ([]byte, error) {
 	c.auth.waitReady(ctx)
 	used := c.api.Token()
-	err := c.writeJSON(ctx, path, body, out)
+	out, err := c.writeRaw(ctx, path, body)
 	if errors.Is(err, ErrDenied) && c.auth.onDenied(ctx, used) {
-		return c.writeJSON(ctx, path, body, out)
+		return c.writeRaw(ctx, path, body)
 	}
-	return err
+	return out, err
 }
 
 // Read performs a logical read. A missing path is ErrNotFound. A call

@@ -200,24 +200,25 @@ func (c *Client) write(ctx context.Context, path string, data map[string]any) (m
 	return s.Data, nil
 }
 
-// writeJSON is WriteJSON without the re-login.
-func (c *Client) writeJSON(ctx context.Context, path string, body []byte, out any) error {
+// writeRaw is WriteRaw without the re-login.
+func (c *Client) writeRaw(ctx context.Context, path string, body []byte) ([]byte, error) {
 	r := c.api.NewRequest(http.MethodPut, "/v1/"+path)
 	// Obj is what vault/api re-encodes when it follows a redirect.
 	r.BodyBytes, r.Obj = body, json.RawMessage(body)
 	rb, err := c.send(ctx, path, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rb.Close()
-	env := struct {
-		Data any `json:"data"`
-	}{Data: out}
-	if err := json.NewDecoder(rb).Decode(&env); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("write %s: decode response: %w", path, vaultWords{ErrUnavailable})
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(rb, maxAnswer)); err != nil {
+		return nil, Classify("write "+path, err)
 	}
-	return nil
+	return buf.Bytes(), nil
 }
+
+// maxAnswer bounds the answer WriteRaw reads.
+const maxAnswer = 64 << 20
 
 // send performs r and returns the body of Vault's answer, or the
 // classified error. For batch operations in which every item failed, Vault
@@ -233,7 +234,7 @@ func (c *Client) send(ctx context.Context, path string, r *api.Request) (io.Read
 	if resp != nil {
 		defer resp.Body.Close()
 		if resp.StatusCode == http.StatusBadRequest {
-			if b, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<20)); rerr == nil && hasBatchResults(b) {
+			if b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxAnswer)); rerr == nil && hasBatchResults(b) {
 				return io.NopCloser(bytes.NewReader(b)), nil
 			}
 		}
