@@ -267,10 +267,21 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 	}
 	loc := newLocator(paths)
 	type pending struct{ rec, field int }
+	// One backing array each for the whole call: the records' slices of
+	// replacements and of field infos are windows of these.
+	nf := len(p.Fields)
 	var (
-		items []kms.Item
-		refs  []pending
+		items     = make([]kms.Item, 0, len(values)*nf)
+		refs      = make([]pending, 0, len(values)*nf)
+		replAll   = make([][]byte, len(values)*nf)
+		fieldsAll = make([]FieldInfo, len(values)*nf)
 	)
+	addField := func(ri int, fi FieldInfo) {
+		if out[ri].Fields == nil {
+			out[ri].Fields = fieldsAll[ri*nf : ri*nf : (ri+1)*nf]
+		}
+		out[ri].Fields = append(out[ri].Fields, fi)
+	}
 	spans := make([][]span, len(values))
 	repl := make([][][]byte, len(values))
 	for ri, v := range values {
@@ -280,7 +291,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 			continue
 		}
 		spans[ri] = sp
-		repl[ri] = make([][]byte, len(p.Fields))
+		repl[ri] = replAll[ri*nf : (ri+1)*nf : (ri+1)*nf]
 		for fi, f := range p.Fields {
 			s := sp[fi]
 			if s.start < 0 || s.res.Type == gjson.Null || f.Mode == policy.Plain {
@@ -313,7 +324,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 					break
 				}
 				repl[ri][fi] = jsonString(ct)
-				out[ri].Fields = append(out[ri].Fields, FieldInfo{Path: path, Mode: string(policy.FPE), Domain: f.Options["domain"], Format: applied, KeyVersion: ver, Bound: true})
+				addField(ri, FieldInfo{Path: path, Mode: string(policy.FPE), Domain: f.Options["domain"], Format: applied, KeyVersion: ver, Bound: true})
 			}
 			if out[ri].Err != nil {
 				break
@@ -335,7 +346,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 				continue
 			}
 			repl[ref.rec][ref.field] = jsonString(r.Ciphertext)
-			out[ref.rec].Fields = append(out[ref.rec].Fields, FieldInfo{Path: names[ref.field], Mode: string(policy.Transit), Key: p.TransitKey, KeyVersion: r.KeyVersion})
+			addField(ref.rec, FieldInfo{Path: names[ref.field], Mode: string(policy.Transit), Key: p.TransitKey, KeyVersion: r.KeyVersion})
 		}
 	}
 	// Blind indexes of index=hmac fields (blindindex.go).
@@ -352,6 +363,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 	var (
 		prevFields []FieldInfo
 		prevHeader []byte
+		headers    = make([]Header, len(values))
 	)
 	for ri := range values {
 		if out[ri].Err != nil {
@@ -368,7 +380,8 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 			}
 			prevFields, prevHeader = out[ri].Fields, h
 		}
-		out[ri].Headers = []Header{{Key: HeaderFields, Value: h}}
+		out[ri].Headers = headers[ri : ri+1 : ri+1]
+		out[ri].Headers[0] = Header{Key: HeaderFields, Value: h}
 	}
 	e.countSealed(p, out)
 	return out, nil
