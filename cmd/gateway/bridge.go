@@ -91,6 +91,13 @@ Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT.`,
 				}
 				defer metricsLn.Close()
 			}
+			if pprofAddr != "" {
+				stop, err := gateway.ServePprof(cmd.Context(), pprofAddr, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			vcfg := envVault(log)
 			if vcfg.Timeout == 0 {
 				vcfg.Timeout = 10 * time.Second
@@ -115,13 +122,6 @@ Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT.`,
 				}
 			}
 			defer gw.Close()
-			if pprofAddr != "" {
-				stop, err := gateway.ServePprof(cmd.Context(), pprofAddr, log)
-				if err != nil {
-					return err
-				}
-				defer stop()
-			}
 			bc.Engine, bc.Kafka, bc.Logger = gw.Engine, gw.Kafka.Settings(), log
 			bc.ExactlyOnce, bc.BatchSize, bc.StatsInterval = exactlyOnce, batch, statsEvery
 			membership.apply(&bc.InstanceID, &bc.SessionTimeout, &bc.RebalanceTimeout)
