@@ -45,14 +45,9 @@ func (e *env) bridgeThroughput(ctx context.Context) (*bridgeResult, error) {
 		return nil, err
 	}
 	metricsURL := "http://" + addr + "/metrics"
-	args := []string{"bridge", "--source", bridgeSource, "--target", bridgeTarget, "--stats-interval", "1h", "--metrics-listen", addr}
-	var pprofBase string
-	if e.cfg.GatewayProfileDir != "" {
-		pa, err := loopbackAddr()
-		if err != nil {
-			return nil, err
-		}
-		args, pprofBase = append(args, "--pprof", pa), "http://"+pa
+	args, pprofBase, err := e.withPprof([]string{"bridge", "--source", bridgeSource, "--target", bridgeTarget, "--stats-interval", "1h", "--metrics-listen", addr})
+	if err != nil {
+		return nil, err
 	}
 	if err := e.startGateway(ctx, metricsURL, args...); err != nil {
 		return nil, err
