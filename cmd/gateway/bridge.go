@@ -26,7 +26,7 @@ func newBridge(g *globals) *cobra.Command {
 		exactlyOnce                bool
 		batch                      int
 		statsEvery                 time.Duration
-		metricsAddr                string
+		metricsAddr, pprofAddr     string
 		membership                 groupFlags
 	)
 	cmd := &cobra.Command{
@@ -96,6 +96,13 @@ Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT.`,
 				}
 				defer metricsLn.Close()
 			}
+			if pprofAddr != "" {
+				stop, err := gateway.ServePprof(cmd.Context(), pprofAddr, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			vcfg := envVault(log)
 			if vcfg.Timeout == 0 {
 				vcfg.Timeout = 10 * time.Second
@@ -145,6 +152,7 @@ Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT.`,
 	cmd.Flags().IntVar(&batch, "batch", 500, "records per batch (one Vault call and one produce each)")
 	cmd.Flags().DurationVar(&statsEvery, "stats-interval", 30*time.Second, "how often counts are logged (they are also logged at exit)")
 	membership.bind(cmd, "[encryptor] ")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, a loopback address (e.g. 127.0.0.1:9464; default: none)")
 	return cmd
 }

@@ -71,14 +71,14 @@ func TestCLIBridgeMetrics(t *testing.T) {
 	// Vault frozen: the bridge can encrypt nothing, so the lag is every
 	// record; after SIGCONT it drains to 0.
 	resume := testkit.PauseVault(t, env.Vault)
-	addr := freeAddr(t)
+	addr, pprofAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, &out, "--config", cfgPath, "--brokers="+env.Brokers[0], "--log-level", "warn",
-			"bridge", "--source", "plain", "--target", "enc", "--metrics-listen", addr)
+			"bridge", "--source", "plain", "--target", "enc", "--metrics-listen", addr, "--pprof", pprofAddr)
 	}()
 	url := "http://" + addr + "/metrics"
 	frozen := map[string]float64{
@@ -103,6 +103,16 @@ func TestCLIBridgeMetrics(t *testing.T) {
 		t.Fatal("/metrics carries record content")
 	}
 	t.Logf("bridge /metrics after %d records:\n%s", n, grepBridge(body))
+	// --pprof serves the bridge process's Go profiles beside it.
+	presp, err := http.Get("http://" + pprofAddr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatalf("bridge --pprof: %v", err)
+	}
+	cmdline, _ := io.ReadAll(presp.Body)
+	presp.Body.Close()
+	if presp.StatusCode != http.StatusOK || len(cmdline) == 0 {
+		t.Fatalf("bridge --pprof: HTTP %d %q", presp.StatusCode, cmdline)
+	}
 
 	stopRun(t, cancel, done, 60*time.Second, "bridge")
 	if resp, err := http.Get(url); err == nil {
@@ -120,6 +130,11 @@ func TestCLIBridgeMetrics(t *testing.T) {
 	err = run(context.Background(), &errOut, "--config", cfgPath, "--brokers="+env.Brokers[0], "bridge", "--source", "plain", "--target", "enc", "--metrics-listen", ln.Addr().String())
 	if err == nil || !strings.Contains(err.Error(), "--metrics-listen "+ln.Addr().String()) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("taken --metrics-listen address: %v", err)
+	}
+	// Profiles are served on a loopback address only.
+	err = run(context.Background(), &errOut, "--config", cfgPath, "--brokers="+env.Brokers[0], "bridge", "--source", "plain", "--target", "enc", "--pprof", "0.0.0.0:0")
+	if err == nil || !strings.Contains(err.Error(), "--pprof 0.0.0.0:0") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("--pprof on a non-loopback address: %v", err)
 	}
 }
 

@@ -82,14 +82,9 @@ func (e *env) restProduce(ctx context.Context) (*restResult, error) {
 		return nil, err
 	}
 	base := "http://" + addr
-	args := []string{"serve", "--listen", addr}
-	var pprofBase string
-	if e.cfg.GatewayProfileDir != "" {
-		pa, err := loopbackAddr()
-		if err != nil {
-			return nil, err
-		}
-		args, pprofBase = append(args, "--pprof", pa), "http://"+pa
+	args, pprofBase, err := e.withPprof([]string{"serve", "--listen", addr})
+	if err != nil {
+		return nil, err
 	}
 	if err := e.startGateway(ctx, base+"/metrics", args...); err != nil {
 		return nil, err
@@ -118,6 +113,19 @@ func (e *env) restProduce(ctx context.Context) (*restResult, error) {
 		return nil, err
 	}
 	return res, e.stopGateway()
+}
+
+// withPprof adds --pprof to the gateway's args when gateway profiles are
+// asked for, and returns the base URL of its pprof server ("" if not).
+func (e *env) withPprof(args []string) ([]string, string, error) {
+	if e.cfg.GatewayProfileDir == "" {
+		return args, "", nil
+	}
+	pa, err := loopbackAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	return append(args, "--pprof", pa), "http://" + pa, nil
 }
 
 // gatewayProfile fetches a CPU profile of d from the gateway process's

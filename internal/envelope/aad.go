@@ -57,6 +57,9 @@ func authHeaders(hs []Header) ([]Header, error) {
 // repeated kafkagate header. A record has a handful of headers, so the
 // lookups are linear scans: no map per record on the seal and open paths.
 func splitHeaders(hs []Header) (sorted, all []Header, err error) {
+	// One array for both lists, each with room for every header.
+	buf := make([]Header, 2*len(hs))
+	sorted, all = buf[:0:len(hs)], buf[len(hs):len(hs):2*len(hs)]
 	for _, h := range hs {
 		if !authenticated(h.Key) {
 			continue

@@ -22,6 +22,29 @@ const DefaultMaxDepth = 64
 // boolean) is an error, so a field can never escape its policy by changing
 // shape; a path through null or a missing key is simply absent.
 func locate(doc []byte, paths [][]string, maxDepth int) ([]span, *Error) {
+	return newLocator(paths).locate(doc, maxDepth)
+}
+
+// locator finds one set of paths in many documents: the lookup table of
+// the paths and their prefixes is built once.
+type locator struct {
+	n    int
+	want map[string]int // full path -> index; prefixes -> -1
+}
+
+func newLocator(paths [][]string) *locator {
+	want := make(map[string]int, len(paths)*2)
+	for i, p := range paths {
+		for j := 1; j < len(p); j++ {
+			want[strings.Join(p[:j], "\x00")] = -1
+		}
+		want[strings.Join(p, "\x00")] = i
+	}
+	return &locator{n: len(paths), want: want}
+}
+
+// locate is the package function locate for l's paths.
+func (l *locator) locate(doc []byte, maxDepth int) ([]span, *Error) {
 	if !utf8.Valid(doc) {
 		return nil, &Error{Code: CodeInvalidJSON, Msg: "value is not valid UTF-8"}
 	}
@@ -37,18 +60,11 @@ func locate(doc []byte, paths [][]string, maxDepth int) ([]span, *Error) {
 	if !root.IsObject() {
 		return nil, &Error{Code: CodeNotObject, Msg: "value must be a JSON object for a fields policy, got " + typeName(root)}
 	}
-	spans := make([]span, len(paths))
+	spans := make([]span, l.n)
 	for i := range spans {
 		spans[i].start = -1
 	}
-	want := make(map[string]int, len(paths)*2) // full path -> index; prefixes -> -1
-	for i, p := range paths {
-		for j := 1; j < len(p); j++ {
-			want[strings.Join(p[:j], "\x00")] = -1
-		}
-		want[strings.Join(p, "\x00")] = i
-	}
-	w := walker{doc: doc, want: want, spans: spans, maxDepth: maxDepth}
+	w := walker{doc: doc, want: l.want, spans: spans, maxDepth: maxDepth}
 	w.object(root, "", 1)
 	if w.err != nil {
 		return nil, w.err
@@ -69,17 +85,13 @@ func (w *walker) object(obj gjson.Result, prefix string, depth int) {
 		w.err = &Error{Code: CodeTooDeep, Msg: "value nests deeper than the limit"}
 		return
 	}
-	var seen map[string]struct{}
+	var seen keySet
 	obj.ForEach(func(k, v gjson.Result) bool {
 		key := k.String()
-		if seen == nil {
-			seen = map[string]struct{}{}
-		}
-		if _, dup := seen[key]; dup {
+		if !seen.add(key) {
 			w.err = &Error{Code: CodeDuplicateKey, Field: joinDisplay(prefix, key), Msg: "duplicate object key"}
 			return false
 		}
-		seen[key] = struct{}{}
 		full := key
 		if prefix != "" {
 			full = prefix + "\x00" + key
@@ -102,6 +114,41 @@ func (w *walker) object(obj gjson.Result, prefix string, depth int) {
 		}
 		return w.err == nil
 	})
+}
+
+// keySet is the keys of one object seen so far: a short list scanned in
+// place for the few keys most objects have, a map beyond that.
+type keySet struct {
+	few  [8]string
+	n    int
+	many map[string]struct{}
+}
+
+// add records key and reports whether it was new.
+func (s *keySet) add(key string) bool {
+	if s.many != nil {
+		if _, dup := s.many[key]; dup {
+			return false
+		}
+		s.many[key] = struct{}{}
+		return true
+	}
+	for _, k := range s.few[:s.n] {
+		if k == key {
+			return false
+		}
+	}
+	if s.n < len(s.few) {
+		s.few[s.n] = key
+		s.n++
+		return true
+	}
+	s.many = make(map[string]struct{}, 2*len(s.few))
+	for _, k := range s.few {
+		s.many[k] = struct{}{}
+	}
+	s.many[key] = struct{}{}
+	return true
 }
 
 // container checks a subtree nobody protects: depth and duplicate keys only.

@@ -7,10 +7,12 @@
 package protect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/tidwall/gjson"
@@ -254,41 +256,54 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 		return out, nil
 	}
 	paths := make([][]string, len(p.Fields))
+	names := make([]string, len(p.Fields)) // dotted paths
+	aads := make([][]byte, len(p.Fields))  // shared by the items of a field: read only
 	for i, f := range p.Fields {
-		paths[i] = f.Path
+		paths[i], names[i] = f.Path, f.PathString()
+		if p.AAD && f.Mode == policy.Transit {
+			aads[i] = AAD(p.Topic, names[i])
+		}
 	}
+	loc := newLocator(paths)
 	type pending struct{ rec, field int }
+	// One backing array each for the whole call: the records' slices of
+	// replacements and of field infos are windows of these.
+	nf := len(p.Fields)
 	var (
-		items []kms.Item
-		refs  []pending
+		items     = make([]kms.Item, 0, len(values)*nf)
+		refs      = make([]pending, 0, len(values)*nf)
+		replAll   = make([][]byte, len(values)*nf)
+		fieldsAll = make([]FieldInfo, len(values)*nf)
 	)
+	addField := func(ri int, fi FieldInfo) {
+		if out[ri].Fields == nil {
+			out[ri].Fields = fieldsAll[ri*nf : ri*nf : (ri+1)*nf]
+		}
+		out[ri].Fields = append(out[ri].Fields, fi)
+	}
 	spans := make([][]span, len(values))
 	repl := make([][][]byte, len(values))
 	for ri, v := range values {
-		sp, perr := locate(v, paths, e.maxDepth)
+		sp, perr := loc.locate(v, e.maxDepth)
 		if perr != nil {
 			out[ri].Err = perr
 			continue
 		}
 		spans[ri] = sp
-		repl[ri] = make([][]byte, len(p.Fields))
+		repl[ri] = replAll[ri*nf : (ri+1)*nf : (ri+1)*nf]
 		for fi, f := range p.Fields {
 			s := sp[fi]
 			if s.start < 0 || s.res.Type == gjson.Null || f.Mode == policy.Plain {
 				continue
 			}
-			path := f.PathString()
+			path := names[fi]
 			if s.res.Type != gjson.String {
 				out[ri].Err = &Error{Code: CodeFieldType, Field: path, Msg: "must be a JSON string to be encrypted, got " + typeName(s.res)}
 				break
 			}
 			switch f.Mode {
 			case policy.Transit:
-				it := kms.Item{Plaintext: []byte(s.res.Str)}
-				if p.AAD {
-					it.AAD = AAD(p.Topic, path)
-				}
-				items = append(items, it)
+				items = append(items, kms.Item{Plaintext: stringValue(v, s), AAD: aads[fi]})
 				refs = append(refs, pending{ri, fi})
 			case policy.FPE:
 				if e.fpe == nil {
@@ -308,7 +323,7 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 					break
 				}
 				repl[ri][fi] = jsonString(ct)
-				out[ri].Fields = append(out[ri].Fields, FieldInfo{Path: path, Mode: string(policy.FPE), Domain: f.Options["domain"], Format: applied, KeyVersion: ver, Bound: true})
+				addField(ri, FieldInfo{Path: path, Mode: string(policy.FPE), Domain: f.Options["domain"], Format: applied, KeyVersion: ver, Bound: true})
 			}
 			if out[ri].Err != nil {
 				break
@@ -325,43 +340,55 @@ func (e *Engine) Encrypt(ctx context.Context, p *policy.Policy, values [][]byte)
 			if out[ref.rec].Err != nil {
 				continue
 			}
-			f := p.Fields[ref.field]
 			if r.Err != nil {
-				out[ref.rec].Err = &Error{Code: CodeEncryptFailed, Field: f.PathString(), Msg: "vault refused to encrypt it", Err: r.Err}
+				out[ref.rec].Err = &Error{Code: CodeEncryptFailed, Field: names[ref.field], Msg: "vault refused to encrypt it", Err: r.Err}
 				continue
 			}
 			repl[ref.rec][ref.field] = jsonString(r.Ciphertext)
-			out[ref.rec].Fields = append(out[ref.rec].Fields, FieldInfo{Path: f.PathString(), Mode: string(policy.Transit), Key: p.TransitKey, KeyVersion: r.KeyVersion})
+			addField(ref.rec, FieldInfo{Path: names[ref.field], Mode: string(policy.Transit), Key: p.TransitKey, KeyVersion: r.KeyVersion})
 		}
 	}
 	// Blind indexes of index=hmac fields (blindindex.go).
 	if err := e.addBlindIndexes(ctx, p, values, spans, repl, out); err != nil {
 		return nil, err
 	}
+	pos := make(map[string]int, len(names))
+	for i, n := range names {
+		pos[n] = i
+	}
+	// Records of one call mostly carry the same fields, hence the same
+	// header: it is encoded again only when the fields differ from the
+	// previous record's. Records share the bytes (read only).
+	var (
+		prevFields []FieldInfo
+		prevHeader []byte
+		headers    = make([]Header, len(values))
+	)
 	for ri := range values {
 		if out[ri].Err != nil {
 			out[ri].Fields = nil
 			continue
 		}
 		out[ri].Value = splice(values[ri], spans[ri], repl[ri])
-		orderFields(out[ri].Fields, p)
-		h, err := encodeFieldsHeader(out[ri].Fields, p.AAD)
-		if err != nil {
-			return nil, err
+		orderFields(out[ri].Fields, pos)
+		h := prevHeader
+		if h == nil || !slices.Equal(out[ri].Fields, prevFields) {
+			var err error
+			if h, err = encodeFieldsHeader(out[ri].Fields, p.AAD); err != nil {
+				return nil, err
+			}
+			prevFields, prevHeader = out[ri].Fields, h
 		}
-		out[ri].Headers = []Header{{Key: HeaderFields, Value: h}}
+		out[ri].Headers = headers[ri : ri+1 : ri+1]
+		out[ri].Headers[0] = Header{Key: HeaderFields, Value: h}
 	}
 	e.countSealed(p, out)
 	return out, nil
 }
 
-// orderFields sorts infos into policy order (transit results arrive later
-// than fpe ones).
-func orderFields(fs []FieldInfo, p *policy.Policy) {
-	pos := map[string]int{}
-	for i, f := range p.Fields {
-		pos[f.PathString()] = i
-	}
+// orderFields sorts infos into policy order, pos giving each dotted
+// path's place (transit results arrive later than fpe ones).
+func orderFields(fs []FieldInfo, pos map[string]int) {
 	for i := 1; i < len(fs); i++ {
 		for j := i; j > 0 && pos[fs[j].Path] < pos[fs[j-1].Path]; j-- {
 			fs[j], fs[j-1] = fs[j-1], fs[j]
@@ -369,9 +396,31 @@ func orderFields(fs []FieldInfo, p *policy.Policy) {
 	}
 }
 
+// jsonString is s as a JSON string, as encoding/json writes it: quoted
+// as it is when s is printable ASCII needing no escape (a ciphertext),
+// else by encoding/json.
 func jsonString(s string) []byte {
-	b, _ := json.Marshal(s) // a Go string always marshals
-	return b
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a Go string always marshals
+			return b
+		}
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// stringValue is the text of the JSON string at s in doc: the bytes of doc
+// themselves when the string has no escape (read only), else a copy of
+// the decoded text.
+func stringValue(doc []byte, s span) []byte {
+	raw := doc[s.start:s.end]
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && !bytes.ContainsRune(raw, '\\') {
+		return raw[1 : len(raw)-1 : len(raw)-1]
+	}
+	return []byte(s.res.Str)
 }
 
 func encodeFieldsHeader(fs []FieldInfo, aad bool) ([]byte, error) {

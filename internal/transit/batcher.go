@@ -57,13 +57,13 @@ type groupKey struct {
 // request is one caller's batch waiting for its results.
 type request struct {
 	ctx   context.Context
-	in    []map[string]any
+	in    []entry
 	bytes int
 	done  chan reply // buffered: the sender never blocks on a caller that left
 }
 
 type reply struct {
-	res []map[string]any
+	res []result
 	err error
 }
 
@@ -112,28 +112,17 @@ func newCoalescer(c *Client, o Coalescing) *coalescer {
 	return &coalescer{c: c, maxItems: o.MaxItems, maxBytes: o.MaxBytes, wait: o.Wait, slots: o.MaxInFlight, open: map[groupKey]*batch{}}
 }
 
-// itemBytes estimates the JSON size of one batch_input item.
-func itemBytes(m map[string]any) int {
-	n := 2
-	for k, v := range m {
-		s, _ := v.(string)
-		n += len(k) + len(s) + 6
-	}
-	return n
-}
-
 // submit queues in for a merged call and waits for its results, or for
 // ctx to end. Leaving early never disturbs the other callers of the batch.
-func (q *coalescer) submit(ctx context.Context, op, key string, in []map[string]any) ([]map[string]any, error) {
+func (q *coalescer) submit(ctx context.Context, op, key string, in []entry) ([]result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("transit %s with key %q: %w", op, key, err)
 	}
 	r := &request{ctx: ctx, in: in, done: make(chan reply, 1)}
-	for _, m := range in {
-		r.bytes += itemBytes(m)
+	for i := range in {
+		r.bytes += in[i].size()
 	}
-	_, derived := in[0]["context"]
-	gk := groupKey{op: op, key: key, derived: derived}
+	gk := groupKey{op: op, key: key, derived: in[0].context != nil}
 
 	q.mu.Lock()
 	b := q.open[gk]
@@ -247,7 +236,7 @@ func (q *coalescer) send(b *batch) {
 	}
 	in := live[0].in
 	if len(live) > 1 {
-		in = make([]map[string]any, 0, n)
+		in = make([]entry, 0, n)
 		for _, r := range live {
 			in = append(in, r.in...)
 		}

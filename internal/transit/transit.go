@@ -99,9 +99,9 @@ func (c *Client) Mount() string { return c.mount }
 // in order; the error is non-nil only when the whole operation failed (Vault
 // unreachable, permission denied, ...), wrapping a vaultclient error.
 func (c *Client) Encrypt(ctx context.Context, key string, items []Item) ([]Sealed, error) {
-	return c.seal(ctx, "encrypt", key, len(items), func(i int) map[string]any {
+	return c.seal(ctx, "encrypt", key, len(items), func(i int) entry {
 		it := items[i]
-		return itemInput("plaintext", base64.StdEncoding.EncodeToString(it.Plaintext), it.AAD, it.Context)
+		return entry{name: "plaintext", raw: it.Plaintext, b64: true, aad: it.AAD, context: it.Context}
 	})
 }
 
@@ -123,17 +123,16 @@ func (c *Client) Decrypt(ctx context.Context, key string, items []Ciphertext) ([
 		out[i].KeyVersion = v
 		send = append(send, i)
 	}
-	err := c.batchOp(ctx, "decrypt", key, len(send), func(i int) map[string]any {
+	err := c.batchOp(ctx, "decrypt", key, len(send), func(i int) entry {
 		it := items[send[i]]
-		return itemInput("ciphertext", it.Ciphertext, it.AAD, it.Context)
-	}, func(i int, r map[string]any) {
+		return entry{name: "ciphertext", text: it.Ciphertext, aad: it.AAD, context: it.Context}
+	}, func(i int, r *result) {
 		idx := send[i]
-		if msg, _ := r["error"].(string); msg != "" {
-			out[idx].Err = itemErr(idx, msg)
+		if r.Error != "" {
+			out[idx].Err = itemErr(idx, r.Error)
 			return
 		}
-		pt, _ := r["plaintext"].(string)
-		b, derr := base64.StdEncoding.DecodeString(pt)
+		b, derr := base64.StdEncoding.DecodeString(r.Plaintext)
 		if derr != nil {
 			out[idx].Err = &ItemError{Index: idx, Msg: "vault returned invalid base64", Kind: ErrItem}
 			return
@@ -147,37 +146,24 @@ func (c *Client) Decrypt(ctx context.Context, key string, items []Ciphertext) ([
 // plaintext. Items carry context for derived keys; AAD is not supported by
 // Vault's rewrap.
 func (c *Client) Rewrap(ctx context.Context, key string, items []Ciphertext) ([]Sealed, error) {
-	return c.seal(ctx, "rewrap", key, len(items), func(i int) map[string]any {
-		return itemInput("ciphertext", items[i].Ciphertext, nil, items[i].Context)
+	return c.seal(ctx, "rewrap", key, len(items), func(i int) entry {
+		return entry{name: "ciphertext", text: items[i].Ciphertext, context: items[i].Context}
 	})
-}
-
-// itemInput is one batch_input entry: name set to value, with the
-// associated data and the derivation context in base64 when they are set.
-func itemInput(name, value string, aad, context []byte) map[string]any {
-	m := map[string]any{name: value}
-	if aad != nil {
-		m["associated_data"] = base64.StdEncoding.EncodeToString(aad)
-	}
-	if context != nil {
-		m["context"] = base64.StdEncoding.EncodeToString(context)
-	}
-	return m
 }
 
 // seal runs an operation whose results carry ciphertexts (encrypt, rewrap)
 // over n items, input(i) being item i's batch_input entry.
-func (c *Client) seal(ctx context.Context, op, key string, n int, input func(i int) map[string]any) ([]Sealed, error) {
+func (c *Client) seal(ctx context.Context, op, key string, n int, input func(i int) entry) ([]Sealed, error) {
 	if err := checkKeyName(key); err != nil {
 		return nil, err
 	}
 	out := make([]Sealed, n)
-	err := c.batchOp(ctx, op, key, n, input, func(idx int, r map[string]any) {
-		if msg, _ := r["error"].(string); msg != "" {
-			out[idx].Err = itemErr(idx, msg)
+	err := c.batchOp(ctx, op, key, n, input, func(idx int, r *result) {
+		if r.Error != "" {
+			out[idx].Err = itemErr(idx, r.Error)
 			return
 		}
-		ct, _ := r["ciphertext"].(string)
+		ct := r.Ciphertext
 		v, err := Version(ct)
 		if err != nil {
 			out[idx].Err = &ItemError{Index: idx, Msg: "vault returned no ciphertext", Kind: ErrItem}
@@ -190,9 +176,9 @@ func (c *Client) seal(ctx context.Context, op, key string, n int, input func(i i
 
 // batchOp sends n items to op in batch_input calls (see batches): input(i)
 // is item i's entry, and result(i, r) receives item i's batch result.
-func (c *Client) batchOp(ctx context.Context, op, key string, n int, input func(i int) map[string]any, result func(i int, r map[string]any)) error {
+func (c *Client) batchOp(ctx context.Context, op, key string, n int, input func(i int) entry, result func(i int, r *result)) error {
 	return c.batches(ctx, n, func(ctx context.Context, lo, hi int) error {
-		in := make([]map[string]any, 0, hi-lo)
+		in := make([]entry, 0, hi-lo)
 		for i := lo; i < hi; i++ {
 			in = append(in, input(i))
 		}
@@ -200,8 +186,8 @@ func (c *Client) batchOp(ctx context.Context, op, key string, n int, input func(
 		if err != nil {
 			return err
 		}
-		for i, r := range res {
-			result(lo+i, r)
+		for i := range res {
+			result(lo+i, &res[i])
 		}
 		return nil
 	})
@@ -257,7 +243,7 @@ func (c *Client) batches(ctx context.Context, n int, fn func(ctx context.Context
 // batchCall returns the batch_results of in, which are checked to match
 // the input in length: through the coalescer, which may merge in with
 // other callers' items, or in a call of its own.
-func (c *Client) batchCall(ctx context.Context, op, key string, in []map[string]any) ([]map[string]any, error) {
+func (c *Client) batchCall(ctx context.Context, op, key string, in []entry) ([]result, error) {
 	if c.coal != nil {
 		return c.coal.submit(ctx, op, key, in)
 	}
@@ -265,16 +251,13 @@ func (c *Client) batchCall(ctx context.Context, op, key string, in []map[string]
 }
 
 // call sends one batch_input call carrying the items of callers callers.
-func (c *Client) call(ctx context.Context, op, key string, in []map[string]any, callers int) ([]map[string]any, error) {
+func (c *Client) call(ctx context.Context, op, key string, in []entry, callers int) ([]result, error) {
 	path := c.mount + "/" + op + "/" + key
 	if op == "hmac" {
 		path += "/sha2-256"
 	}
 	start := time.Now()
-	data, err := c.v.Write(ctx, path, map[string]any{
-		"batch_input":                   in,
-		"partial_failure_response_code": 207,
-	})
+	res, err := c.write(ctx, path, in)
 	if c.obs != nil {
 		c.obs.VaultCall(op, len(in), callers, time.Since(start), err)
 	}
@@ -283,17 +266,8 @@ func (c *Client) call(ctx context.Context, op, key string, in []map[string]any, 
 		// failure code; that case still carries no per-item results.
 		return nil, fmt.Errorf("transit %s with key %q: %w", op, key, err)
 	}
-	raw, _ := data["batch_results"].([]any)
-	if len(raw) != len(in) {
-		return nil, fmt.Errorf("transit %s with key %q: %d results for %d items: %w", op, key, len(raw), len(in), vaultclient.ErrUnavailable)
-	}
-	res := make([]map[string]any, len(raw))
-	for i, r := range raw {
-		m, _ := r.(map[string]any)
-		if m == nil {
-			m = map[string]any{"error": "empty result"}
-		}
-		res[i] = m
+	if len(res) != len(in) {
+		return nil, fmt.Errorf("transit %s with key %q: %d results for %d items: %w", op, key, len(res), len(in), vaultclient.ErrUnavailable)
 	}
 	return res, nil
 }
@@ -439,14 +413,14 @@ func (c *Client) HMAC(ctx context.Context, key string, inputs [][]byte) ([]strin
 	}
 	out := make([]string, len(inputs))
 	errs := make([]error, len(inputs))
-	err := c.batchOp(ctx, "hmac", key, len(inputs), func(i int) map[string]any {
-		return map[string]any{"input": base64.StdEncoding.EncodeToString(inputs[i])}
-	}, func(i int, r map[string]any) {
-		if msg, _ := r["error"].(string); msg != "" {
-			errs[i] = itemErr(i, msg)
+	err := c.batchOp(ctx, "hmac", key, len(inputs), func(i int) entry {
+		return entry{name: "input", raw: inputs[i], b64: true}
+	}, func(i int, r *result) {
+		if r.Error != "" {
+			errs[i] = itemErr(i, r.Error)
 			return
 		}
-		out[i] = str(r["hmac"])
+		out[i] = r.HMAC
 	})
 	return out, errs, err
 }

@@ -7,6 +7,7 @@
 package vaultclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -183,29 +184,18 @@ func (c *Client) API() *api.Client { return c.api }
 // Addr is the Vault address.
 func (c *Client) Addr() string { return c.addr }
 
-// write is Write without the re-login: for batch operations in which every
-// item failed, Vault answers HTTP 400 even when
-// partial_failure_response_code is set; write then still returns the data
-// (with its per-item batch_results) instead of an error.
+// write is Write without the re-login.
 func (c *Client) write(ctx context.Context, path string, data map[string]any) (map[string]any, error) {
 	r := c.api.NewRequest(http.MethodPut, "/v1/"+path)
 	if err := r.SetJSONBody(data); err != nil {
 		return nil, fmt.Errorf("write %s: encode request: %w", path, err)
 	}
-	//nolint:staticcheck // RawRequestWithContext keeps the body of a 400.
-	resp, err := c.api.RawRequestWithContext(ctx, r)
-	if resp != nil {
-		defer resp.Body.Close()
-	}
+	body, err := c.send(ctx, path, r)
 	if err != nil {
-		if resp != nil && resp.StatusCode == http.StatusBadRequest {
-			if d := batchResults(resp.Body); d != nil {
-				return d, nil
-			}
-		}
-		return nil, Classify("write "+path, err)
+		return nil, err
 	}
-	s, err := api.ParseSecret(resp.Body)
+	defer body.Close()
+	s, err := api.ParseSecret(body)
 	if err != nil {
 		return nil, fmt.Errorf("write %s: decode response: %w", path, vaultWords{ErrUnavailable})
 	}
@@ -215,20 +205,56 @@ func (c *Client) write(ctx context.Context, path string, data map[string]any) (m
 	return s.Data, nil
 }
 
-// batchResults returns the data of an error body that carries batch_results.
-func batchResults(body io.Reader) map[string]any {
+// writeRaw is WriteRaw without the re-login.
+func (c *Client) writeRaw(ctx context.Context, path string, body []byte) ([]byte, error) {
+	r := c.api.NewRequest(http.MethodPut, "/v1/"+path)
+	// Obj is what vault/api re-encodes when it follows a redirect.
+	r.BodyBytes, r.Obj = body, json.RawMessage(body)
+	rb, err := c.send(ctx, path, r)
+	if err != nil {
+		return nil, err
+	}
+	defer rb.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(rb, maxAnswer)); err != nil {
+		return nil, Classify("write "+path, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// maxAnswer bounds the answer WriteRaw reads.
+const maxAnswer = 64 << 20
+
+// send performs r and returns the body of Vault's answer, or the
+// classified error. For batch operations in which every item failed, Vault
+// answers HTTP 400 even when partial_failure_response_code is set; send
+// then still returns the body (with its per-item batch_results) instead of
+// an error.
+func (c *Client) send(ctx context.Context, path string, r *api.Request) (io.ReadCloser, error) {
+	//nolint:staticcheck // RawRequestWithContext keeps the body of a 400.
+	resp, err := c.api.RawRequestWithContext(ctx, r)
+	if err == nil {
+		return resp.Body, nil
+	}
+	if resp != nil {
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusBadRequest {
+			if b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxAnswer)); rerr == nil && hasBatchResults(b) {
+				return io.NopCloser(bytes.NewReader(b)), nil
+			}
+		}
+	}
+	return nil, Classify("write "+path, err)
+}
+
+// hasBatchResults reports whether an error body carries batch_results.
+func hasBatchResults(body []byte) bool {
 	var env struct {
-		Data map[string]any `json:"data"`
+		Data struct {
+			BatchResults []json.RawMessage `json:"batch_results"`
+		} `json:"data"`
 	}
-	dec := json.NewDecoder(io.LimitReader(body, 64<<20))
-	dec.UseNumber()
-	if dec.Decode(&env) != nil {
-		return nil
-	}
-	if _, ok := env.Data["batch_results"].([]any); !ok {
-		return nil
-	}
-	return env.Data
+	return json.Unmarshal(body, &env) == nil && env.Data.BatchResults != nil
 }
 
 // read is Read without the re-login.
