@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/record"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -255,12 +257,24 @@ func TestLargeEnvelopeRecord(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "docs", Partition: 0, Key: []byte("big"), Value: value}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	stored := assertStoredEncrypted(t, f, "docs", 1)
-	if len(stored[0].Value) <= len(value) {
-		t.Fatalf("stored value %d bytes, not sealed (plaintext %d)", len(stored[0].Value), len(value))
+	// The broker's view, read with franz-go (no idle limit while its fetch
+	// size grows to the record).
+	direct := consumeUntil(t, f.gw.Kafka.Settings().Brokers[0], "docs", kgo.ReadUncommitted(), func(r []*kgo.Record) bool { return len(r) >= 1 })
+	if len(direct) != 1 {
+		t.Fatalf("%d records stored, want 1", len(direct))
+	}
+	st := record.Record{Topic: "docs", Partition: direct[0].Partition, Offset: direct[0].Offset, Key: direct[0].Key, Value: direct[0].Value}
+	for _, h := range direct[0].Headers {
+		st.Headers = append(st.Headers, record.Header{Key: h.Key, Value: h.Value})
+	}
+	if c := f.gw.Engine.Classify(st); c.Err != nil || c.Format != protect.FormatEnvelope {
+		t.Fatalf("stored record: format %s, error %v; want envelope", c.Format, c.Err)
+	}
+	if len(st.Value) <= len(value) {
+		t.Fatalf("stored value %d bytes, not sealed (plaintext %d)", len(st.Value), len(value))
 	}
 	for off := 0; off+64 <= len(value); off += 512 << 10 {
-		if bytes.Contains(stored[0].Value, value[off:off+64]) {
+		if bytes.Contains(st.Value, value[off:off+64]) {
 			t.Fatalf("plaintext bytes at %d are stored in the clear", off)
 		}
 	}
