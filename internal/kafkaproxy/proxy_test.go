@@ -31,6 +31,11 @@ mode = passthrough
 mode = fields
 fields = card transit
 fetch_failed = error
+
+[policy:vaulted]
+mode = fields
+fields = card transit
+fetch_denied = stored
 `
 
 // fixture is a gateway on Vault and kfake, its REST API and its proxy.
