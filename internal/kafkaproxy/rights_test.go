@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafkaproxy"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
 // plainAuth is a SASL PLAIN authenticator over a fixed user table, for
@@ -47,10 +50,11 @@ func TestNoConsumeRightNeverSeesPlaintext(t *testing.T) {
 		"writer": {"produce:orders": true, "produce:vaulted": true},
 		"reader": {"consume:orders": true, "consume:vaulted": true},
 	}
-	f := setup(t, gateway.ProxyOptions{
+	logs := &testkit.SyncBuffer{}
+	f := setupLogged(t, gateway.ProxyOptions{
 		Auth:   plainAuth{"writer": "w-secret", "reader": "r-secret"},
 		Rights: func(p string) kafkaproxy.Rights { return rights[p] },
-	})
+	}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	as := func(user, pass string, opts ...kgo.Opt) []kgo.Opt {
 		return append([]kgo.Opt{kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism())}, opts...)
 	}
@@ -106,6 +110,30 @@ func TestNoConsumeRightNeverSeesPlaintext(t *testing.T) {
 			if string(r.Value) != want[i] {
 				t.Fatalf("reader %s record %d: %s, want %s", topic, i, r.Value, want[i])
 			}
+		}
+	}
+
+	// Metrics: requests by API and result, records by mode; the logs and
+	// the metrics name no record content.
+	rec := httptest.NewRecorder()
+	f.gw.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	m := rec.Body.String()
+	for _, want := range []string{
+		`kafkagate_proxy_requests_total{api="Produce",result="ok"}`,
+		`kafkagate_proxy_requests_total{api="Fetch",result="refused"}`,
+		`kafkagate_proxy_requests_total{api="SASLAuthenticate",result="ok"}`,
+		`kafkagate_records_total{mode="fields",op="encrypt",outcome="ok",topic="vaulted"} 5`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(logs.String(), "kafka proxy") {
+		t.Fatal("no proxy log lines captured")
+	}
+	for _, s := range []string{"6200-0000", "w-secret", "r-secret"} {
+		if strings.Contains(logs.String(), s) || strings.Contains(m, s) {
+			t.Fatalf("%q in the logs or metrics", s)
 		}
 	}
 }
