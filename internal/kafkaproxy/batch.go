@@ -138,12 +138,17 @@ func (c *codecs) decode(raw []byte) (*batch, error) {
 // timestamps, producer id, epoch, base sequence and attributes
 // (transactional, control) are kept.
 func (c *codecs) encode(b *batch) ([]byte, error) {
-	var data []byte
+	var data, scratch []byte
 	for i := range b.recs {
+		// Each record once: with length 0 (a 1-byte varint) the rest is
+		// the body, whose length then prefixes it.
 		r := &b.recs[i]
 		r.Length = 0
-		r.Length = int32(len(r.AppendTo(nil)) - 1) // everything after the varint, which is 1 byte for 0
-		data = r.AppendTo(data)
+		scratch = r.AppendTo(scratch[:0])
+		body := scratch[1:]
+		r.Length = int32(len(body))
+		data = binary.AppendVarint(data, int64(len(body)))
+		data = append(data, body...)
 	}
 	h := b.hdr
 	h.NumRecords = int32(len(b.recs))
