@@ -138,7 +138,16 @@ func (c *codecs) decode(raw []byte) (*batch, error) {
 // timestamps, producer id, epoch, base sequence and attributes
 // (transactional, control) are kept.
 func (c *codecs) encode(b *batch) ([]byte, error) {
-	var data, scratch []byte
+	size := 0
+	for i := range b.recs {
+		r := &b.recs[i]
+		size += len(r.Key) + len(r.Value) + 32
+		for _, h := range r.Headers {
+			size += len(h.Key) + len(h.Value) + 10
+		}
+	}
+	data := make([]byte, 0, size)
+	var scratch []byte
 	for i := range b.recs {
 		// Each record once: with length 0 (a 1-byte varint) the rest is
 		// the body, whose length then prefixes it.
@@ -171,7 +180,7 @@ func (c *codecs) encode(b *batch) ([]byte, error) {
 	h.Records = data
 	h.Length = int32(batchHeaderBytes - batchOverhead + len(data))
 	h.CRC = 0
-	out := h.AppendTo(nil)
+	out := h.AppendTo(make([]byte, 0, batchHeaderBytes+len(data)))
 	binary.BigEndian.PutUint32(out[crcOffset:], crc32.Checksum(out[attrsOffset:], crcTable))
 	return out, nil
 }
