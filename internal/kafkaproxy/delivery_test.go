@@ -112,7 +112,7 @@ func TestIdempotentProduceRetriesNoDuplicates(t *testing.T) {
 		return nil, nil, false
 	})
 	cuts := &atomic.Int32{}
-	cuts.Store(4)
+	cuts.Store(8)
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	cl := kgoClient(t, f.proxy, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond),
 		kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
@@ -148,7 +148,7 @@ func TestIdempotentProduceRetriesNoDuplicates(t *testing.T) {
 		t.Fatalf("%d records failed, first: %v", len(errs), errs[0])
 	}
 	if cuts.Load() >= 0 {
-		t.Fatalf("only %d of 4 connection cuts happened", 4-cuts.Load()-1)
+		t.Fatalf("only %d of 8 connection cuts happened", 8-cuts.Load()-1)
 	}
 	stored := assertStoredEncrypted(t, f, "docs", n, "idempotent document")
 	got := consumeUntil(t, f.proxy, "docs", kgo.ReadCommitted(), func(r []*kgo.Record) bool { return len(r) >= n })
