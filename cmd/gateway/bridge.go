@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -181,16 +180,7 @@ func serveBridgeMetrics(ln net.Listener, gw *core.Core, b *bridge.Bridge, log *s
 		unwatch()
 		return nil, fmt.Errorf("bridge metrics: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", gw.Metrics.Handler())
-	srv := gateway.NewHTTPServer(mux, 0)
-	served := make(chan struct{})
-	go func() { // ends when stop shuts the server down
-		defer close(served)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("bridge metrics server stopped", "error", err)
-		}
-	}()
+	stopHTTP := serveMetrics(ln, gw, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	measured := make(chan struct{})
 	go func() { // ends when stop cancels ctx
@@ -200,10 +190,7 @@ func serveBridgeMetrics(ln net.Listener, gw *core.Core, b *bridge.Bridge, log *s
 	log.Info("bridge metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
 	return func() {
 		cancel()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		<-served
+		stopHTTP()
 		<-measured
 		gw.Metrics.Registry().Unregister(dups)
 		unwatch()

@@ -134,19 +134,36 @@ func (c *codecs) decode(raw []byte) (*batch, error) {
 }
 
 // encode writes b with its records, compressed with the batch's codec,
-// and a new length and CRC. Offsets, timestamps, producer id, epoch, base
-// sequence and attributes (transactional, control) are kept.
+// and a new length and CRC. Offsets (the last offset delta too),
+// timestamps, producer id, epoch, base sequence and attributes
+// (transactional, control) are kept.
 func (c *codecs) encode(b *batch) ([]byte, error) {
-	var data []byte
+	size := 0
 	for i := range b.recs {
 		r := &b.recs[i]
+		size += len(r.Key) + len(r.Value) + 32
+		for _, h := range r.Headers {
+			size += len(h.Key) + len(h.Value) + 10
+		}
+	}
+	data := make([]byte, 0, size)
+	var scratch []byte
+	for i := range b.recs {
+		// Each record once: with length 0 (a 1-byte varint) the rest is
+		// the body, whose length then prefixes it.
+		r := &b.recs[i]
 		r.Length = 0
-		r.Length = int32(len(r.AppendTo(nil)) - 1) // everything after the varint, which is 1 byte for 0
-		data = r.AppendTo(data)
+		scratch = r.AppendTo(scratch[:0])
+		body := scratch[1:]
+		r.Length = int32(len(body))
+		data = binary.AppendVarint(data, int64(len(body)))
+		data = append(data, body...)
 	}
 	h := b.hdr
 	h.NumRecords = int32(len(b.recs))
-	if n := len(b.recs); n > 0 {
+	// The header's last offset delta is kept: in a compacted log it may
+	// name a record that is gone, and consumers resume after it.
+	if n := len(b.recs); n > 0 && h.LastOffsetDelta < b.recs[n-1].OffsetDelta {
 		h.LastOffsetDelta = b.recs[n-1].OffsetDelta
 	}
 	if codec := kgo.CompressionCodecType(h.Attributes & codecMask); codec != kgo.CodecNone {
@@ -163,7 +180,7 @@ func (c *codecs) encode(b *batch) ([]byte, error) {
 	h.Records = data
 	h.Length = int32(batchHeaderBytes - batchOverhead + len(data))
 	h.CRC = 0
-	out := h.AppendTo(nil)
+	out := h.AppendTo(make([]byte, 0, batchHeaderBytes+len(data)))
 	binary.BigEndian.PutUint32(out[crcOffset:], crc32.Checksum(out[attrsOffset:], crcTable))
 	return out, nil
 }

@@ -219,7 +219,9 @@ func (s *session) forwardRequest(h reqHeader, req kmsg.Request, pd *pending) err
 	if h.clientID != nil {
 		opts = append(opts, kmsg.FormatterClientID(*h.clientID))
 	}
-	b := kmsg.NewRequestFormatter(opts...).AppendRequest(nil, req, h.corr)
+	// Room for the rewritten request (encryption grows records), so
+	// appending it does not copy it again and again.
+	b := kmsg.NewRequestFormatter(opts...).AppendRequest(make([]byte, 0, len(h.frame)+len(h.frame)/2+4096), req, h.corr)
 	if pd != nil {
 		if err := s.enqueue(pd); err != nil {
 			return err

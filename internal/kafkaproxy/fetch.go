@@ -206,7 +206,8 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 		}
 		rec.Headers = append(rec.Headers, kmsg.Header{Key: HeaderStatus, Value: []byte(o.Status)})
 	}
-	var out []byte
+	// Decrypted records are smaller than stored ones: one allocation.
+	out := make([]byte, 0, len(pt.RecordBatches))
 	delivered := false // a record at or after the fetch offset is returned
 	for i, raw := range raws {
 		b := batches[i]
@@ -223,6 +224,8 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 			if len(b.recs) == 0 {
 				break
 			}
+			// the consumer resumes at the first record left out
+			b.hdr.LastOffsetDelta = b.recs[len(b.recs)-1].OffsetDelta
 		}
 		enc, err := s.codecs.encode(b)
 		if err != nil {
@@ -236,6 +239,9 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 		s.log.Warn("kafka proxy: record cannot be decrypted; fetch_failed = error stops the consumer at it", "topic", topic, "partition", pt.Partition, "offset", recs[indexOf(where, cut)].Offset)
 		pt.ErrorCode, pt.RecordBatches = codeFetchFailed, nil
 		return true
+	}
+	if len(out) == 0 {
+		out = nil // no records
 	}
 	pt.RecordBatches = out
 	return true

@@ -214,6 +214,10 @@ func (s *session) seal(ctx context.Context, pol *policy.Policy, topic string, pa
 		if err != nil {
 			return nil, refuse(codeCorrupt, err.Error())
 		}
+		if out == nil {
+			out = enc
+			continue
+		}
 		out = append(out, enc...)
 	}
 	return out, nil
