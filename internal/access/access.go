@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -211,4 +212,14 @@ func (a *Access) ByCert(c *x509.Certificate) *Principal {
 		}
 	}
 	return nil
+}
+
+// ByConn finds the principal of a TLS connection's verified client
+// certificate (see ByCert), or nil when the client sent none or the
+// handshake did not verify it.
+func (a *Access) ByConn(cs tls.ConnectionState) *Principal {
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return a.ByCert(cs.VerifiedChains[0][0])
 }
