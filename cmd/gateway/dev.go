@@ -102,7 +102,7 @@ func startDevOn(ctx context.Context, vaultAddr, kafkaAddr, listen string, g *glo
 }
 
 func newDev(g *globals) *cobra.Command {
-	var listen, vaultAddr, kafkaAddr string
+	var listen, vaultAddr, kafkaAddr, proxyAddr string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a self-contained stack: a Vault dev server, an embedded Kafka broker and the gateway",
@@ -120,7 +120,13 @@ func newDev(g *globals) *cobra.Command {
 			if err := gateway.CheckExposure(listen, set.AccessFile != ""); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
+			if proxyAddr != "" {
+				if err := gateway.CheckExposure(proxyAddr, false); err != nil {
+					return fmt.Errorf("--proxy-addr: %w", err)
+				}
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
 			d, l, err := startDevOn(ctx, vaultAddr, kafkaAddr, listen, g)
 			if err != nil {
 				return err
@@ -131,18 +137,33 @@ func newDev(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var px *runningProxy
+			if proxyAddr != "" {
+				if px, err = startProxy(ctx, d.GW, gateway.ProxyOptions{Addr: proxyAddr}); err != nil {
+					return err
+				}
+				defer func() { cancel(); _ = px.wait() }()
+			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "kafkagate dev stack is up (Ctrl-C stops everything)\n")
 			fmt.Fprintf(w, "  gateway  %s\n  kafka    %s (embedded kfake)\n  vault    %s (dev server)\n", base, strings.Join(d.Brokers, ","), d.Vault.Addr)
+			if px != nil {
+				fmt.Fprintf(w, "  proxy    %s (Kafka protocol: encrypts on produce, decrypts on fetch)\n", px.addr)
+			}
 			fmt.Fprintf(w, "\n  export VAULT_ADDR=%s VAULT_TOKEN=%s\n\n", d.Vault.Addr, d.Vault.Token)
 			fmt.Fprintf(w, "Try:\n  curl -s -H 'Content-Type: application/json' -X POST %s/v3/clusters/%s/topics/purchases/records \\\n    -d '{\"value\":{\"type\":\"JSON\",\"data\":{\"Name\":\"Ann\",\"Address\":\"1 Main St\",\"credit_card\":\"2516-2848-6785-9087\"}}}'\n", base, cid)
 			fmt.Fprintf(w, "  curl -s '%s/v3/clusters/%s/topics/purchases/records?partition=0&offset=0&max=10'\n", base, cid)
 			fmt.Fprintf(w, "  kcat -b %s -t purchases -C -e -f '%%h %%s\\n'\n", d.Brokers[0])
+			if px != nil {
+				fmt.Fprintf(w, "  echo '{\"Name\":\"Ann\",\"Address\":\"1 Main St\",\"credit_card\":\"2516-2848-6785-9087\"}' | kcat -b %s -t purchases -P\n", px.addr)
+				fmt.Fprintf(w, "  kcat -b %s -t purchases -C -e\n", px.addr)
+			}
 			return d.GW.Serve(ctx, l)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "gateway HTTP address; beyond loopback only with [kafkagate] access_file, as for serve")
 	cmd.Flags().StringVar(&vaultAddr, "vault-addr", "127.0.0.1:8200", "Vault dev server listen address")
 	cmd.Flags().StringVar(&kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka broker address")
+	cmd.Flags().StringVar(&proxyAddr, "proxy-addr", "127.0.0.1:9192", "Kafka proxy bootstrap address (loopback; empty disables the proxy)")
 	return cmd
 }

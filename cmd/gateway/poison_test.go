@@ -31,7 +31,7 @@ func TestBuiltGatewaySurvivesPoisonRecord(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &testkit.SyncBuffer{}
-	cmd := exec.CommandContext(ctx, bin, "dev", "--log-level", "error", "--listen", listen, "--vault-addr", vaddr, "--kafka-addr", kaddr)
+	cmd := exec.CommandContext(ctx, bin, "dev", "--log-level", "error", "--listen", listen, "--vault-addr", vaddr, "--kafka-addr", kaddr, "--proxy-addr", "")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

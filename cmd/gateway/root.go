@@ -31,7 +31,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.configPath, "config_file", "", "alias of --config, as in the original demo")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.brokers, "brokers", "", "Kafka bootstrap servers, overriding bootstrap.servers")
-	root.AddCommand(newServe(g), newDev(g), newConsume(g), newKeys(g), newToken())
+	root.AddCommand(newServe(g), newDev(g), newProxyCmd(g), newConsume(g), newKeys(g), newToken())
 	root.AddCommand(newBridge(g))
 	root.AddCommand(newFileCommands(g)...)
 	root.AddCommand(newDemo(g))

@@ -17,12 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/policy"
 	"github.com/kafkagate/kafkagate/internal/protect"
@@ -52,9 +50,6 @@ const (
 
 // CodeTooLarge: the encrypted record exceeds the target's size limit.
 const CodeTooLarge = "record_too_large"
-
-// reservedPrefix starts every kafkagate header name.
-const reservedPrefix = record.HeaderPrefix
 
 // Offset commit metadata: "kgb1" when the committed offset is clean,
 // "kgb1 inflight=N" while records up to offset N have been handed to the
@@ -418,7 +413,4 @@ func carryHeaders(in []kafka.Header) []kafka.Header {
 // isReserved reports a header the bridge never carries from the source:
 // kafkagate's own, and the original demo's legacy file headers, which would
 // make readers take the record for another format.
-func isReserved(name string) bool {
-	return len(name) >= len(reservedPrefix) && strings.EqualFold(name[:len(reservedPrefix)], reservedPrefix) ||
-		strings.EqualFold(name, envelope.LegacyKeyHeader) || strings.EqualFold(name, envelope.LegacyNameHeader)
-}
+func isReserved(name string) bool { return record.Reserved(name) }

@@ -15,10 +15,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/policy"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/record"
 )
 
 // produceRequest is a REST Proxy v3 ProduceRequest.
@@ -80,10 +80,7 @@ type batchEntry struct {
 // demo's legacy file headers, X-encryptionkey and X-filename, which would
 // otherwise let a client re-post a legacy record copied from another
 // topic.
-func reservedHeader(name string) bool {
-	return strings.HasPrefix(strings.ToLower(name), "kafkagate.") ||
-		strings.EqualFold(name, envelope.LegacyKeyHeader) || strings.EqualFold(name, envelope.LegacyNameHeader)
-}
+func reservedHeader(name string) bool { return record.Reserved(name) }
 
 // decodeRecord checks one request object strictly: unknown fields are
 // refused so a misspelt "value" can never produce an empty record.

@@ -3,7 +3,8 @@
 // gateway, and each test, has its own. It counts HTTP requests and their
 // latency by route pattern and status, Vault calls with their batch sizes
 // and latencies (as a transit.Observer), records encrypted and decrypted by
-// mode and topic (as a protect.Observer), envelope DEK cache use, and the
+// mode and topic (as a protect.Observer), envelope DEK cache use, the Kafka
+// proxy's requests by API and result, and the
 // counters (dead letters, lag) of running bridges. Label values are bounded: route patterns,
 // not paths, and topics only as the policies name them.
 package metrics
@@ -40,6 +41,8 @@ type Metrics struct {
 	vaultCallers  *prometheus.HistogramVec
 
 	records *prometheus.CounterVec
+
+	proxyRequests *prometheus.CounterVec
 
 	bridgeOnce sync.Once
 	bridges    *bridgeCollector
@@ -84,10 +87,20 @@ func New() *Metrics {
 			Namespace: namespace, Name: "records_total",
 			Help: "Records encrypted or decrypted, by operation, record mode, topic and outcome.",
 		}, []string{"op", "mode", "topic", "outcome"}),
+		proxyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "proxy", Name: "requests_total",
+			Help: "Kafka requests answered by the Kafka proxy, by API and result (ok, refused, error).",
+		}, []string{"api", "result"}),
 	}
-	reg.MustRegister(m.httpRequests, m.httpDuration, m.vaultCalls, m.vaultDuration, m.vaultItems, m.vaultCallers, m.records,
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.vaultCalls, m.vaultDuration, m.vaultItems, m.vaultCallers, m.records, m.proxyRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// KafkaRequest counts one request answered by the Kafka proxy, by API name
+// and result (ok, refused, error).
+func (m *Metrics) KafkaRequest(api, result string) {
+	m.proxyRequests.WithLabelValues(api, result).Inc()
 }
 
 // Registry is the registry the collectors are registered with, for

@@ -77,7 +77,25 @@ type Policy struct {
 	// (X-encryptionkey headers) on this topic: legacy = accept. Off by
 	// default, so a legacy record copied into any other topic stays shut.
 	AcceptLegacy bool
+	// FetchFailed says what the Kafka proxy returns for a record it cannot
+	// decrypt (fetch_failed): FetchStored (default) or FetchError.
+	FetchFailed FetchRule
+	// FetchDenied says what the Kafka proxy returns to a principal without
+	// the consume right (fetch_denied): FetchError (default) or FetchStored.
+	FetchDenied FetchRule
 }
+
+// FetchRule is what the Kafka proxy returns instead of plaintext.
+type FetchRule string
+
+// Fetch rules.
+const (
+	// FetchStored returns the record as stored (ciphertext), never
+	// plaintext.
+	FetchStored FetchRule = "stored"
+	// FetchError returns a Kafka error for the partition instead.
+	FetchError FetchRule = "error"
+)
 
 // Field returns the policy field with the dotted path.
 func (p *Policy) Field(path string) (Field, bool) {
@@ -99,7 +117,7 @@ const (
 	IndexSuffix = "_bidx"
 )
 
-var knownKeys = []string{"mode", "transit_key", "aad", "fields", "envelope_key", "dek", "dek_max_records", "dek_max_bytes", "dek_max_age", "index_key", "rewrapped_from", "legacy"}
+var knownKeys = []string{"mode", "transit_key", "aad", "fields", "envelope_key", "dek", "dek_max_records", "dek_max_bytes", "dek_max_age", "index_key", "rewrapped_from", "legacy", "fetch_failed", "fetch_denied"}
 
 // Parse builds a policy for topic from its section's key/value pairs
 // (keys lower-case). Unknown keys are errors: a typo must not silently
@@ -147,6 +165,13 @@ func Parse(topic string, kv map[string]string) (*Policy, error) {
 	if err := p.parseEnvelope(kv); err != nil {
 		return nil, err
 	}
+	var err error
+	if p.FetchFailed, err = parseFetchRule(topic, "fetch_failed", kv["fetch_failed"], FetchStored); err != nil {
+		return nil, err
+	}
+	if p.FetchDenied, err = parseFetchRule(topic, "fetch_denied", kv["fetch_denied"], FetchError); err != nil {
+		return nil, err
+	}
 	fields, err := ParseFields(kv["fields"])
 	if err != nil {
 		return nil, fmt.Errorf("%w: [policy:%s]: %v", ErrInvalid, topic, err)
@@ -166,6 +191,17 @@ func Parse(topic string, kv map[string]string) (*Policy, error) {
 		}
 	}
 	return p, nil
+}
+
+// parseFetchRule reads a fetch rule: stored, error, or def when empty.
+func parseFetchRule(topic, key, v string, def FetchRule) (FetchRule, error) {
+	switch r := FetchRule(strings.ToLower(strings.TrimSpace(v))); r {
+	case "":
+		return def, nil
+	case FetchStored, FetchError:
+		return r, nil
+	}
+	return "", fmt.Errorf("%w: [policy:%s]: %s %q is not stored or error", ErrInvalid, topic, key, v)
 }
 
 // parseIndex reads index_key and rewrapped_from, and checks that no blind

@@ -1,5 +1,7 @@
 package record
 
+import "strings"
+
 // Header names. Every header kafkagate writes starts with HeaderPrefix;
 // docs/design.md and docs/wire-format.md describe their values.
 const (
@@ -45,3 +47,12 @@ const (
 	LegacyKeyHeader  = "X-encryptionkey"
 	LegacyNameHeader = "X-filename"
 )
+
+// Reserved reports the header names a producer may not send, in any case:
+// the kafkagate. prefix (kafkagate's own headers) and the original demo's
+// legacy file headers, which would make readers take the record for
+// another format.
+func Reserved(name string) bool {
+	return len(name) >= len(HeaderPrefix) && strings.EqualFold(name[:len(HeaderPrefix)], HeaderPrefix) ||
+		strings.EqualFold(name, LegacyKeyHeader) || strings.EqualFold(name, LegacyNameHeader)
+}

@@ -1,6 +1,6 @@
 // Package testkit holds the shared test fixtures of kafkagate: a real
 // Vault dev server and an embedded Kafka broker started for one test, a
-// gateway assembled and served on them, a goroutine-safe log buffer, and
+// gateway assembled and served on them, its Kafka proxy, a goroutine-safe log buffer, and
 // helpers that produce, read and count records.
 //
 // It is imported only by _test.go files. Packages that testkit itself

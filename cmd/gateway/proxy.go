@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/kafkaproxy"
+)
+
+func newProxyCmd(g *globals) *cobra.Command {
+	var listen, advertised string
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Run the Kafka protocol proxy: Kafka clients produce and fetch through it, encrypted by the topic policies (docs/proxy.md)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Without SASL at the proxy every client has every right, so
+			// it listens on loopback only, as serve does without an
+			// access file.
+			if err := gateway.CheckExposure(listen, false); err != nil {
+				return err
+			}
+			log, cfg, err := g.loggerAndConfig(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			gw, err := g.gatewayWith(log, cfg)
+			if err != nil {
+				return err
+			}
+			defer gw.Close()
+			px, err := startProxy(cmd.Context(), gw, gateway.ProxyOptions{Addr: listen, AdvertisedHost: advertised})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "kafka proxy on %s (topics with a policy: %s)\n", px.addr, strings.Join(cfg.Policies.Topics(), ","))
+			return px.wait()
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9192", "bootstrap address; the broker with node id N is served on port+1+N")
+	cmd.Flags().StringVar(&advertised, "advertised", "", "host written into the broker addresses clients are sent to (default: the listen host)")
+	return cmd
+}
+
+// runningProxy is a proxy served until its context ends.
+type runningProxy struct {
+	addr string
+	done chan error
+}
+
+// wait returns Serve's result once the context has ended.
+func (r *runningProxy) wait() error { return <-r.done }
+
+// startProxy builds the Kafka proxy on gw and serves it until ctx ends.
+func startProxy(ctx context.Context, gw *gateway.Gateway, o gateway.ProxyOptions) (*runningProxy, error) {
+	px, err := gw.NewProxy(o)
+	if err != nil {
+		return nil, err
+	}
+	r := &runningProxy{addr: px.Addr(), done: make(chan error, 1)}
+	go func(p *kafkaproxy.Proxy) { r.done <- p.Serve(ctx) }(px)
+	return r, nil
+}
