@@ -67,7 +67,8 @@ FUZZTIME ?= 30000x
 FUZZ_TARGETS := \
 	envelope:FuzzOpenRecord envelope:FuzzFileDecoder envelope:FuzzLegacy \
 	fpe:FuzzInput config:FuzzParse policy:FuzzFields \
-	protect:FuzzLocate protect:FuzzFieldsHeader protect:FuzzReadPath httpapi:FuzzProduceBody
+	protect:FuzzLocate protect:FuzzFieldsHeader protect:FuzzReadPath httpapi:FuzzProduceBody \
+	access/sasl:FuzzSession
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \

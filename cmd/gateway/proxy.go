@@ -18,12 +18,6 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Short: "Run the Kafka protocol proxy: Kafka clients produce and fetch through it, encrypted by the topic policies (docs/proxy.md)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Without SASL at the proxy every client has every right, so
-			// it listens on loopback only, as serve does without an
-			// access file.
-			if err := gateway.CheckExposure(listen, false); err != nil {
-				return err
-			}
 			log, cfg, err := g.loggerAndConfig(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -33,7 +27,18 @@ func newProxyCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer gw.Close()
-			px, err := startProxy(cmd.Context(), gw, gateway.ProxyOptions{Addr: listen, AdvertisedHost: advertised})
+			// With an access file, clients log in with SASL against its
+			// sasl lines. Without one every client has every right, so
+			// the proxy listens on loopback only, as serve does.
+			o, authed, err := gw.ProxyAuth()
+			if err != nil {
+				return err
+			}
+			if err := gateway.CheckExposure(listen, authed); err != nil {
+				return err
+			}
+			o.Addr, o.AdvertisedHost = listen, advertised
+			px, err := startProxy(cmd.Context(), gw, o)
 			if err != nil {
 				return err
 			}

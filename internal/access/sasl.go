@@ -160,3 +160,29 @@ func parseSCRAM(form string) (string, SCRAMCredential, error) {
 	}
 	return mech, c, nil
 }
+
+// KafkaPrincipal is the principal name's rights through the Kafka proxy:
+// the union of the grants of the sasl and cert lines naming it (token
+// lines are HTTP only); nil when no such line names it.
+func (a *Access) KafkaPrincipal(name string) *Principal {
+	var p *Principal
+	add := func(q *Principal) {
+		if q.Name != name {
+			return
+		}
+		if p == nil {
+			p = &Principal{Name: name, Method: q.Method}
+		}
+		p.Grants = append(p.Grants, q.Grants...)
+	}
+	for _, u := range a.sasl {
+		add(u.Principal)
+	}
+	for _, c := range a.certs {
+		add(c.p)
+	}
+	return p
+}
+
+// SASLUsers is the number of sasl lines.
+func (a *Access) SASLUsers() int { return len(a.sasl) }

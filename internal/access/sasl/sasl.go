@@ -1,9 +1,10 @@
 // Package sasl is the server side of Kafka SASL logins against the access
 // file's sasl lines: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802,
-// RFC 7677, through github.com/xdg-go/scram). The access file keeps only
-// SCRAM stored credentials; a PLAIN password is checked by deriving its
-// StoredKey and comparing in constant time. Errors and logs never hold a
-// password or a client message.
+// RFC 7677). The access file keeps only SCRAM stored credentials, derived
+// with github.com/xdg-go/scram; a PLAIN password is checked by deriving
+// its StoredKey and comparing in constant time. The SCRAM server
+// conversation follows Kafka's broker (see scramConv). Errors and logs
+// never hold a password or a client message.
 package sasl
 
 import (
@@ -44,7 +45,8 @@ const maxMessage = 8 << 10
 type Server struct {
 	access *access.Access
 	secret []byte // keys the decoy credentials of unknown users
-	scram  map[string]*scram.Server
+	// nonceGen makes the server part of SCRAM nonces (random; tests fix it).
+	nonceGen func() string
 }
 
 // hashes are the SCRAM hash functions by mechanism.
@@ -55,22 +57,9 @@ func New(a *access.Access) (*Server, error) {
 	if a == nil {
 		return nil, errors.New("sasl: no access file")
 	}
-	s := &Server{access: a, secret: make([]byte, 32), scram: map[string]*scram.Server{}}
+	s := &Server{access: a, secret: make([]byte, 32), nonceGen: randomNonce}
 	if _, err := rand.Read(s.secret); err != nil {
 		return nil, fmt.Errorf("sasl: random secret: %w", err)
-	}
-	for mech, h := range hashes {
-		srv, err := h.NewServer(func(user string) (scram.StoredCredentials, error) {
-			c := s.credential(mech, user)
-			return scram.StoredCredentials{
-				KeyFactors: scram.KeyFactors{Salt: string(c.Salt), Iters: c.Iterations},
-				StoredKey:  c.StoredKey, ServerKey: c.ServerKey,
-			}, nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("sasl: %s: %w", mech, err)
-		}
-		s.scram[mech] = srv
 	}
 	return s, nil
 }
@@ -84,7 +73,7 @@ func (s *Server) Start(mechanism string) (*Session, error) {
 	case PLAIN:
 		return &Session{srv: s, mech: mechanism}, nil
 	case SCRAMSHA256, SCRAMSHA512:
-		return &Session{srv: s, mech: mechanism, conv: s.scram[mechanism].NewConversation()}, nil
+		return &Session{srv: s, mech: mechanism, conv: &scramConv{srv: s, mech: mechanism, hash: hashes[mechanism], nonceGen: s.nonceGen}}, nil
 	}
 	return nil, fmt.Errorf("%w %q (offered: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", ErrMechanism, mechanism)
 }
@@ -118,7 +107,7 @@ func (s *Server) credential(mech, user string) access.SCRAMCredential {
 type Session struct {
 	srv  *Server
 	mech string
-	conv *scram.ServerConversation // SCRAM only
+	conv *scramConv // SCRAM only
 	done bool
 	p    *access.Principal // set when the login succeeded
 }
@@ -156,31 +145,24 @@ func (s *Session) step(clientMsg []byte) (*access.Principal, []byte, error) {
 		p, err := s.srv.plain(clientMsg)
 		return p, []byte{}, err
 	}
-	resp, err := s.conv.Step(string(clientMsg))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrAuthentication, scramReason(s.conv))
-	}
-	if !s.conv.Done() {
+	if s.conv.step == 0 {
+		s.conv.step = 1
+		resp, err := s.conv.first(string(clientMsg))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrAuthentication, err)
+		}
 		return nil, []byte(resp), nil
 	}
 	s.done = true
-	u, ok := s.srv.access.SASLUser(s.conv.Username())
-	if !s.conv.Valid() || !ok {
-		return nil, nil, fmt.Errorf("%w: unknown user or wrong password", ErrAuthentication)
+	resp, err := s.conv.final(string(clientMsg))
+	u, known := s.srv.access.SASLUser(s.conv.username)
+	if err == nil && !known {
+		err = errProof // a decoy credential never matches; this is belt and braces
 	}
-	if az := s.conv.AuthzID(); az != "" && az != u.Username {
-		return nil, nil, fmt.Errorf("%w: an authorization identity other than the username is not supported", ErrAuthentication)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrAuthentication, err)
 	}
 	return u.Principal, []byte(resp), nil
-}
-
-// scramReason names why a SCRAM step failed without echoing the client:
-// the library's errors may quote the client's message.
-func scramReason(conv *scram.ServerConversation) string {
-	if conv.Username() == "" {
-		return "malformed SCRAM client-first message"
-	}
-	return "unknown user or wrong password, or a malformed SCRAM client-final message"
 }
 
 // plain checks a PLAIN message (RFC 4616): [authzid] NUL authcid NUL

@@ -58,7 +58,7 @@ func TestRFC7677Vector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.scram[SCRAMSHA256].WithNonceGenerator(func() string { return "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0" })
+	s.nonceGen = func() string { return "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0" }
 	sess, err := s.Start(SCRAMSHA256)
 	if err != nil {
 		t.Fatal(err)
