@@ -17,14 +17,10 @@ import (
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
-// proxySASLConfig: purchases encrypts fields (a principal without the
-// consume right gets an authorization error), docs is sealed whole, peek
-// returns the ciphertext as stored to a principal without the right.
-const proxySASLConfig = `
-[default]
-bootstrap.servers = unused:9092
-client.id = kafkagate-test
-` + purchasesPolicy + `
+// proxySASLConfig adds to testConfig: docs is sealed whole, peek returns
+// the ciphertext as stored to a principal without the consume right
+// (purchases answers it an authorization error).
+const proxySASLConfig = testConfig + `
 [policy:docs]
 mode = envelope
 

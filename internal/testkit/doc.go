@@ -1,7 +1,9 @@
 // Package testkit holds the shared test fixtures of kafkagate: a real
 // Vault dev server and an embedded Kafka broker started for one test, a
-// gateway assembled and served on them, its Kafka proxy, a goroutine-safe log buffer, and
-// helpers that produce, read and count records.
+// gateway assembled and served on them, its Kafka proxy, outside Kafka
+// clients (kcat, python3-confluent-kafka, KafkaJS) driven as producers and
+// group consumers, a goroutine-safe log buffer, and helpers that produce,
+// read and count records.
 //
 // It is imported only by _test.go files. Packages that testkit itself
 // imports (directly or through gateway) cannot use it from their internal
