@@ -41,7 +41,9 @@ func TestProxyCommandSASL(t *testing.T) {
 	defer cancel()
 	logs := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, logs, "proxy", "--config", cfg, "--listen", listen, "--advertised", "127.0.0.1") }()
+	go func() {
+		done <- run(ctx, logs, "proxy", "--config", cfg, "--listen", listen, "--advertised", "127.0.0.1")
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(logs.String(), "kafka proxy on ") {
 		select {
