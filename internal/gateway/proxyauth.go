@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"fmt"
 
 	"github.com/kafkagate/kafkagate/internal/access"
@@ -8,30 +9,44 @@ import (
 	"github.com/kafkagate/kafkagate/internal/kafkaproxy"
 )
 
-// ProxyAuth is the Kafka proxy's SASL login (PLAIN, SCRAM-SHA-256,
-// SCRAM-SHA-512) against the sasl lines of g's access file, and the
-// rights of the principals it logs in (see access.KafkaPrincipal). ok is
-// false when no access file is configured: the proxy then runs without
-// SASL and must listen on loopback only.
-func (g *Gateway) ProxyAuth() (o ProxyOptions, ok bool, err error) {
+// ProxyAuth is the Kafka proxy's client side from g's settings: TLS from
+// tls_cert, tls_key and tls_client_ca (ProxyTLS; none when tls_cert is
+// unset), SASL logins (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) against the
+// sasl lines of the access file, and client certificates mapped through
+// its cert lines. A principal's rights are those of access.KafkaPrincipal.
+// authed is false when no access file is configured: every client then
+// has every right and the proxy must listen on loopback only.
+func (g *Gateway) ProxyAuth() (o ProxyOptions, authed bool, err error) {
+	if o.TLS, err = ProxyTLS(g.Settings); err != nil {
+		return ProxyOptions{}, false, fmt.Errorf("kafka proxy: %w", err)
+	}
 	rules := g.Access.Rules()
 	if rules == nil {
-		return ProxyOptions{}, false, nil
+		return o, false, nil
 	}
 	srv, err := sasl.New(rules)
 	if err != nil {
 		return ProxyOptions{}, false, fmt.Errorf("kafka proxy: %w", err)
 	}
-	if rules.SASLUsers() == 0 {
-		g.log.Warn("kafka proxy: the access file has no sasl lines: every Kafka client login will be refused (see gateway token sasl)")
+	if rules.SASLUsers() == 0 && o.TLS == nil {
+		g.log.Warn("kafka proxy: the access file has no sasl lines and there is no TLS: every Kafka client will be refused (see gateway token sasl)")
 	}
-	return ProxyOptions{Auth: saslAuth{srv}, Rights: func(principal string) kafkaproxy.Rights {
+	rights := func(principal string) kafkaproxy.Rights {
 		p := rules.KafkaPrincipal(principal)
 		if p == nil {
 			return nil
 		}
 		return principalRights{p}
-	}}, true, nil
+	}
+	o.Auth, o.Rights = saslAuth{srv}, rights
+	o.CertPrincipal = func(cs tls.ConnectionState) (string, kafkaproxy.Rights) {
+		p := rules.ByConn(cs)
+		if p == nil {
+			return "", nil
+		}
+		return p.Name, rights(p.Name)
+	}
+	return o, true, nil
 }
 
 // saslAuth adapts sasl.Server to kafkaproxy.Authenticator.

@@ -3,16 +3,22 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/kafkagate/kafkagate/internal/access"
 	"github.com/kafkagate/kafkagate/internal/access/sasl"
+	"github.com/kafkagate/kafkagate/internal/devenv"
 	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
@@ -230,4 +236,112 @@ func committedCount(t *testing.T, gw *gateway.Gateway, group, topic string) int6
 		n += max(b.Offset, 0)
 	}
 	return n
+}
+
+// TestProxyMutualTLS: with tls_cert and tls_client_ca the proxy speaks
+// TLS on every port; a client certificate named by a cert line is that
+// principal without SASL, a verified certificate without a line still
+// needs SASL, and a plaintext client gets nowhere.
+func TestProxyMutualTLS(t *testing.T) {
+	env := testkit.Start(t)
+	dir := t.TempDir()
+	ca, err := devenv.NewTestCA("clients")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, err := ca.IssueServer("proxy", []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath, err := srvCert.Write(dir, "proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPath := testkit.WriteFile(t, dir, "ca.pem", string(ca.PEM))
+	file := testkit.WriteFile(t, dir, "access", strings.Join([]string{
+		"cert CN=bridge bridge produce:purchases consume:purchases",
+		saslLine(t, "app", "app-Pa55word", "app", "produce:purchases"),
+	}, "\n"))
+	gw := testkit.Gateway(t, env, gateway.Options{
+		Config: testkit.Config(t, testConfig+"\n[kafkagate]\naccess_file = "+file+"\ntls_cert = "+certPath+"\ntls_key = "+keyPath+"\ntls_client_ca = "+caPath+"\n"),
+		Vault:  testkit.RootVault(env, 3*time.Second),
+	})
+	o, authed, err := gw.ProxyAuth()
+	if err != nil || !authed || o.TLS == nil {
+		t.Fatalf("proxy auth: %v %v %v", authed, o.TLS, err)
+	}
+	proxy := testkit.StartProxy(t, gw, o)
+	issue := func(cn string) tls.Certificate {
+		is, err := ca.IssueClient(pkix.Name{CommonName: cn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return is.TLS
+	}
+	config := func(cert *tls.Certificate, user, pw string) *sarama.Config {
+		c := sarama.NewConfig()
+		c.Version = sarama.V2_8_0_0
+		c.Producer.Return.Successes = true
+		c.Producer.Partitioner = sarama.NewManualPartitioner
+		c.Producer.RequiredAcks = sarama.WaitForAll
+		c.Metadata.Retry.Max = 1
+		c.Consumer.Offsets.Initial = sarama.OffsetOldest
+		if cert != nil {
+			c.Net.TLS.Enable = true
+			c.Net.TLS.Config = &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{*cert}}
+		}
+		if user != "" {
+			c.Net.SASL.Enable, c.Net.SASL.Mechanism, c.Net.SASL.Version = true, sarama.SASLTypePlaintext, sarama.SASLHandshakeV1
+			c.Net.SASL.User, c.Net.SASL.Password = user, pw
+		}
+		return c
+	}
+	produce := func(c *sarama.Config, value string) error {
+		sp, err := sarama.NewSyncProducer([]string{proxy}, c)
+		if err != nil {
+			return err
+		}
+		defer sp.Close()
+		_, _, err = sp.SendMessage(&sarama.ProducerMessage{Topic: "purchases", Partition: 0, Value: sarama.StringEncoder(value)})
+		return err
+	}
+	bridge, stranger := issue("bridge"), issue("stranger")
+	if err := produce(config(&bridge, "", ""), `{"Name":"Bridge Secret"}`); err != nil {
+		t.Fatalf("bridge (cert line): %v", err)
+	}
+	if err := produce(config(&stranger, "", ""), `{"Name":"Stranger Secret"}`); err == nil {
+		t.Fatal("a certificate without a cert line produced without SASL")
+	}
+	if err := produce(config(&stranger, "app", "app-Pa55word"), `{"Name":"App Secret"}`); err != nil {
+		t.Fatalf("SASL over TLS: %v", err)
+	}
+	if err := produce(config(nil, "app", "app-Pa55word"), `{"Name":"Plain Secret"}`); err == nil {
+		t.Fatal("a plaintext client produced through the TLS proxy")
+	}
+	assertNoPlaintext(t, gw, "purchases", 2, "vault:v", "Secret")
+	// bridge reads the plaintext back through the proxy.
+	cons, err := sarama.NewConsumer([]string{proxy}, config(&bridge, "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	pc, err := cons.ConsumePartition("purchases", 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var got []string
+	for len(got) < 2 {
+		select {
+		case m := <-pc.Messages():
+			got = append(got, string(m.Value))
+		case err := <-pc.Errors():
+			t.Fatal(err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("read %q", got)
+		}
+	}
+	if !strings.Contains(got[0], `"Bridge Secret"`) || !strings.Contains(got[1], `"App Secret"`) {
+		t.Fatalf("read %q", got)
+	}
 }
