@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -88,18 +87,14 @@ func (s *Server) credential(mech, user string) access.SCRAMCredential {
 			return c
 		}
 	}
-	derive := func(label string, n int) []byte {
-		m := hmac.New(sha256.New, s.secret)
+	// HMAC with the mechanism's hash: keys of its size.
+	derive := func(label string) []byte {
+		m := hmac.New(hashes[mech], s.secret)
 		m.Write([]byte(label + "\x00" + mech + "\x00" + user))
-		out := m.Sum(nil)
-		for len(out) < n {
-			out = append(out, m.Sum(out)...)
-		}
-		return out[:n]
+		return m.Sum(nil)
 	}
-	n := hashes[mech]().Size()
 	return access.SCRAMCredential{Iterations: access.MinSCRAMIterations,
-		Salt: derive("salt", 16), StoredKey: derive("stored", n), ServerKey: derive("server", n)}
+		Salt: derive("salt")[:16], StoredKey: derive("stored"), ServerKey: derive("server")}
 }
 
 // Session is one login. It is not safe for concurrent use (a connection
