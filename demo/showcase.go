@@ -3,7 +3,8 @@
 // fake purchases in plaintext, demo 2 encrypts them into another topic
 // with the encryptor bridge and reads them back decrypted, then rotates
 // the topic's keys, and demo 3 sends a directory of files encrypted in
-// flight and receives them byte for byte. For each it prints what the
+// flight and receives them byte for byte; with a Kafka proxy, kcat then
+// produces and consumes through it. For each it prints what the
 // broker's operator sees next to what the consumer gets.
 //
 // The demo programs themselves (demo/producer, demo/encryptor, ...) are
@@ -61,6 +62,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Seed makes the fake data repeatable (0: random).
 	Seed uint64
+	// ProxyAddr is the bootstrap address of the gateway's Kafka proxy;
+	// when set, a last step drives kcat through it.
+	ProxyAddr string
 }
 
 // Result is what the showcase did, for tests.
@@ -141,6 +145,12 @@ func Run(ctx context.Context, o Options) (*Showcase, error) {
 	if err := r.demo3(ctx, &s.Result); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("demo 3: %w", err)
+	}
+	if o.ProxyAddr != "" {
+		if err := r.proxy(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("demo 4 (Kafka proxy): %w", err)
+		}
 	}
 	return s, nil
 }

@@ -32,7 +32,7 @@ import (
 )
 
 // Sections, in the order they run.
-var Sections = []string{"vault", "demo", "fpe", "envelope", "rest", "bridge", "files"}
+var Sections = []string{"vault", "demo", "fpe", "envelope", "rest", "bridge", "files", "proxy"}
 
 // Config selects what to measure and how much.
 type Config struct {
@@ -164,6 +164,7 @@ var LineIDs = []string{
 	"envelope_overhead", "envelope_client_cpu",
 	"files_throughput", "files_rss",
 	"fpe_wrapper",
+	"proxy_produce_fields", "proxy_fetch_fields", "proxy_produce_envelope", "proxy_fetch_envelope",
 }
 
 // results are the raw measurements the lines are computed from.
@@ -175,6 +176,7 @@ type results struct {
 	envelope []envelopeResult
 	files    []fileResult
 	fpe      *fpeResult
+	proxy    *proxyResult
 	errs     map[string]error
 }
 
@@ -257,6 +259,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	run("rest", func() (err error) { r.rest, err = e.restProduce(ctx); return })
 	run("bridge", func() (err error) { r.bridge, err = e.bridgeThroughput(ctx); return })
 	run("files", func() (err error) { r.files, err = e.fileTransfer(ctx); return })
+	run("proxy", func() (err error) { r.proxy, err = e.proxyThroughput(ctx); return })
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ fields = Address transit, credit_card fpe format=full domain=` + benchFPE + `
 [policy:` + envelopeTopic + `]
 mode = envelope
 dek = cached
-`
+` + proxyConfig
 
 // benchPolicies parses benchConfig.
 func benchPolicies() (*config.File, error) {

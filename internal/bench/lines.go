@@ -309,6 +309,9 @@ func (r *results) lines(cfg Config) []Line {
 		l.Missing = missing("fpe")
 	}
 	out = append(out, l)
+
+	// 8. The Kafka proxy.
+	out = append(out, r.proxyLines(missing("proxy"))...)
 	return out
 }
 

@@ -134,8 +134,9 @@ func (c *codecs) decode(raw []byte) (*batch, error) {
 }
 
 // encode writes b with its records, compressed with the batch's codec,
-// and a new length and CRC. Offsets, timestamps, producer id, epoch, base
-// sequence and attributes (transactional, control) are kept.
+// and a new length and CRC. Offsets (the last offset delta too),
+// timestamps, producer id, epoch, base sequence and attributes
+// (transactional, control) are kept.
 func (c *codecs) encode(b *batch) ([]byte, error) {
 	var data []byte
 	for i := range b.recs {
@@ -146,7 +147,9 @@ func (c *codecs) encode(b *batch) ([]byte, error) {
 	}
 	h := b.hdr
 	h.NumRecords = int32(len(b.recs))
-	if n := len(b.recs); n > 0 {
+	// The header's last offset delta is kept: in a compacted log it may
+	// name a record that is gone, and consumers resume after it.
+	if n := len(b.recs); n > 0 && h.LastOffsetDelta < b.recs[n-1].OffsetDelta {
 		h.LastOffsetDelta = b.recs[n-1].OffsetDelta
 	}
 	if codec := kgo.CompressionCodecType(h.Attributes & codecMask); codec != kgo.CodecNone {

@@ -223,6 +223,8 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 			if len(b.recs) == 0 {
 				break
 			}
+			// the consumer resumes at the first record left out
+			b.hdr.LastOffsetDelta = b.recs[len(b.recs)-1].OffsetDelta
 		}
 		enc, err := s.codecs.encode(b)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,11 @@ mode = passthrough
 mode = fields
 fields = card transit
 fetch_failed = error
+
+[policy:vaulted]
+mode = fields
+fields = card transit
+fetch_denied = stored
 `
 
 // fixture is a gateway on Vault and kfake, its REST API and its proxy.
@@ -43,10 +49,17 @@ type fixture struct {
 
 func setup(t *testing.T, o gateway.ProxyOptions) *fixture {
 	t.Helper()
+	return setupLogged(t, o, nil)
+}
+
+// setupLogged is setup with the gateway's and the proxy's logs in log
+// (nil: discarded).
+func setupLogged(t *testing.T, o gateway.ProxyOptions, log *slog.Logger) *fixture {
+	t.Helper()
 	env := testkit.Start(t)
 	testkit.EnsureEnvelopeKEK(t, env)
 	cfg := testkit.Config(t, proxyConfig)
-	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
+	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second), Logger: log})
 	return &fixture{env: env, gw: gw, proxy: testkit.StartProxy(t, gw, o), api: testkit.Serve(t, gw)}
 }
 
