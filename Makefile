@@ -2,7 +2,7 @@
 #   make demo   the three demos on embedded defaults (real Vault dev server + embedded Kafka), then the live viewer
 #   make test   install what the tests need, then vet and run every test with -race
 #               (make test-ha adds the Vault HA tests: a three-node raft cluster behind HAProxy)
-# Both work on a fresh machine: they install kcat, chromium and haproxy (apt) and build Vault (`make vault`).
+# Both work on a fresh machine: they install kcat, chromium, haproxy and python3-confluent-kafka (apt) and KafkaJS (npm) and build Vault (`make vault`).
 
 SHELL := /usr/bin/env bash
 GO ?= go
@@ -20,18 +20,34 @@ build:
 vault:
 	@scripts/build-vault.sh
 
-## deps: operating-system packages the tests use: kcat (the outside Kafka
-## client), Debian's chromium (the viewer's headless browser test) and
-## haproxy (the load balancer of the replica and Vault HA tests)
+## deps: what the tests drive from outside: kcat (librdkafka's CLI),
+## Debian's python3-confluent-kafka (for /usr/bin/python3), chromium (the
+## viewer's headless browser test) and haproxy (the load balancer of the
+## replica and Vault HA tests) from apt, and KafkaJS from the npm
+## registry, pinned by internal/testkit/testdata/clients/package-lock.json and
+## installed with `npm ci` into $(KAFKAJS_DIR) (outside the clone; the tests
+## install it there themselves when it is missing)
+KAFKAGATE_NODE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kafkagate/node
+KAFKAJS_LOCK := internal/testkit/testdata/clients/package-lock.json
+KAFKAJS_DIR = $(KAFKAGATE_NODE_CACHE)/kafkajs-$(shell sha256sum $(KAFKAJS_LOCK) | cut -c1-12)
 deps:
 	@missing=; \
 	command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
 	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || missing="$$missing chromium"; \
+	/usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || missing="$$missing python3-confluent-kafka"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing$$missing" >&2; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@if [ ! -f "$(KAFKAJS_DIR)/node_modules/kafkajs/package.json" ]; then \
+	  echo "make deps: npm ci (KafkaJS) into $(KAFKAJS_DIR)" >&2; \
+	  mkdir -p "$(KAFKAGATE_NODE_CACHE)" && tmp=$$(mktemp -d "$(KAFKAGATE_NODE_CACHE)/install-XXXXXX") && \
+	  cp internal/testkit/testdata/clients/package.json $(KAFKAJS_LOCK) "$$tmp"/ && \
+	  (cd "$$tmp" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) && \
+	  { mv -T "$$tmp" "$(KAFKAJS_DIR)" 2>/dev/null || rm -rf "$$tmp"; }; \
 	fi
 
 vet:
@@ -43,7 +59,7 @@ fmt-check:
 
 ## test: everything CI runs but the Vault HA tests (make test-ha)
 test: deps vault fmt-check vet
-	KAFKAGATE_REQUIRE_KCAT=1 KAFKAGATE_REQUIRE_CHROMIUM=1 KAFKAGATE_REQUIRE_HAPROXY=1 $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
+	KAFKAGATE_REQUIRE_KCAT=1 KAFKAGATE_REQUIRE_CLIENTS=1 KAFKAGATE_REQUIRE_CHROMIUM=1 KAFKAGATE_REQUIRE_HAPROXY=1 KAFKAGATE_NODE_CACHE=$(KAFKAGATE_NODE_CACHE) $(GO) test -race -count=1 -timeout $(GOTEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory fuzz
 
 ## test-ha: the Vault HA tests (a three-node raft cluster behind HAProxy,
@@ -61,7 +77,8 @@ FUZZTIME ?= 30000x
 FUZZ_TARGETS := \
 	envelope:FuzzOpenRecord envelope:FuzzFileDecoder envelope:FuzzLegacy \
 	fpe:FuzzInput config:FuzzParse policy:FuzzFields \
-	protect:FuzzLocate protect:FuzzFieldsHeader protect:FuzzReadPath httpapi:FuzzProduceBody
+	protect:FuzzLocate protect:FuzzFieldsHeader protect:FuzzReadPath httpapi:FuzzProduceBody \
+	access/sasl:FuzzSession
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \

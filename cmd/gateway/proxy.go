@@ -24,12 +24,6 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Short: "Run the Kafka protocol proxy: Kafka clients produce and fetch through it, encrypted by the topic policies (docs/proxy.md)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Without SASL at the proxy every client has every right, so
-			// it listens on loopback only, as serve does without an
-			// access file.
-			if err := gateway.CheckExposure(listen, false); err != nil {
-				return err
-			}
 			// Metrics are served without authentication: loopback only.
 			var metricsLn net.Listener
 			if metricsAddr != "" {
@@ -56,7 +50,19 @@ func newProxyCmd(g *globals) *cobra.Command {
 				stop := serveMetrics(metricsLn, gw.Core, log)
 				defer stop()
 			}
-			px, err := startProxy(cmd.Context(), gw, gateway.ProxyOptions{Addr: listen, AdvertisedHost: advertised})
+			// With an access file, clients log in with SASL against its
+			// sasl lines or a certificate of its cert lines. Without one
+			// every client has every right, so the proxy listens on
+			// loopback only, as serve does.
+			o, authed, err := gw.ProxyAuth()
+			if err != nil {
+				return err
+			}
+			if err := gateway.CheckExposure(listen, authed); err != nil {
+				return err
+			}
+			o.Addr, o.AdvertisedHost = listen, advertised
+			px, err := startProxy(cmd.Context(), gw, o)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kafkagate/kafkagate/internal/access"
+	"github.com/kafkagate/kafkagate/internal/access/sasl"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 )
 
@@ -63,8 +66,74 @@ admin, metrics. See docs/security.md.`,
 	create.Flags().StringVar(&principal, "principal", "", "principal name (letters, digits, . _ - @), logged with each request (required)")
 	create.Flags().StringVar(&rights, "rights", "", `rights, space- or comma-separated, e.g. "produce:purchases consume:*" (required)`)
 	create.Flags().StringVar(&accessFile, "access-file", "", "also append the line to this access file")
-	token.AddCommand(create)
+	token.AddCommand(create, newTokenSASL())
 	return token
+}
+
+// newTokenSASL prints the access file line of a Kafka SASL user.
+func newTokenSASL() *cobra.Command {
+	var principal, rights, accessFile string
+	var iterations int
+	cmd := &cobra.Command{
+		Use:   "sasl <username>",
+		Short: "Print the access file line of a Kafka SASL user (PLAIN, SCRAM) for a password read from standard input",
+		Long: `Read a password (the first line of standard input) and print the access
+file line of a Kafka SASL user of the proxy:
+
+  sasl <username> scram-sha-256:<iterations>:<salt>:<StoredKey>:<ServerKey>,scram-sha-512:... <principal> <rights...>
+
+The line holds SCRAM stored credentials (RFC 5802), never the password.
+Clients log in with SASL PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. With
+--access-file the line is also appended to that file (created with mode
+0600 if absent). See docs/security.md.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			user := args[0]
+			if err := access.CheckSASLUsername(user); err != nil {
+				return err
+			}
+			if principal == "" {
+				principal = user
+			}
+			if err := access.CheckPrincipalName(principal); err != nil {
+				return fmt.Errorf("--principal: %w", err)
+			}
+			grants, err := access.ParseGrants(rights)
+			if err != nil {
+				return fmt.Errorf("--rights: %w", err)
+			}
+			pw, err := bufio.NewReaderSize(cmd.InOrStdin(), 4096).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("reading the password from standard input: %w", err)
+			}
+			pw = strings.TrimRight(pw, "\r\n")
+			if pw == "" {
+				return errors.New("no password on standard input (give it as the first line)")
+			}
+			creds, err := sasl.NewCredentials(pw, iterations)
+			if err != nil {
+				return err
+			}
+			line := access.SASLLine(user, creds, principal, grants)
+			if accessFile != "" {
+				if err := appendAccessLine(accessFile, line); err != nil {
+					return err
+				}
+			}
+			if _, err := fmt.Fprintln(cmd.OutOrStdout(), line); err != nil {
+				return err
+			}
+			if accessFile != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "appended to "+accessFile)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&principal, "principal", "", "principal name (letters, digits, . _ - @); default the username")
+	cmd.Flags().StringVar(&rights, "rights", "", `rights, space- or comma-separated, e.g. "produce:purchases consume:*" (required)`)
+	cmd.Flags().StringVar(&accessFile, "access-file", "", "also append the line to this access file")
+	cmd.Flags().IntVar(&iterations, "iterations", access.MinSCRAMIterations, "PBKDF2 iterations of the stored credentials (4096 to 1000000)")
+	return cmd
 }
 
 // appendAccessLine appends line to an access file, which must parse with

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"fmt"
 
 	"github.com/IBM/sarama"
@@ -19,6 +20,10 @@ type ProxyOptions struct {
 	// every right); Rights maps its principals to rights.
 	Auth   kafkaproxy.Authenticator
 	Rights func(principal string) kafkaproxy.Rights
+	// TLS serves clients over TLS; CertPrincipal maps their verified
+	// certificates to principals (see ProxyAuth).
+	TLS           *tls.Config
+	CertPrincipal func(tls.ConnectionState) (string, kafkaproxy.Rights)
 }
 
 // NewProxy builds the Kafka proxy on g's engine, policies and metrics,
@@ -37,7 +42,7 @@ func (g *Gateway) NewProxy(o ProxyOptions) (*kafkaproxy.Proxy, error) {
 		up.SASL = m
 	}
 	return kafkaproxy.New(kafkaproxy.Config{Addr: o.Addr, AdvertisedHost: o.AdvertisedHost, Upstream: up,
-		Engine: g.Engine, Policies: g.Config.Policies, Auth: o.Auth, Rights: o.Rights, Logger: g.log, Observer: g.Metrics})
+		Engine: g.Engine, Policies: g.Config.Policies, Auth: o.Auth, Rights: o.Rights, TLS: o.TLS, CertPrincipal: o.CertPrincipal, Logger: g.log, Observer: g.Metrics})
 }
 
 // upstreamSASL is franz-go's client mechanism for the [default] SASL

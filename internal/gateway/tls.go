@@ -2,49 +2,34 @@ package gateway
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
+
+	"github.com/kafkagate/kafkagate/internal/tlsconf"
 )
 
 // ErrExposed is returned when the API would listen beyond loopback with
 // authentication off.
 var ErrExposed = errors.New("refusing to listen beyond loopback with authentication off")
 
-// ServerTLS builds the listener's TLS configuration from tls_cert, tls_key
-// and tls_client_ca; nil when tls_cert is unset (plain HTTP). With a
-// client CA every client must present a certificate it verifies (the
-// handshake fails otherwise). Certificates are read once: restart the
-// gateway to pick up renewed files.
+// ServerTLS builds the API listener's TLS configuration from tls_cert,
+// tls_key and tls_client_ca (tlsconf.Server, offering HTTP/1.1); nil when
+// tls_cert is unset (plain HTTP).
 func ServerTLS(s Settings) (*tls.Config, error) {
-	if s.TLSCert == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("[kafkagate] tls_cert/tls_key: %w", err)
-	}
-	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		NextProtos:   []string{"http/1.1"},
-	}
-	if s.TLSClientCA != "" {
-		pem, err := os.ReadFile(s.TLSClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("[kafkagate] tls_client_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("[kafkagate] tls_client_ca %s: no PEM certificate in it", s.TLSClientCA)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
+	return tlsconf.Server(s.tlsFiles(), "http/1.1")
+}
+
+// ProxyTLS builds the Kafka proxy listener's TLS configuration from the
+// same tls_cert, tls_key and tls_client_ca (no ALPN: Kafka clients do not
+// negotiate one); nil when tls_cert is unset (plaintext).
+func ProxyTLS(s Settings) (*tls.Config, error) {
+	return tlsconf.Server(s.tlsFiles())
+}
+
+func (s Settings) tlsFiles() tlsconf.Files {
+	return tlsconf.Files{Cert: s.TLSCert, Key: s.TLSKey, ClientCA: s.TLSClientCA}
 }
 
 // ListenTLS opens the API's listener, wrapped in TLS when cfg is not nil.

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
@@ -352,10 +354,11 @@ func TestSecurityDocExample(t *testing.T) {
 		t.Fatal("docs/security.md lacks the access file example")
 	}
 	a := mustAccess(t, block)
-	if a.Principals() != 5 || len(a.certs) != 2 {
+	if a.Principals() != 5 || a.Certs() != 2 {
 		t.Fatalf("example has %d credentials", a.Principals())
 	}
-	if p := a.certs[1].p; !p.Can(RightConsume, "anything") || p.Can(RightProduce, "anything") {
+	reader := &x509.Certificate{Subject: pkix.Name{CommonName: "Reader One", Organization: []string{"Acme"}}}
+	if p := a.byCert(reader); p == nil || p.Name != "reader" || !p.Can(RightConsume, "anything") || p.Can(RightProduce, "anything") {
 		t.Fatalf("reader: %+v", p)
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/kafkagate/kafkagate/internal/access"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 )
 
@@ -203,7 +204,7 @@ func (s *Server) v2Create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := v2Principal(r)
-	if !p.all && !slices.ContainsFunc(p.Grants, func(g Grant) bool { return g.Right == RightConsume }) {
+	if !p.HoldsAny(RightConsume) {
 		v2Err(w, newErr(CodeForbidden, "principal "+p.Name+" holds no consume right, so it may not create consumer instances"))
 		return
 	}
@@ -359,7 +360,7 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request, in *v2Insta
 			return
 		}
 		for i, t := range req.Topics {
-			if checkTopicPattern(t) != nil || t == "" || strings.HasSuffix(t, "*") {
+			if access.CheckTopicPattern(t) != nil || t == "" || strings.HasSuffix(t, "*") {
 				v2Err(w, &apiError{ErrorCode: CodeBadRequestField, Message: fmt.Sprintf("topics[%d] is not a topic name", i), Field: fmt.Sprintf("topics[%d]", i)})
 				return
 			}

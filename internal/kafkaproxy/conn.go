@@ -2,12 +2,14 @@ package kafkaproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -88,6 +90,18 @@ type reqHeader struct {
 
 func (p *Proxy) serveConn(ctx context.Context, c net.Conn, node int32) {
 	log := p.log.With("client", c.RemoteAddr().String(), "node", node)
+	var tc *tls.Conn
+	if p.cfg.TLS != nil {
+		tc = tls.Server(c, p.cfg.TLS)
+		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			log.Warn("kafka proxy: TLS handshake failed; client disconnected", "error", err)
+			return
+		}
+		c = tc
+	}
 	up, err := p.dialUpstream(ctx, node)
 	if err != nil {
 		log.Warn("kafka proxy: upstream unreachable; client disconnected", "error", err)
@@ -105,6 +119,12 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn, node int32) {
 	s := &session{p: p, ctx: ctx, client: c, up: up, log: log, queue: make(chan *pending, 64), done: make(chan struct{}), codecs: codecs}
 	if p.cfg.Auth == nil {
 		s.authed, s.principal, s.rights = true, "anonymous", allRights{}
+	}
+	if tc != nil && p.cfg.CertPrincipal != nil {
+		if name, r := p.cfg.CertPrincipal(tc.ConnectionState()); r != nil {
+			s.authed, s.principal, s.rights = true, name, r
+			s.log = s.log.With("principal", name)
+		}
 	}
 	go func() {
 		defer close(s.done)

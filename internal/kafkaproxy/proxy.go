@@ -96,6 +96,13 @@ type Config struct {
 	Engine    Engine
 	Policies  Policies
 	Auth      Authenticator
+	// TLS, when set, serves clients over TLS on every port (the handshake
+	// comes before anything is read or the upstream is dialled).
+	TLS *tls.Config
+	// CertPrincipal maps the verified client certificate of a TLS
+	// connection to a principal and its rights; a connection it names
+	// needs no SASL. nil rights: the certificate names no principal.
+	CertPrincipal func(tls.ConnectionState) (principal string, r Rights)
 	// Rights maps an authenticated principal to its rights; required with
 	// Auth.
 	Rights func(principal string) Rights
