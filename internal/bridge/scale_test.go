@@ -175,8 +175,9 @@ func snapshot(ms []*member) map[*member]int {
 }
 
 // waitAssigned waits until the running members (want of them) together
-// hold each of parts partitions exactly once, each member at least one; it
-// returns the assignment.
+// hold each of parts partitions exactly once, balanced as the sticky
+// assignors leave them (parts/want each, or one more); it returns the
+// assignment.
 func waitAssigned(t *testing.T, ms *[]*member, parts, want int) map[string][]int {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -190,7 +191,10 @@ func waitAssigned(t *testing.T, ms *[]*member, parts, want int) map[string][]int
 			}
 			o := m.owned()
 			owners[m.name] = o
-			if len(o) == 0 {
+			// The sticky assignors end balanced: each member holds
+			// parts/want partitions, or one more. Anything else is a
+			// rebalance still in progress.
+			if len(o) < parts/want || len(o) > (parts+want-1)/want {
 				ok = false
 			}
 			for _, p := range o {
