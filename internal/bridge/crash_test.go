@@ -171,7 +171,10 @@ func (f *fixture) groupState(group string) string {
 		return fmt.Sprintf("describe %s: %v", group, err)
 	}
 	d := ds[0]
-	s := fmt.Sprintf("state %s protocol %s err %v members %d:", d.State, d.Protocol, d.Err, len(d.Members))
+	s := fmt.Sprintf("state %s protocol %q members %d:", d.State, d.Protocol, len(d.Members))
+	if d.Err != sarama.ErrNoError {
+		s = fmt.Sprintf("error %v, %s", d.Err, s)
+	}
 	ids := make([]string, 0, len(d.Members))
 	for id := range d.Members {
 		ids = append(ids, id)
