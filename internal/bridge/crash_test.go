@@ -2,7 +2,10 @@ package bridge_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"os"
+	"sort"
 	"syscall"
 	"testing"
 	"time"
@@ -13,26 +16,31 @@ import (
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
-// TestBuiltBridgeTenSIGKILLsIn20s: a 300,000-record source topic (100,000
-// in the dynamic run); ten built bridges (10 s session timeout) each live
-// 1–2 s and are killed with SIGKILL, all within 20 s; an eleventh
-// finishes the topic. Every
+// TestBuiltBridgeTenSIGKILLsIn20s: a 300,000-record source topic; ten
+// built bridges (10 s session timeout) each live 1–2 s and are killed
+// with SIGKILL, all within 20 s; an eleventh finishes the topic. Every
 // source id is in the target, no plaintext marker is stored, duplicates
 // are counted. Each instance's time from start to its first new target
-// record is printed. "static" gives every instance the same
-// --instance-id: each takes its predecessor's place at once, and the
-// eleventh must resume within the session timeout + 5 s. "dynamic" gives
-// none: the group first waits out the dead members (their JoinGroups
-// hold the rebalance up to the rebalance timeout), so its time is
-// printed, not bounded.
+// record is printed. Every instance has the same --instance-id (static
+// membership): each takes its predecessor's place at once, and the
+// eleventh must resume within the session timeout + 5 s.
+//
+// tenKills also runs dynamic members (instance ""), but the test does
+// not: against kfake a dynamic member killed while its JoinGroup is
+// parked is never expired, so the eleventh bridge can be left with part
+// of the partitions for good (docs/operations.md, "A bridge that crashes
+// again and again"; TestKfakeKeepsMemberKilledInJoin in internal/testkit
+// pins that down and fails once kfake is fixed).
 func TestBuiltBridgeTenSIGKILLsIn20s(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: ten bridge processes killed on a 300,000-record topic (-short skips it)")
 	}
 	t.Run("static", func(t *testing.T) { tenKills(t, "bridge-0", 300_000) })
-	// The dynamic run shows the wait; a third of the records keeps the
-	// test's time down.
-	t.Run("dynamic", func(t *testing.T) { tenKills(t, "", 100_000) })
+	if os.Getenv("KAFKAGATE_DYNAMIC_KILLS") != "" {
+		// Dynamic members, run by hand only (see above); a third of the
+		// records keeps the time down.
+		t.Run("dynamic", func(t *testing.T) { tenKills(t, "", 100_000) })
+	}
 }
 
 func tenKills(t *testing.T, instance string, records int) {
@@ -97,11 +105,12 @@ func tenKills(t *testing.T, instance string, records int) {
 	base := f.total("enc")
 	resume, ok := resumeAfter(last, started, base, started.Add(3*time.Minute))
 	if !ok {
-		t.Fatal("the eleventh bridge wrote nothing within 3 minutes of its start")
+		t.Fatalf("the eleventh bridge wrote nothing within 3 minutes of its start; group %s", f.groupState(bridge.DefaultGroup("enc")))
 	}
 	if bound := session + 5*time.Second; instance != "" && resume > bound {
 		t.Errorf("static member: the eleventh bridge resumed %v after its start, want within the session timeout + 5 s (%v)", resume, bound)
 	}
+	t.Logf("group when the eleventh resumed: %s", f.groupState(bridge.DefaultGroup("enc")))
 	caught := time.Now()
 	f.waitCommitted(bridge.DefaultGroup("enc"), "plain", 5*time.Minute)
 	catchUp := time.Since(caught)
@@ -152,4 +161,33 @@ func (f *fixture) readWhole(topic string) []*sarama.ConsumerMessage {
 		}
 	}
 	return out
+}
+
+// groupState describes group as the coordinator sees it: state, protocol
+// and each member's client id, host and assigned partitions.
+func (f *fixture) groupState(group string) string {
+	ds, err := f.admin.DescribeConsumerGroups([]string{group})
+	if err != nil || len(ds) != 1 {
+		return fmt.Sprintf("describe %s: %v", group, err)
+	}
+	d := ds[0]
+	s := fmt.Sprintf("state %s protocol %q members %d:", d.State, d.Protocol, len(d.Members))
+	if d.Err != sarama.ErrNoError {
+		s = fmt.Sprintf("error %v, %s", d.Err, s)
+	}
+	ids := make([]string, 0, len(d.Members))
+	for id := range d.Members {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		m := d.Members[id]
+		a, err := m.GetMemberAssignment()
+		var parts any = err
+		if err == nil && a != nil {
+			parts = a.Topics
+		}
+		s += fmt.Sprintf(" [%s client %s host %s assigned %v]", id, m.ClientId, m.ClientHost, parts)
+	}
+	return s
 }
