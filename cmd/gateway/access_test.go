@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
@@ -34,7 +34,7 @@ func TestServeRefusesExposureWithoutAuth(t *testing.T) {
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), &out, args...)
-		if !errors.Is(err, gateway.ErrExposed) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "access_file") {
+		if !errors.Is(err, server.ErrExposed) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "access_file") {
 			t.Fatalf("%v: err %v", args, err)
 		}
 	}

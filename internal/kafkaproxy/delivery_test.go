@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/protect"
 	"github.com/kafkagate/kafkagate/internal/record"
 	"github.com/kafkagate/kafkagate/internal/testkit"
@@ -92,7 +92,7 @@ func (c *cutConn) Write(b []byte) (int, error) {
 // and sequences; the broker deduplicates them, so every record is stored
 // exactly once (encrypted) and reads back once through the proxy.
 func TestIdempotentProduceRetriesNoDuplicates(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	// The broker's view of the batches: (producer id, sequence) -> times
 	// received, so the test sees the retries arrive with the same ids.
 	var bmu sync.Mutex
@@ -188,7 +188,7 @@ func TestIdempotentProduceRetriesNoDuplicates(t *testing.T) {
 // none of the aborted ones; a read_uncommitted one sees the aborted ones
 // too (they were written); the broker holds only ciphertext.
 func TestTransactionsReadCommitted(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	cl := kgoClient(t, f.proxy, kgo.TransactionalID("proxy-tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.TransactionTimeout(30*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -246,7 +246,7 @@ func TestTransactionsReadCommitted(t *testing.T) {
 // although it exceeds the consumer's per-partition fetch size (the first
 // batch of an answer is always returned).
 func TestLargeEnvelopeRecord(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	value := make([]byte, 5<<20)
 	if _, err := rand.Read(value); err != nil {
 		t.Fatal(err)
@@ -291,7 +291,7 @@ func TestLargeEnvelopeRecord(t *testing.T) {
 // after SIGCONT; the proxy serves again without a restart; every stored
 // record is encrypted and every acknowledged one is stored exactly once.
 func TestVaultFrozenUnderLoadProxy(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	type outcome struct {
 		value string
 		err   error

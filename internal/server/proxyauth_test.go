@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/access"
 	"github.com/kafkagate/kafkagate/internal/access/sasl"
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -53,7 +53,7 @@ func saslLine(t *testing.T, user, pw, principal, rights string) string {
 // proxyWithSASL serves a gateway's Kafka proxy with SASL from an access
 // file holding the users app (every right on the three topics) and spy
 // (produce only); it returns the gateway and the proxy's address.
-func proxyWithSASL(t *testing.T, logs *testkit.SyncBuffer) (*gateway.Gateway, string) {
+func proxyWithSASL(t *testing.T, logs *testkit.SyncBuffer) (*server.Gateway, string) {
 	t.Helper()
 	env := testkit.Start(t)
 	testkit.EnsureEnvelopeKEK(t, env)
@@ -61,7 +61,7 @@ func proxyWithSASL(t *testing.T, logs *testkit.SyncBuffer) (*gateway.Gateway, st
 		saslLine(t, "app", "app-Pa55word", "app", "produce:purchases produce:docs produce:peek consume:purchases consume:docs consume:peek"),
 		saslLine(t, "spy", "spy-Pa55word", "spy", "produce:peek"),
 	}, "\n"))
-	gw := testkit.Gateway(t, env, gateway.Options{
+	gw := testkit.Gateway(t, env, server.Options{
 		Config: testkit.Config(t, proxySASLConfig+"\n[kafkagate]\naccess_file = "+file+"\n"),
 		Vault:  testkit.RootVault(env, 3*time.Second),
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
@@ -201,7 +201,7 @@ func TestProxySASLOutsideClients(t *testing.T) {
 
 // assertNoPlaintext reads topic straight from the broker: n records, each
 // holding marker (when set) and none of the secrets.
-func assertNoPlaintext(t *testing.T, gw *gateway.Gateway, topic string, n int, marker string, secrets ...string) {
+func assertNoPlaintext(t *testing.T, gw *server.Gateway, topic string, n int, marker string, secrets ...string) {
 	t.Helper()
 	recs := testkit.Stored(t, gw.Kafka, topic)
 	if len(recs) != n {
@@ -224,7 +224,7 @@ func assertNoPlaintext(t *testing.T, gw *gateway.Gateway, topic string, n int, m
 
 // committedCount sums a group's committed offsets on topic, read from
 // the broker directly.
-func committedCount(t *testing.T, gw *gateway.Gateway, group, topic string) int64 {
+func committedCount(t *testing.T, gw *server.Gateway, group, topic string) int64 {
 	t.Helper()
 	admin := testkit.Admin(t, gw.Kafka.Settings().Brokers)
 	resp, err := admin.ListConsumerGroupOffsets(group, nil)
@@ -262,7 +262,7 @@ func TestProxyMutualTLS(t *testing.T) {
 		"cert CN=bridge bridge produce:purchases consume:purchases",
 		saslLine(t, "app", "app-Pa55word", "app", "produce:purchases"),
 	}, "\n"))
-	gw := testkit.Gateway(t, env, gateway.Options{
+	gw := testkit.Gateway(t, env, server.Options{
 		Config: testkit.Config(t, testConfig+"\n[kafkagate]\naccess_file = "+file+"\ntls_cert = "+certPath+"\ntls_key = "+keyPath+"\ntls_client_ca = "+caPath+"\n"),
 		Vault:  testkit.RootVault(env, 3*time.Second),
 	})

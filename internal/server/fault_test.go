@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"encoding/json"
@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -102,7 +102,7 @@ func newLoadGateway(t *testing.T, env *testkit.Env) *fixture {
 		logw = os.Stderr
 	}
 	cfg := testkit.Config(t, faultConfig)
-	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, time.Second),
+	return serve(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, time.Second),
 		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
