@@ -14,9 +14,9 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/bridge"
 	"github.com/kafkagate/kafkagate/internal/core"
-	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/metrics"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 func newBridge(g *globals) *cobra.Command {

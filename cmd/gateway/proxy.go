@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/internal/core"
-	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/kafkaproxy"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 func newProxyCmd(g *globals) *cobra.Command {

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/envelope"
-	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/protect"
 	"github.com/kafkagate/kafkagate/internal/record"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 

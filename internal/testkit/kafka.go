@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 // HighWatermarks sums the high watermarks of a topic's partitions: the
