@@ -502,7 +502,7 @@ func (s *Server) v2Records(w http.ResponseWriter, r *http.Request, in *v2Instanc
 	out := []v2Record{}
 	ctype := mediaV2Prefix + in.format + mediaV2Suffix
 	if in.sub == nil {
-		v2Err(w, newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic"))
+		v2Err(w, errNotSubscribed())
 		return
 	}
 	in.sub.refresh(s.v2Groups, s.cfg.V2, in, s.log)
@@ -549,6 +549,12 @@ func v2Embed(format string, b []byte, d *Data) (json.RawMessage, string) {
 	return d.Data, d.Type
 }
 
+// errNotSubscribed is REST Proxy's answer to reading or committing before
+// a subscription.
+func errNotSubscribed() *apiError {
+	return newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic")
+}
+
 // v2Offset is REST Proxy's TopicPartitionOffsetMetadata.
 type v2Offset struct {
 	Topic     string  `json:"topic"`
@@ -575,7 +581,7 @@ func (s *Server) v2Commit(w http.ResponseWriter, r *http.Request, in *v2Instance
 	in.op.Lock()
 	defer in.op.Unlock()
 	if in.sub == nil {
-		v2Err(w, newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic"))
+		v2Err(w, errNotSubscribed())
 		return
 	}
 	want := map[tp]v2Offset{}
