@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/internal/devenv"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
@@ -138,17 +136,7 @@ func TestServeTLSAndTokens(t *testing.T) {
 	env := testkit.Start(t)
 	testkit.UseVault(t, env)
 	dir := t.TempDir()
-	ca, err := devenv.NewTestCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ca.IssueServer("gateway", []net.IP{net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := srv.Write(dir, "server"); err != nil {
-		t.Fatal(err)
-	}
+	ca := testkit.ServerTLS(t, dir, "test CA", "gateway", "server").CA
 	var tokOut bytes.Buffer
 	if err := run(context.Background(), &tokOut, "token", "new", "--principal", "shop", "--rights", "produce:purchases", "--access-file", filepath.Join(dir, "access")); err != nil {
 		t.Fatal(err)

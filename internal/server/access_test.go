@@ -171,35 +171,17 @@ func TestTokenAccessMatrix(t *testing.T) {
 // certificate of the configured CA maps to its principal by subject; one
 // from another CA, or none, fails the handshake.
 func TestMutualTLS(t *testing.T) {
-	ca, err := devenv.NewTestCA("kafkagate test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
+	tt := testkit.ServerTLS(t, dir, "kafkagate test CA", "gateway", "server")
+	ca, certPath, keyPath, caPath := tt.CA, tt.Cert, tt.Key, tt.CAFile
 	rogue, err := devenv.NewTestCA("kafkagate test CA") // same name, other key
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	srvCert, err := ca.IssueServer("gateway", []net.IP{net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath, err := srvCert.Write(dir, "server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPath := testkit.WriteFile(t, dir, "ca.pem", string(ca.PEM))
-	issue := func(c *devenv.TestCA, subject pkix.Name) tls.Certificate {
-		is, err := c.IssueClient(subject)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return is.TLS
-	}
-	bridge := issue(ca, pkix.Name{CommonName: "bridge"})
-	reader := issue(ca, pkix.Name{CommonName: "Reader One", Organization: []string{"Acme"}})
-	stranger := issue(ca, pkix.Name{CommonName: "stranger"})
-	rogueBridge := issue(rogue, pkix.Name{CommonName: "bridge"})
+	bridge := testkit.ClientCert(t, ca, pkix.Name{CommonName: "bridge"})
+	reader := testkit.ClientCert(t, ca, pkix.Name{CommonName: "Reader One", Organization: []string{"Acme"}})
+	stranger := testkit.ClientCert(t, ca, pkix.Name{CommonName: "stranger"})
+	rogueBridge := testkit.ClientCert(t, rogue, pkix.Name{CommonName: "bridge"})
 	alice, _, _ := httpapi.NewToken()
 	access := testkit.WriteFile(t, dir, "access", strings.Join([]string{
 		"cert CN=bridge bridge produce:purchases",
