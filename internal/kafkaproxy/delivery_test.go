@@ -300,7 +300,6 @@ func TestVaultFrozenUnderLoadProxy(t *testing.T) {
 	var (
 		mu    sync.Mutex
 		outs  []outcome
-		wg    sync.WaitGroup
 		seq   atomic.Int64
 		stop  = make(chan struct{})
 		value = func(w string) string {
@@ -309,28 +308,20 @@ func TestVaultFrozenUnderLoadProxy(t *testing.T) {
 		}
 	)
 	// Producers that see every error: no retries.
-	for w := range 3 {
-		cl := kgoClient(t, f.proxy, kgo.RecordRetries(0), kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				v := value(fmt.Sprint("once-", w))
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: int32(w % 3), Value: []byte(v)}).FirstErr()
-				cancel()
-				mu.Lock()
-				outs = append(outs, outcome{v, err, time.Now()})
-				mu.Unlock()
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
+	var once []*kgo.Client
+	for range 3 {
+		once = append(once, kgoClient(t, f.proxy, kgo.RecordRetries(0), kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner())))
 	}
+	waitOnce := testkit.Repeat(3, stop, func(w int) {
+		v := value(fmt.Sprint("once-", w))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := once[w].ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: int32(w % 3), Value: []byte(v)}).FirstErr()
+		cancel()
+		mu.Lock()
+		outs = append(outs, outcome{v, err, time.Now()})
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	})
 	// A producer with the client's default retries: its records wait out
 	// the outage.
 	retrying := kgoClient(t, f.proxy, kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -357,7 +348,7 @@ func TestVaultFrozenUnderLoadProxy(t *testing.T) {
 	resumedAt := time.Now()
 	time.Sleep(4 * time.Second)
 	close(stop)
-	wg.Wait()
+	waitOnce()
 	rwg.Wait()
 	if n := retryErrs.Load(); n > 0 {
 		t.Fatalf("%d records of the retrying producer failed", n)

@@ -75,16 +75,11 @@ func (f *fixture) admin(t *testing.T) *kafka.Admin {
 }
 
 func saramaConfig() *sarama.Config {
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg := testkit.SaramaConfig()
 	cfg.Producer.Retry.Max = 10
 	cfg.Producer.Retry.Backoff = 200 * time.Millisecond
 	cfg.Metadata.Retry.Backoff = 200 * time.Millisecond
 	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
-	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	return cfg
 }
 
