@@ -312,7 +312,7 @@ func TestVaultFrozenUnderLoadProxy(t *testing.T) {
 	for range 3 {
 		once = append(once, kgoClient(t, f.proxy, kgo.RecordRetries(0), kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner())))
 	}
-	waitOnce := testkit.Repeat(3, stop, func(w int) {
+	waitOnce := testkit.Repeat(3, stop, func(w int) bool {
 		v := value(fmt.Sprint("once-", w))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := once[w].ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: int32(w % 3), Value: []byte(v)}).FirstErr()
@@ -321,6 +321,7 @@ func TestVaultFrozenUnderLoadProxy(t *testing.T) {
 		outs = append(outs, outcome{v, err, time.Now()})
 		mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
+		return true
 	})
 	// A producer with the client's default retries: its records wait out
 	// the outage.

@@ -3,9 +3,9 @@ package testkit
 import "sync"
 
 // Repeat calls each(w) over and over in n goroutines (w is 0 to n-1) until
-// stop closes: a steady load of clients. The returned wait blocks until
-// every goroutine has seen stop and returned; call it after closing stop.
-func Repeat(n int, stop <-chan struct{}, each func(w int)) (wait func()) {
+// stop closes or each returns false: a steady load of clients. The
+// returned wait blocks until every goroutine has returned.
+func Repeat(n int, stop <-chan struct{}, each func(w int) bool) (wait func()) {
 	var wg sync.WaitGroup
 	for w := range n {
 		wg.Add(1)
@@ -17,7 +17,9 @@ func Repeat(n int, stop <-chan struct{}, each func(w int)) (wait func()) {
 					return
 				default:
 				}
-				each(w)
+				if !each(w) {
+					return
+				}
 			}
 		}()
 	}
