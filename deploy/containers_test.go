@@ -17,8 +17,8 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/config"
 	"github.com/kafkagate/kafkagate/internal/core"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
@@ -77,7 +77,7 @@ func TestGatewayAgainstContainers(t *testing.T) {
 
 	// The gateway as compose runs it, but on loopback without the access
 	// file (the access job is the compose stack's).
-	gw := testkit.Gateway(t, nil, gateway.Options{Config: withoutAccess(t), Vault: vconf, Logger: log, Brokers: brokers})
+	gw := testkit.Gateway(t, nil, server.Options{Config: withoutAccess(t), Vault: vconf, Logger: log, Brokers: brokers})
 	base := testkit.Serve(t, gw)
 	cid := testkit.ClusterID(t, gw)
 

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -34,7 +32,7 @@ func TestServeRefusesExposureWithoutAuth(t *testing.T) {
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), &out, args...)
-		if !errors.Is(err, gateway.ErrExposed) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "access_file") {
+		if !errors.Is(err, server.ErrExposed) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "access_file") {
 			t.Fatalf("%v: err %v", args, err)
 		}
 	}
@@ -138,17 +136,7 @@ func TestServeTLSAndTokens(t *testing.T) {
 	env := testkit.Start(t)
 	testkit.UseVault(t, env)
 	dir := t.TempDir()
-	ca, err := devenv.NewTestCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ca.IssueServer("gateway", []net.IP{net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := srv.Write(dir, "server"); err != nil {
-		t.Fatal(err)
-	}
+	ca := testkit.ServerTLS(t, dir, "test CA", "gateway", "server").CA
 	var tokOut bytes.Buffer
 	if err := run(context.Background(), &tokOut, "token", "new", "--principal", "shop", "--rights", "produce:purchases", "--access-file", filepath.Join(dir, "access")); err != nil {
 		t.Fatal(err)

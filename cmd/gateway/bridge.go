@@ -14,9 +14,9 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/bridge"
 	"github.com/kafkagate/kafkagate/internal/core"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/metrics"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 func newBridge(g *globals) *cobra.Command {
@@ -86,7 +86,7 @@ Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT.`,
 			// Bind before anything starts, so a taken address is a
 			// one-line error and not a bridge without its metrics.
 			var metricsLn net.Listener
-			if metricsAddr != "" && !gateway.IsLoopback(metricsAddr) {
+			if metricsAddr != "" && !server.IsLoopback(metricsAddr) {
 				return fmt.Errorf("--metrics-listen %s: the bridge serves its metrics without authentication, so on a loopback address only (e.g. 127.0.0.1:9464); expose them through an authenticating proxy", metricsAddr)
 			}
 			if metricsAddr != "" {
@@ -96,7 +96,7 @@ Vault comes from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT.`,
 				defer metricsLn.Close()
 			}
 			if pprofAddr != "" {
-				stop, err := gateway.ServePprof(cmd.Context(), pprofAddr, log)
+				stop, err := server.ServePprof(cmd.Context(), pprofAddr, log)
 				if err != nil {
 					return err
 				}

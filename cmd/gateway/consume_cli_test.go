@@ -15,8 +15,8 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/consume"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -38,7 +38,7 @@ const consumePurchase = `{"Name":"Ann Example","Address":"1 Main St, Springfield
 type consumeCLI struct {
 	bin, cfgPath string
 	env          *testkit.Env
-	gw           *gateway.Gateway
+	gw           *server.Gateway
 }
 
 func startConsumeCLI(t *testing.T) *consumeCLI {
@@ -48,7 +48,7 @@ func startConsumeCLI(t *testing.T) *consumeCLI {
 	if err := os.WriteFile(c.cfgPath, []byte(consumeCLIConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.gw = testkit.Gateway(t, c.env, gateway.Options{Config: testkit.Config(t, consumeCLIConfig), Vault: testkit.RootVault(c.env, 3*time.Second)})
+	c.gw = testkit.Gateway(t, c.env, server.Options{Config: testkit.Config(t, consumeCLIConfig), Vault: testkit.RootVault(c.env, 3*time.Second)})
 	return c
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/demo"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 // newDemo is `gateway demo`, what `make demo` runs: the dev stack, the
@@ -36,7 +36,7 @@ func newDemo(g *globals) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			if proxyAddr != "" {
-				if err := gateway.CheckExposure(proxyAddr, false); err != nil {
+				if err := server.CheckExposure(proxyAddr, false); err != nil {
 					return fmt.Errorf("--proxy-addr: %w", err)
 				}
 			}
@@ -62,7 +62,7 @@ func newDemo(g *globals) *cobra.Command {
 			}()
 			var px *runningProxy
 			if proxyAddr != "" {
-				if px, err = startProxy(sctx, d.GW, gateway.ProxyOptions{Addr: proxyAddr}); err != nil {
+				if px, err = startProxy(sctx, d.GW, server.ProxyOptions{Addr: proxyAddr}); err != nil {
 					return fmt.Errorf("kafka proxy: %w", err)
 				}
 				defer func() {

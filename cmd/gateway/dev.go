@@ -14,14 +14,14 @@ import (
 	"github.com/kafkagate/kafkagate/demo"
 	"github.com/kafkagate/kafkagate/internal/config"
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 // devStack is a running development stack.
 type devStack struct {
 	Vault   *devenv.Vault
 	Brokers []string
-	GW      *gateway.Gateway
+	GW      *server.Gateway
 	close   []func()
 }
 
@@ -71,7 +71,7 @@ func startDev(ctx context.Context, cfg *config.File, vaultAddr, kafkaAddr string
 		d.Close()
 		return nil, err
 	}
-	gw, err := gateway.New(gateway.Options{Config: cfg, Vault: vaultConfig(v), Logger: log, Brokers: d.Brokers})
+	gw, err := server.New(server.Options{Config: cfg, Vault: vaultConfig(v), Logger: log, Brokers: d.Brokers})
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -93,7 +93,7 @@ func startDevOn(ctx context.Context, vaultAddr, kafkaAddr, listen string, g *glo
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := gateway.Listen(listen)
+	l, err := server.Listen(listen)
 	if err != nil {
 		d.Close()
 		return nil, nil, err
@@ -113,15 +113,15 @@ func newDev(g *globals) *cobra.Command {
 				return err
 			}
 			// The same exposure check as serve, before anything starts.
-			set, err := gateway.ReadSettings(cfg)
+			set, err := server.ReadSettings(cfg)
 			if err != nil {
 				return err
 			}
-			if err := gateway.CheckExposure(listen, set.AccessFile != ""); err != nil {
+			if err := server.CheckExposure(listen, set.AccessFile != ""); err != nil {
 				return err
 			}
 			if proxyAddr != "" {
-				if err := gateway.CheckExposure(proxyAddr, false); err != nil {
+				if err := server.CheckExposure(proxyAddr, false); err != nil {
 					return fmt.Errorf("--proxy-addr: %w", err)
 				}
 			}
@@ -139,7 +139,7 @@ func newDev(g *globals) *cobra.Command {
 			}
 			var px *runningProxy
 			if proxyAddr != "" {
-				if px, err = startProxy(ctx, d.GW, gateway.ProxyOptions{Addr: proxyAddr}); err != nil {
+				if px, err = startProxy(ctx, d.GW, server.ProxyOptions{Addr: proxyAddr}); err != nil {
 					return err
 				}
 				defer func() { cancel(); _ = px.wait() }()

@@ -68,7 +68,6 @@ func TestBuiltServeDrainsOnSIGTERM(t *testing.T) {
 	var (
 		mu      sync.Mutex
 		results []result
-		wg      sync.WaitGroup
 		seq     int
 	)
 	next := func() (string, bool) {
@@ -80,37 +79,27 @@ func TestBuiltServeDrainsOnSIGTERM(t *testing.T) {
 		seq++
 		return fmt.Sprintf("req-%06d", seq), true
 	}
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-exited:
-					return
-				default:
-				}
-				key, ok := next()
-				if !ok {
-					return
-				}
-				body := fmt.Sprintf(`{"key":{"type":"STRING","data":%q},"value":{"type":"JSON","data":{"Name":"Ann","Address":"1 Main St"}}}`, key)
-				r := result{key: key}
-				if resp, err := client.Post(records, "application/json", strings.NewReader(body)); err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					r.status = resp.StatusCode
-				}
-				r.at = time.Now()
-				mu.Lock()
-				results = append(results, r)
-				mu.Unlock()
-				if r.status != 200 {
-					time.Sleep(10 * time.Millisecond) // refused: do not spin
-				}
-			}
-		}()
-	}
+	wait := testkit.Repeat(4, exited, func(int) bool {
+		key, ok := next()
+		if !ok {
+			return false
+		}
+		body := fmt.Sprintf(`{"key":{"type":"STRING","data":%q},"value":{"type":"JSON","data":{"Name":"Ann","Address":"1 Main St"}}}`, key)
+		r := result{key: key}
+		if resp, err := client.Post(records, "application/json", strings.NewReader(body)); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			r.status = resp.StatusCode
+		}
+		r.at = time.Now()
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+		if r.status != 200 {
+			time.Sleep(10 * time.Millisecond) // refused: do not spin
+		}
+		return true
+	})
 	count200 := func() int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -178,7 +167,7 @@ func TestBuiltServeDrainsOnSIGTERM(t *testing.T) {
 		t.Fatalf("serve still running 90 s after SIGTERM\n%s", out.String())
 	}
 	drain := time.Since(sigterm)
-	wg.Wait()
+	wait()
 	if exitErr != nil {
 		t.Fatalf("serve exit: %v (want 0)\n%s", exitErr, out.String())
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -25,7 +25,7 @@ func TestDevRefusesExposureWithoutAuth(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := run(ctx, &out, "dev", "--listen", listen, "--vault-addr", vaddr, "--kafka-addr", kaddr)
 		cancel()
-		if !errors.Is(err, gateway.ErrExposed) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "access_file") {
+		if !errors.Is(err, server.ErrExposed) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "access_file") {
 			t.Fatalf("dev --listen %s: err %v", listen, err)
 		}
 		for _, addr := range []string{vaddr, kaddr} {

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -62,7 +62,7 @@ func TestLifecycleCLI(t *testing.T) {
 		t.Fatalf("second provision:\n%s", again)
 	}
 
-	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, lifecycleCLIConfig), Vault: testkit.RootVault(env, 0)})
+	gw := testkit.Gateway(t, env, server.Options{Config: testkit.Config(t, lifecycleCLIConfig), Vault: testkit.RootVault(env, 0)})
 	produce := func(from, n int) {
 		t.Helper()
 		var vals [][]byte

@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kafkagate/kafkagate/internal/core"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafkaproxy"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 func newProxyCmd(g *globals) *cobra.Command {
@@ -27,7 +27,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			// Metrics are served without authentication: loopback only.
 			var metricsLn net.Listener
 			if metricsAddr != "" {
-				if !gateway.IsLoopback(metricsAddr) {
+				if !server.IsLoopback(metricsAddr) {
 					return fmt.Errorf("--metrics-listen %s: metrics are served without authentication, so on a loopback address only (e.g. 127.0.0.1:9464)", metricsAddr)
 				}
 				ln, err := net.Listen("tcp", metricsAddr)
@@ -41,7 +41,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gw, err := gateway.New(g.coreOptions(log, cfg))
+			gw, err := server.New(g.coreOptions(log, cfg))
 			if err != nil {
 				return err
 			}
@@ -58,7 +58,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := gateway.CheckExposure(listen, authed); err != nil {
+			if err := server.CheckExposure(listen, authed); err != nil {
 				return err
 			}
 			o.Addr, o.AdvertisedHost = listen, advertised
@@ -86,7 +86,7 @@ type runningProxy struct {
 func (r *runningProxy) wait() error { return <-r.done }
 
 // startProxy builds the Kafka proxy on gw and serves it until ctx ends.
-func startProxy(ctx context.Context, gw *gateway.Gateway, o gateway.ProxyOptions) (*runningProxy, error) {
+func startProxy(ctx context.Context, gw *server.Gateway, o server.ProxyOptions) (*runningProxy, error) {
 	px, err := gw.NewProxy(o)
 	if err != nil {
 		return nil, err
@@ -101,7 +101,7 @@ func startProxy(ctx context.Context, gw *gateway.Gateway, o gateway.ProxyOptions
 func serveMetrics(ln net.Listener, gw *core.Core, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", gw.Metrics.Handler())
-	srv := gateway.NewHTTPServer(mux, 0)
+	srv := server.NewHTTPServer(mux, 0)
 	served := make(chan struct{})
 	go func() { // ends when stop shuts the server down
 		defer close(served)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -31,7 +31,7 @@ func TestProxyCommandSASL(t *testing.T) {
 	base := fmt.Sprintf("[default]\nbootstrap.servers=%s\n\n[policy:purchases]\nfields = Name transit\n", env.Brokers[0])
 	open := testkit.WriteFile(t, dir, "open.ini", base)
 	var out bytes.Buffer
-	if err := run(context.Background(), &out, "proxy", "--config", open, "--listen", "0.0.0.0:19192"); !errors.Is(err, gateway.ErrExposed) {
+	if err := run(context.Background(), &out, "proxy", "--config", open, "--listen", "0.0.0.0:19192"); !errors.Is(err, server.ErrExposed) {
 		t.Fatalf("no access file, listen 0.0.0.0: %v", err)
 	}
 

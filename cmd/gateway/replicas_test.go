@@ -108,15 +108,21 @@ func TestBuiltReplicasBehindHAProxy(t *testing.T) {
 		}
 	}
 
+	// restart starts replica i again, waits until haproxy sends to it and
+	// it has served, and sums up the load since mark.
+	restart := func(i, mark int) testkit.LoadSummary {
+		reps[i] = start(i)
+		lb.WaitServers(t, map[string]bool{fmt.Sprint("s", i): true}, 30*time.Second)
+		load.WaitOK(t, load.Mark(), 200, 90*time.Second)
+		return load.Summary(mark, -1)
+	}
+
 	// (a) SIGKILL s0 under load; haproxy takes it out; start it again.
 	markA := load.Mark()
 	reps[0].Kill(t)
 	lb.WaitServers(t, map[string]bool{"s0": false}, 30*time.Second)
 	load.WaitOK(t, load.Mark(), 200, 90*time.Second)
-	reps[0] = start(0)
-	lb.WaitServers(t, map[string]bool{"s0": true}, 30*time.Second)
-	load.WaitOK(t, load.Mark(), 200, 90*time.Second)
-	a := load.Summary(markA, -1)
+	a := restart(0, markA)
 	t.Logf("(a) kill -9 s0, restart it: %s", a)
 
 	// (b) SIGTERM s1: it drains and exits 0; start it again.
@@ -129,10 +135,7 @@ func TestBuiltReplicasBehindHAProxy(t *testing.T) {
 		t.Fatalf("s1 after SIGTERM: exit %v, %v\n%s", exitErr, timeout, reps[1].Out.String())
 	}
 	load.WaitOK(t, load.Mark(), 100, 90*time.Second)
-	reps[1] = start(1)
-	lb.WaitServers(t, map[string]bool{"s1": true}, 30*time.Second)
-	load.WaitOK(t, load.Mark(), 200, 90*time.Second)
-	b := load.Summary(markB, -1)
+	b := restart(1, markB)
 	t.Logf("(b) SIGTERM s1, restart it: %s", b)
 
 	c := checkLoad(t, load, env.Brokers)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/kafkagate/kafkagate"
 	"github.com/kafkagate/kafkagate/internal/config"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 type globals struct {
@@ -78,7 +78,7 @@ func (g *globals) brokerList() []string {
 
 func newServe(g *globals) *cobra.Command {
 	var listen, pprofAddr string
-	var drain gateway.Drain
+	var drain server.Drain
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP gateway (Vault from VAULT_* environment, Kafka from the config file)",
@@ -95,13 +95,13 @@ func newServe(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gw, err := gateway.New(g.coreOptions(log, cfg))
+			gw, err := server.New(g.coreOptions(log, cfg))
 			if err != nil {
 				return err
 			}
 			defer gw.Close()
 			if pprofAddr != "" {
-				stop, err := gateway.ServePprof(cmd.Context(), pprofAddr, log)
+				stop, err := server.ServePprof(cmd.Context(), pprofAddr, log)
 				if err != nil {
 					return err
 				}
@@ -116,15 +116,15 @@ func newServe(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP listen address (default: [kafkagate] listen, else 127.0.0.1:8080); beyond loopback only with [kafkagate] access_file")
-	cmd.Flags().DurationVar(&drain.Delay, "drain-delay", gateway.DefaultDrainDelay, "on SIGTERM, /readyz answers 503 and the listener keeps serving this long before it closes ([kafkagate] drain_delay when not given)")
-	cmd.Flags().DurationVar(&drain.Timeout, "drain-timeout", gateway.DefaultDrainTimeout, "then requests and streams in flight get this long; streams end at the deadline ([kafkagate] drain_timeout when not given)")
+	cmd.Flags().DurationVar(&drain.Delay, "drain-delay", server.DefaultDrainDelay, "on SIGTERM, /readyz answers 503 and the listener keeps serving this long before it closes ([kafkagate] drain_delay when not given)")
+	cmd.Flags().DurationVar(&drain.Timeout, "drain-timeout", server.DefaultDrainTimeout, "then requests and streams in flight get this long; streams end at the deadline ([kafkagate] drain_timeout when not given)")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	return cmd
 }
 
 // drainSettings is the drain of serve: a flag given wins, then
 // [kafkagate] drain_delay and drain_timeout, then the defaults.
-func drainSettings(cmd *cobra.Command, flags gateway.Drain, set gateway.Settings) gateway.Drain {
+func drainSettings(cmd *cobra.Command, flags server.Drain, set server.Settings) server.Drain {
 	d := flags
 	if !cmd.Flags().Changed("drain-delay") && set.DrainDelaySet {
 		d.Delay = set.DrainDelay

@@ -3,7 +3,7 @@
 // keyring, the protect engine, the Kafka client and the process's metrics
 // registry. Every command that encrypts or decrypts starts from a Core
 // (the bridge, the key commands, the demos, the bench, kgclient); the HTTP
-// server (package gateway) adds the API and the viewer on top of one.
+// server (package server) adds the API and the viewer on top of one.
 package core
 
 import (

@@ -110,6 +110,18 @@ func v2KafkaErr(err error) *apiError {
 	return fromError(err)
 }
 
+// v2Request decodes an optional request body strictly into v (v2Body);
+// given is false when the body is empty. On a bad body it answers the
+// error and ok is false.
+func v2Request(w http.ResponseWriter, r *http.Request, limit int64, v any) (given, ok bool) {
+	given, aerr := v2Body(r, limit, v)
+	if aerr != nil {
+		v2Err(w, aerr)
+		return false, false
+	}
+	return given, true
+}
+
 // v2Body decodes an optional request body strictly into v; false when the
 // body is empty.
 func v2Body(r *http.Request, limit int64, v any) (bool, *apiError) {
@@ -214,8 +226,7 @@ func (s *Server) v2Create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req v2CreateRequest
-	if _, aerr := v2Body(r, 64<<10, &req); aerr != nil {
-		v2Err(w, aerr)
+	if _, ok := v2Request(w, r, 64<<10, &req); !ok {
 		return
 	}
 	in := &v2Instance{principal: p.Name, group: group, format: "binary", autoCommit: true, initial: kafka.OffsetNewest}
@@ -325,16 +336,15 @@ type v2SubscriptionResponse struct {
 // principal may consume, now and as they appear (v2Sub.refresh).
 func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	var req v2SubscriptionRequest
-	ok, aerr := v2Body(r, 64<<10, &req)
-	if aerr != nil {
-		v2Err(w, aerr)
+	given, ok := v2Request(w, r, 64<<10, &req)
+	if !ok {
 		return
 	}
 	p := v2Principal(r)
 	var topics []string
 	var match func(string) bool
 	switch {
-	case !ok || (req.Topics == nil) == (req.TopicPattern == nil):
+	case !given || (req.Topics == nil) == (req.TopicPattern == nil):
 		v2Err(w, &apiError{ErrorCode: CodeBadRequestField, Message: "give either topics or topic_pattern", Field: "topics"})
 		return
 	case req.TopicPattern != nil:
@@ -502,7 +512,7 @@ func (s *Server) v2Records(w http.ResponseWriter, r *http.Request, in *v2Instanc
 	out := []v2Record{}
 	ctype := mediaV2Prefix + in.format + mediaV2Suffix
 	if in.sub == nil {
-		v2Err(w, newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic"))
+		v2Err(w, errNotSubscribed())
 		return
 	}
 	in.sub.refresh(s.v2Groups, s.cfg.V2, in, s.log)
@@ -549,6 +559,12 @@ func v2Embed(format string, b []byte, d *Data) (json.RawMessage, string) {
 	return d.Data, d.Type
 }
 
+// errNotSubscribed is REST Proxy's answer to reading or committing before
+// a subscription.
+func errNotSubscribed() *apiError {
+	return newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic")
+}
+
 // v2Offset is REST Proxy's TopicPartitionOffsetMetadata.
 type v2Offset struct {
 	Topic     string  `json:"topic"`
@@ -567,15 +583,14 @@ type v2CommitRequest struct {
 // commit is read back before the answer: 200 means it is in Kafka.
 func (s *Server) v2Commit(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	var req v2CommitRequest
-	given, aerr := v2Body(r, 1<<20, &req)
-	if aerr != nil {
-		v2Err(w, aerr)
+	given, ok := v2Request(w, r, 1<<20, &req)
+	if !ok {
 		return
 	}
 	in.op.Lock()
 	defer in.op.Unlock()
 	if in.sub == nil {
-		v2Err(w, newErr(CodeConsumerIllegalState, "Illegal state: the consumer instance is not subscribed to any topic"))
+		v2Err(w, errNotSubscribed())
 		return
 	}
 	want := map[tp]v2Offset{}
@@ -646,9 +661,8 @@ type v2CommittedResponse struct {
 // partitions that have one.
 func (s *Server) v2Committed(w http.ResponseWriter, r *http.Request, in *v2Instance) {
 	var req v2CommittedRequest
-	given, aerr := v2Body(r, 1<<20, &req)
-	if aerr != nil {
-		v2Err(w, aerr)
+	given, ok := v2Request(w, r, 1<<20, &req)
+	if !ok {
 		return
 	}
 	if !given || len(req.Partitions) == 0 {

@@ -374,21 +374,7 @@ func (sub *v2Sub) handler(topic string) kafka.GroupHandler {
 			sub.mu.Unlock()
 		},
 		Claim: func(s *kafka.Session, c *kafka.Claim) {
-			for {
-				select {
-				case r, ok := <-c.Records:
-					if !ok {
-						return
-					}
-					select {
-					case sub.recs <- v2Item{rec: r, sess: s}:
-					case <-s.Context().Done():
-						return
-					}
-				case <-s.Context().Done():
-					return
-				}
-			}
+			kafka.ForwardClaim(s, c, sub.recs, func(r kafka.Record) v2Item { return v2Item{rec: r, sess: s} })
 		},
 	}
 }

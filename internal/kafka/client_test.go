@@ -14,6 +14,20 @@ import (
 	"github.com/kafkagate/kafkagate/internal/devenv"
 )
 
+// dialAt configures a client for the broker at addr and dials it.
+func dialAt(t *testing.T, addr string) *Client {
+	t.Helper()
+	s, err := Configure(map[string]string{"bootstrap.servers": addr}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Dial(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // dialKfake starts a kfake broker that allows auto-creation (as Apache
 // Kafka does by default) and dials it.
 func dialKfake(t *testing.T) *Client {
@@ -23,14 +37,7 @@ func dialKfake(t *testing.T) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(kf.Close)
-	s, err := Configure(map[string]string{"bootstrap.servers": kf.ListenAddrs()[0]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Dial(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialAt(t, kf.ListenAddrs()[0])
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -114,14 +121,7 @@ func TestCloseReleasesEveryClient(t *testing.T) {
 	}
 	defer kf.Close()
 	before := goleak.IgnoreCurrent()
-	s, err := Configure(map[string]string{"bootstrap.servers": kf.ListenAddrs()[0]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Dial(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialAt(t, kf.ListenAddrs()[0])
 	if _, err := c.Partitions("t"); err != nil && !errors.Is(err, ErrUnknownTopic) {
 		t.Fatal(err)
 	}

@@ -154,6 +154,13 @@ func (s *stream) openGroup(st *Settings, o StreamOptions) error {
 // forwardClaim hands a group's records to the stream, one at a time, so
 // that a rebalance finds nothing buffered on the group's side.
 func (s *stream) forwardClaim(sess *Session, c *Claim) {
+	ForwardClaim(sess, c, s.ch, func(r Record) streamItem { return streamItem{rec: r, sess: sess} })
+}
+
+// ForwardClaim sends each of a claim's records, wrapped by wrap, to out,
+// one at a time, so that a rebalance finds nothing buffered on the group's
+// side. It returns when the claim's records end or the session ends.
+func ForwardClaim[T any](sess *Session, c *Claim, out chan<- T, wrap func(Record) T) {
 	for {
 		select {
 		case r, ok := <-c.Records:
@@ -161,7 +168,7 @@ func (s *stream) forwardClaim(sess *Session, c *Claim) {
 				return
 			}
 			select {
-			case s.ch <- streamItem{rec: r, sess: sess}:
+			case out <- wrap(r):
 			case <-sess.Context().Done():
 				return
 			}

@@ -11,10 +11,10 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/kafkaproxy"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -22,7 +22,7 @@ import (
 // codec through the proxy; the broker holds ciphertext, and sarama and kcat
 // read the plaintext back through the proxy.
 func TestCodecsThroughProxy(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	kcat := testkit.Kcat(t)
 	codecs := map[string]sarama.CompressionCodec{"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP,
 		"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD}
@@ -83,7 +83,7 @@ func TestCodecsThroughProxy(t *testing.T) {
 // through the proxy, and records produced through the proxy read through
 // the REST API, decrypted.
 func TestRESTAndProxyReadEachOther(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	cid := testkit.ClusterID(t, f.gw)
 	url := f.api + "/v3/clusters/" + cid + "/topics/orders/records"
 	body := `{"partition_id":0,"value":{"type":"JSON","data":{"id":1,"name":"Rest","card":"4000-0000-0000-0002"}}}`
@@ -111,7 +111,7 @@ func TestRESTAndProxyReadEachOther(t *testing.T) {
 // and records the policy refuses get Kafka error codes and nothing is
 // stored; a passthrough topic is written as is.
 func TestProduceRefusals(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	cfg := saramaConfig()
 	cfg.Producer.Retry.Max = 0
 	sp, err := sarama.NewSyncProducer([]string{f.proxy}, cfg)
@@ -154,7 +154,7 @@ func TestProduceRefusals(t *testing.T) {
 // status header (fetch_failed = stored), never decrypted, or stop the
 // consumer with an error (fetch_failed = error); the proxy keeps serving.
 func TestHostileRecordsFetched(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	good := testkit.Seal(t, f.gw, "orders", []byte(`{"card":"4111-0000-0000-0001"}`))
 	hostile := []kafka.Message{
 		{Topic: "orders", Partition: 0, Value: []byte(`{"card":"vault:v1:AAAAforgedciphertext"}`), Headers: []kafka.Header{{Key: protect.HeaderFields, Value: []byte(`{"v":1,"f":[{"p":"card","m":"transit","k":"kafka-orders","a":1}]}`)}}},

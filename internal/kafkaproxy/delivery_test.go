@@ -18,9 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/protect"
 	"github.com/kafkagate/kafkagate/internal/record"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -92,7 +92,7 @@ func (c *cutConn) Write(b []byte) (int, error) {
 // and sequences; the broker deduplicates them, so every record is stored
 // exactly once (encrypted) and reads back once through the proxy.
 func TestIdempotentProduceRetriesNoDuplicates(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	// The broker's view of the batches: (producer id, sequence) -> times
 	// received, so the test sees the retries arrive with the same ids.
 	var bmu sync.Mutex
@@ -188,7 +188,7 @@ func TestIdempotentProduceRetriesNoDuplicates(t *testing.T) {
 // none of the aborted ones; a read_uncommitted one sees the aborted ones
 // too (they were written); the broker holds only ciphertext.
 func TestTransactionsReadCommitted(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	cl := kgoClient(t, f.proxy, kgo.TransactionalID("proxy-tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.TransactionTimeout(30*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -246,7 +246,7 @@ func TestTransactionsReadCommitted(t *testing.T) {
 // although it exceeds the consumer's per-partition fetch size (the first
 // batch of an answer is always returned).
 func TestLargeEnvelopeRecord(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	value := make([]byte, 5<<20)
 	if _, err := rand.Read(value); err != nil {
 		t.Fatal(err)
@@ -291,7 +291,7 @@ func TestLargeEnvelopeRecord(t *testing.T) {
 // after SIGCONT; the proxy serves again without a restart; every stored
 // record is encrypted and every acknowledged one is stored exactly once.
 func TestVaultFrozenUnderLoadProxy(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	type outcome struct {
 		value string
 		err   error
@@ -300,7 +300,6 @@ func TestVaultFrozenUnderLoadProxy(t *testing.T) {
 	var (
 		mu    sync.Mutex
 		outs  []outcome
-		wg    sync.WaitGroup
 		seq   atomic.Int64
 		stop  = make(chan struct{})
 		value = func(w string) string {
@@ -309,28 +308,21 @@ func TestVaultFrozenUnderLoadProxy(t *testing.T) {
 		}
 	)
 	// Producers that see every error: no retries.
-	for w := range 3 {
-		cl := kgoClient(t, f.proxy, kgo.RecordRetries(0), kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				v := value(fmt.Sprint("once-", w))
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: int32(w % 3), Value: []byte(v)}).FirstErr()
-				cancel()
-				mu.Lock()
-				outs = append(outs, outcome{v, err, time.Now()})
-				mu.Unlock()
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
+	var once []*kgo.Client
+	for range 3 {
+		once = append(once, kgoClient(t, f.proxy, kgo.RecordRetries(0), kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner())))
 	}
+	waitOnce := testkit.Repeat(3, stop, func(w int) bool {
+		v := value(fmt.Sprint("once-", w))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := once[w].ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: int32(w % 3), Value: []byte(v)}).FirstErr()
+		cancel()
+		mu.Lock()
+		outs = append(outs, outcome{v, err, time.Now()})
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		return true
+	})
 	// A producer with the client's default retries: its records wait out
 	// the outage.
 	retrying := kgoClient(t, f.proxy, kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -357,7 +349,7 @@ func TestVaultFrozenUnderLoadProxy(t *testing.T) {
 	resumedAt := time.Now()
 	time.Sleep(4 * time.Second)
 	close(stop)
-	wg.Wait()
+	waitOnce()
 	rwg.Wait()
 	if n := retryErrs.Load(); n > 0 {
 		t.Fatalf("%d records of the retrying producer failed", n)

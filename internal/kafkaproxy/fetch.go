@@ -95,13 +95,9 @@ func (s *session) fetch(h reqHeader) error {
 	pd := &pending{key: h.key, version: h.version, corr: h.corr, result: result,
 		fix: func(pd *pending, r kmsg.Response) error {
 			resp := r.(*kmsg.FetchResponse)
-			bs := resp.Brokers[:0]
-			for _, b := range resp.Brokers {
-				if s.p.broker(b.NodeID, &b.Host, &b.Port) {
-					bs = append(bs, b)
-				}
-			}
-			resp.Brokers = bs
+			resp.Brokers = keepBrokers(s.p, resp.Brokers, func(b *kmsg.FetchResponseBroker) (int32, *string, *int32) {
+				return b.NodeID, &b.Host, &b.Port
+			})
 			for i := range resp.Topics {
 				t := &resp.Topics[i]
 				ft := topics[t.Topic]
@@ -122,19 +118,12 @@ func (s *session) fetch(h reqHeader) error {
 
 func mergeFetchRefused(resp *kmsg.FetchResponse, refused []fetchRefusal) {
 	for _, r := range refused {
-		i := -1
-		for j := range resp.Topics {
-			if resp.Topics[j].Topic == r.topic {
-				i = j
-				break
-			}
-		}
-		if i < 0 {
-			t := kmsg.NewFetchResponseTopic()
-			t.Topic = r.topic
-			resp.Topics = append(resp.Topics, t)
-			i = len(resp.Topics) - 1
-		}
+		i := topicSlot(&resp.Topics, r.topic, func(t *kmsg.FetchResponseTopic) string { return t.Topic },
+			func() kmsg.FetchResponseTopic {
+				t := kmsg.NewFetchResponseTopic()
+				t.Topic = r.topic
+				return t
+			})
 		pr := kmsg.NewFetchResponseTopicPartition()
 		pr.Partition, pr.ErrorCode, pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = r.partition, r.code, -1, -1, -1
 		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, pr)

@@ -118,19 +118,12 @@ func (s *session) produce(h reqHeader) error {
 // mergeRefused adds the refused partitions to resp.
 func mergeRefused(resp *kmsg.ProduceResponse, refused []refusal) {
 	for _, r := range refused {
-		i := -1
-		for j := range resp.Topics {
-			if resp.Topics[j].Topic == r.topic {
-				i = j
-				break
-			}
-		}
-		if i < 0 {
-			t := kmsg.NewProduceResponseTopic()
-			t.Topic = r.topic
-			resp.Topics = append(resp.Topics, t)
-			i = len(resp.Topics) - 1
-		}
+		i := topicSlot(&resp.Topics, r.topic, func(t *kmsg.ProduceResponseTopic) string { return t.Topic },
+			func() kmsg.ProduceResponseTopic {
+				t := kmsg.NewProduceResponseTopic()
+				t.Topic = r.topic
+				return t
+			})
 		pr := kmsg.NewProduceResponseTopicPartition()
 		pr.Partition, pr.ErrorCode, pr.BaseOffset, pr.LogAppendTime, pr.LogStartOffset = r.partition, r.code, -1, -1, -1
 		msg := r.msg

@@ -11,9 +11,9 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -42,24 +42,24 @@ fetch_denied = stored
 // fixture is a gateway on Vault and kfake, its REST API and its proxy.
 type fixture struct {
 	env   *testkit.Env
-	gw    *gateway.Gateway
+	gw    *server.Gateway
 	proxy string
 	api   string
 }
 
-func setup(t *testing.T, o gateway.ProxyOptions) *fixture {
+func setup(t *testing.T, o server.ProxyOptions) *fixture {
 	t.Helper()
 	return setupLogged(t, o, nil)
 }
 
 // setupLogged is setup with the gateway's and the proxy's logs in log
 // (nil: discarded).
-func setupLogged(t *testing.T, o gateway.ProxyOptions, log *slog.Logger) *fixture {
+func setupLogged(t *testing.T, o server.ProxyOptions, log *slog.Logger) *fixture {
 	t.Helper()
 	env := testkit.Start(t)
 	testkit.EnsureEnvelopeKEK(t, env)
 	cfg := testkit.Config(t, proxyConfig)
-	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second), Logger: log})
+	gw := testkit.Gateway(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second), Logger: log})
 	return &fixture{env: env, gw: gw, proxy: testkit.StartProxy(t, gw, o), api: testkit.Serve(t, gw)}
 }
 
@@ -75,16 +75,11 @@ func (f *fixture) admin(t *testing.T) *kafka.Admin {
 }
 
 func saramaConfig() *sarama.Config {
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg := testkit.SaramaConfig()
 	cfg.Producer.Retry.Max = 10
 	cfg.Producer.Retry.Backoff = 200 * time.Millisecond
 	cfg.Metadata.Retry.Backoff = 200 * time.Millisecond
 	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
-	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	return cfg
 }
 
@@ -142,7 +137,7 @@ func assertStoredEncrypted(t *testing.T, f *fixture, topic string, n int, secret
 }
 
 func TestSaramaProduceEncryptsAndGroupConsumeDecrypts(t *testing.T) {
-	f := setup(t, gateway.ProxyOptions{})
+	f := setup(t, server.ProxyOptions{})
 	var orders, docs, secrets []string
 	for i := range 20 {
 		orders = append(orders, orderValue(i))

@@ -56,13 +56,9 @@ func (p *Proxy) broker(node int32, host *string, port *int32) bool {
 
 func (p *Proxy) fixMetadata(_ *pending, r kmsg.Response) error {
 	resp := r.(*kmsg.MetadataResponse)
-	bs := resp.Brokers[:0]
-	for _, b := range resp.Brokers {
-		if p.broker(b.NodeID, &b.Host, &b.Port) {
-			bs = append(bs, b)
-		}
-	}
-	resp.Brokers = bs
+	resp.Brokers = keepBrokers(p, resp.Brokers, func(b *kmsg.MetadataResponseBroker) (int32, *string, *int32) {
+		return b.NodeID, &b.Host, &b.Port
+	})
 	return nil
 }
 
@@ -84,24 +80,43 @@ func (p *Proxy) fixFindCoordinator(_ *pending, r kmsg.Response) error {
 
 func (p *Proxy) fixDescribeCluster(_ *pending, r kmsg.Response) error {
 	resp := r.(*kmsg.DescribeClusterResponse)
-	bs := resp.Brokers[:0]
-	for _, b := range resp.Brokers {
-		if p.broker(b.NodeID, &b.Host, &b.Port) {
-			bs = append(bs, b)
-		}
-	}
-	resp.Brokers = bs
+	resp.Brokers = keepBrokers(p, resp.Brokers, func(b *kmsg.DescribeClusterResponseBroker) (int32, *string, *int32) {
+		return b.NodeID, &b.Host, &b.Port
+	})
 	return nil
 }
 
 // fixProduceBrokers rewrites the leader endpoints a produce response may
 // carry (KIP-951).
 func (p *Proxy) fixProduceBrokers(resp *kmsg.ProduceResponse) {
-	bs := resp.Brokers[:0]
-	for _, b := range resp.Brokers {
-		if p.broker(b.NodeID, &b.Host, &b.Port) {
-			bs = append(bs, b)
+	resp.Brokers = keepBrokers(p, resp.Brokers, func(b *kmsg.ProduceResponseBroker) (int32, *string, *int32) {
+		return b.NodeID, &b.Host, &b.Port
+	})
+}
+
+// keepBrokers rewrites each broker's address in bs to its proxy port (addr
+// gives the broker's node, host and port) and drops the brokers outside the
+// port scheme, reusing bs's array.
+func keepBrokers[B any](p *Proxy, bs []B, addr func(*B) (int32, *string, *int32)) []B {
+	kept := bs[:0]
+	for i := range bs {
+		b := bs[i]
+		node, host, port := addr(&b)
+		if p.broker(node, host, port) {
+			kept = append(kept, b)
 		}
 	}
-	resp.Brokers = bs
+	return kept
+}
+
+// topicSlot returns the index in *topics of the topic named name (name
+// reads a topic's name), appending the topic made by mk when there is none.
+func topicSlot[T any](topics *[]T, name string, nameOf func(*T) string, mk func() T) int {
+	for j := range *topics {
+		if nameOf(&(*topics)[j]) == name {
+			return j
+		}
+	}
+	*topics = append(*topics, mk())
+	return len(*topics) - 1
 }

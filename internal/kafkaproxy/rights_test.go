@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafkaproxy"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -51,7 +51,7 @@ func TestNoConsumeRightNeverSeesPlaintext(t *testing.T) {
 		"reader": {"consume:orders": true, "consume:vaulted": true},
 	}
 	logs := &testkit.SyncBuffer{}
-	f := setupLogged(t, gateway.ProxyOptions{
+	f := setupLogged(t, server.ProxyOptions{
 		Auth:   plainAuth{"writer": "w-secret", "reader": "r-secret"},
 		Rights: func(p string) kafkaproxy.Rights { return rights[p] },
 	}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))

@@ -11,10 +11,10 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/devenv"
 	"github.com/kafkagate/kafkagate/internal/envelope"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/transit"
 )
@@ -74,7 +74,7 @@ legacy = accept
 
 type lcFixture struct {
 	env *testkit.Env
-	gw  *gateway.Gateway
+	gw  *server.Gateway
 }
 
 func setupLifecycle(t *testing.T) *lcFixture {
@@ -89,7 +89,7 @@ func setupLifecycle(t *testing.T) *lcFixture {
 	}
 	testkit.EnsureEnvelopeKEK(t, env)
 	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
-	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 5*time.Second)})
+	gw := testkit.Gateway(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, 5*time.Second)})
 	return &lcFixture{env: env, gw: gw}
 }
 

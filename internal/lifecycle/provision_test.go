@@ -18,11 +18,11 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/config"
 	"github.com/kafkagate/kafkagate/internal/core"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/transit"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
@@ -44,21 +44,21 @@ mode = envelope
 
 // provisionedGateway provisions the keys of configuration text (root
 // token) and serves a gateway for it, for the test.
-func provisionedGateway(t *testing.T, env *testkit.Env, text string) (*gateway.Gateway, *httptest.Server) {
+func provisionedGateway(t *testing.T, env *testkit.Env, text string) (*server.Gateway, *httptest.Server) {
 	t.Helper()
 	cfg := testkit.Config(t, text)
 	if _, err := lifecycle.Provision(context.Background(), env.VC, lifecycle.ProvisionOptions{Policies: cfg.Policies, TransitMount: cfg.Get("kafkagate", "transit_mount", "transit")}); err != nil {
 		t.Fatal(err)
 	}
-	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 5*time.Second)})
+	gw := testkit.Gateway(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, 5*time.Second)})
 	return gw, testkit.ServeAPI(t, gw)
 }
 
 // roleGateway is a gateway logged in to Vault with the AppRole
 // credentials provision wrote for role.
-func roleGateway(t *testing.T, env *testkit.Env, cfg *config.File, dir, role string) (*gateway.Gateway, string, string) {
+func roleGateway(t *testing.T, env *testkit.Env, cfg *config.File, dir, role string) (*server.Gateway, string, string) {
 	t.Helper()
-	gw := testkit.Gateway(t, env, gateway.Options{
+	gw := testkit.Gateway(t, env, server.Options{
 		Config: cfg,
 		Vault: vaultclient.Config{Addr: env.Vault.Addr, Timeout: 5 * time.Second,
 			RoleIDFile: filepath.Join(dir, role+".role-id"), SecretIDFile: filepath.Join(dir, role+".secret-id")},

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/envelope"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/transit"
 )
@@ -73,9 +73,9 @@ func (f *lcFixture) writeSealed(t *testing.T, topic, key string, from, n int) []
 
 // freshEngine is a second gateway on the same Vault and Kafka, with empty
 // DEK caches: what it opens, it unwraps now.
-func (f *lcFixture) freshEngine(t *testing.T) *gateway.Gateway {
+func (f *lcFixture) freshEngine(t *testing.T) *server.Gateway {
 	t.Helper()
-	return testkit.Gateway(t, f.env, gateway.Options{Config: f.gw.Config, Vault: testkit.RootVault(f.env, 5*time.Second)})
+	return testkit.Gateway(t, f.env, server.Options{Config: f.gw.Config, Vault: testkit.RootVault(f.env, 5*time.Second)})
 }
 
 // TestRewrapLegacyAndSealed: records in the original demo's format and

@@ -6,7 +6,8 @@
 // read and count records. For the HA tests: a three-node Vault raft
 // cluster, Debian's HAProxy in front of any HTTP backends, child processes
 // that die with the test, and a REST produce load whose every attempt is
-// recorded and matched with the topic.
+// recorded and matched with the topic. For TLS tests: a throwaway CA with
+// a server certificate and client certificates.
 //
 // It is imported only by _test.go files. Packages that testkit itself
 // imports (directly or through gateway) cannot use it from their internal

@@ -13,7 +13,7 @@ import (
 	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/transit"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
@@ -40,7 +40,7 @@ func RootVault(env *Env, timeout time.Duration) vaultclient.Config {
 // Gateway assembles a gateway on env for t and closes it when t ends.
 // o.Brokers defaults to env's broker (env may be nil when o.Brokers is
 // set), o.Logger to Quiet.
-func Gateway(t testing.TB, env *Env, o gateway.Options) *gateway.Gateway {
+func Gateway(t testing.TB, env *Env, o server.Options) *server.Gateway {
 	t.Helper()
 	if o.Brokers == nil {
 		o.Brokers = env.Brokers
@@ -48,7 +48,7 @@ func Gateway(t testing.TB, env *Env, o gateway.Options) *gateway.Gateway {
 	if o.Logger == nil {
 		o.Logger = Quiet()
 	}
-	gw, err := gateway.New(o)
+	gw, err := server.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func Gateway(t testing.TB, env *Env, o gateway.Options) *gateway.Gateway {
 }
 
 // ServeAPI serves gw's API through httptest until t ends.
-func ServeAPI(t testing.TB, gw *gateway.Gateway) *httptest.Server {
+func ServeAPI(t testing.TB, gw *server.Gateway) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(gw.API)
 	t.Cleanup(srv.Close)
@@ -66,9 +66,9 @@ func ServeAPI(t testing.TB, gw *gateway.Gateway) *httptest.Server {
 
 // Serve runs gw.Serve (API and viewer) on a loopback port until t ends,
 // when it checks that Serve returned nil; it returns the base URL.
-func Serve(t testing.TB, gw *gateway.Gateway) string {
+func Serve(t testing.TB, gw *server.Gateway) string {
 	t.Helper()
-	l, err := gateway.Listen("127.0.0.1:0")
+	l, err := server.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func Serve(t testing.TB, gw *gateway.Gateway) string {
 }
 
 // ClusterID is the cluster id of gw's Kafka.
-func ClusterID(t testing.TB, gw *gateway.Gateway) string {
+func ClusterID(t testing.TB, gw *server.Gateway) string {
 	t.Helper()
 	cid, err := gw.Kafka.ClusterID(context.Background())
 	if err != nil {

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/kafka"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 // HighWatermarks sums the high watermarks of a topic's partitions: the
@@ -72,7 +72,7 @@ func Stored(t testing.TB, kc *kafka.Client, topic string) []kafka.Record {
 
 // Seal encrypts values by topic's policy in gw and returns them as
 // messages for partition 0 of topic.
-func Seal(t testing.TB, gw *gateway.Gateway, topic string, values ...[]byte) []kafka.Message {
+func Seal(t testing.TB, gw *server.Gateway, topic string, values ...[]byte) []kafka.Message {
 	t.Helper()
 	p, _ := gw.Config.Policies.For(topic)
 	sealed, err := gw.Engine.Encrypt(context.Background(), p, values)

@@ -4,13 +4,13 @@ import (
 	"context"
 	"testing"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 // StartProxy serves gw's Kafka proxy (o.Addr default 127.0.0.1:0, a free
 // block of ports) until t ends, when it checks that Serve returned nil; it
 // returns the proxy's bootstrap address.
-func StartProxy(t testing.TB, gw *gateway.Gateway, o gateway.ProxyOptions) string {
+func StartProxy(t testing.TB, gw *server.Gateway, o server.ProxyOptions) string {
 	t.Helper()
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"

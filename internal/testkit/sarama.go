@@ -112,3 +112,17 @@ func Admin(t testing.TB, brokers []string) sarama.ClusterAdmin {
 	t.Cleanup(func() { _ = admin.Close() })
 	return admin
 }
+
+// SaramaConfig is a sarama client configuration for tests: Kafka 2.8, a
+// producer that returns successes, waits for all replicas and is told the
+// partition (manual partitioner), and consumers that start at the oldest
+// offset.
+func SaramaConfig() *sarama.Config {
+	c := sarama.NewConfig()
+	c.Version = sarama.V2_8_0_0
+	c.Producer.Return.Successes = true
+	c.Producer.Partitioner = sarama.NewManualPartitioner
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	return c
+}

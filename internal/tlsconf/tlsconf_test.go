@@ -3,7 +3,6 @@ package tlsconf_test
 import (
 	"crypto/tls"
 	"crypto/x509/pkix"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/access"
 	"github.com/kafkagate/kafkagate/internal/devenv"
+	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/tlsconf"
 )
 
@@ -20,25 +20,10 @@ import (
 // handshake and maps to its principal through a cert line; no certificate
 // or one from another CA fails the handshake.
 func TestServerMutualTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := devenv.NewTestCA("clients")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tt := testkit.ServerTLS(t, t.TempDir(), "clients", "proxy", "proxy")
+	ca := tt.CA
 	rogue, _ := devenv.NewTestCA("rogue")
-	srvCert, err := ca.IssueServer("proxy", []net.IP{net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath, err := srvCert.Write(dir, "proxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPath := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caPath, ca.PEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := tlsconf.Server(tlsconf.Files{Cert: certPath, Key: keyPath, ClientCA: caPath})
+	cfg, err := tlsconf.Server(tlsconf.Files{Cert: tt.Cert, Key: tt.Key, ClientCA: tt.CAFile})
 	if err != nil {
 		t.Fatal(err)
 	}

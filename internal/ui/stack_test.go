@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/config"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -22,7 +22,7 @@ import (
 type served struct {
 	base string
 	cid  string
-	gw   *gateway.Gateway
+	gw   *server.Gateway
 }
 
 // serve starts it. accessLines, when not empty, become its access_file
@@ -61,7 +61,7 @@ func serveWith(t *testing.T, kafkagateKeys string, accessLines ...string) *serve
 		t.Fatal(err)
 	}
 	testkit.ProvisionDemo(t, env, cfg)
-	gw := testkit.Gateway(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 10*time.Second)})
+	gw := testkit.Gateway(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, 10*time.Second)})
 	if (len(accessLines) > 0) != (gw.Access != nil) {
 		t.Fatalf("access control on: %t, want %t", gw.Access != nil, len(accessLines) > 0)
 	}

@@ -19,9 +19,9 @@ import (
 	"github.com/kafkagate/kafkagate"
 	"github.com/kafkagate/kafkagate/internal/config"
 	"github.com/kafkagate/kafkagate/internal/core"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/lifecycle"
 	"github.com/kafkagate/kafkagate/internal/policy"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
 
@@ -170,11 +170,11 @@ func checkConfig(t *testing.T, r *release, c chartCase, want map[string]string) 
 		t.Errorf("[kafkagate] listen = %q", l)
 	}
 	// The checks `gateway serve` makes before it dials anything.
-	set, err := gateway.ReadSettings(cfg)
+	set, err := server.ReadSettings(cfg)
 	if err != nil {
 		t.Fatalf("gateway settings of the rendered ini: %v", err)
 	}
-	if err := gateway.CheckExposure(cfg.Get("kafkagate", "listen", ""), set.AccessFile != ""); err != nil {
+	if err := server.CheckExposure(cfg.Get("kafkagate", "listen", ""), set.AccessFile != ""); err != nil {
 		t.Errorf("gateway serve would refuse the rendered ini: %v", err)
 	}
 	if (set.TLSCert != "") != c.tls || (set.TLSKey != "") != c.tls {

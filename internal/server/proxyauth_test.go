@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,8 +17,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/access"
 	"github.com/kafkagate/kafkagate/internal/access/sasl"
-	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -53,7 +51,7 @@ func saslLine(t *testing.T, user, pw, principal, rights string) string {
 // proxyWithSASL serves a gateway's Kafka proxy with SASL from an access
 // file holding the users app (every right on the three topics) and spy
 // (produce only); it returns the gateway and the proxy's address.
-func proxyWithSASL(t *testing.T, logs *testkit.SyncBuffer) (*gateway.Gateway, string) {
+func proxyWithSASL(t *testing.T, logs *testkit.SyncBuffer) (*server.Gateway, string) {
 	t.Helper()
 	env := testkit.Start(t)
 	testkit.EnsureEnvelopeKEK(t, env)
@@ -61,7 +59,7 @@ func proxyWithSASL(t *testing.T, logs *testkit.SyncBuffer) (*gateway.Gateway, st
 		saslLine(t, "app", "app-Pa55word", "app", "produce:purchases produce:docs produce:peek consume:purchases consume:docs consume:peek"),
 		saslLine(t, "spy", "spy-Pa55word", "spy", "produce:peek"),
 	}, "\n"))
-	gw := testkit.Gateway(t, env, gateway.Options{
+	gw := testkit.Gateway(t, env, server.Options{
 		Config: testkit.Config(t, proxySASLConfig+"\n[kafkagate]\naccess_file = "+file+"\n"),
 		Vault:  testkit.RootVault(env, 3*time.Second),
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
@@ -201,7 +199,7 @@ func TestProxySASLOutsideClients(t *testing.T) {
 
 // assertNoPlaintext reads topic straight from the broker: n records, each
 // holding marker (when set) and none of the secrets.
-func assertNoPlaintext(t *testing.T, gw *gateway.Gateway, topic string, n int, marker string, secrets ...string) {
+func assertNoPlaintext(t *testing.T, gw *server.Gateway, topic string, n int, marker string, secrets ...string) {
 	t.Helper()
 	recs := testkit.Stored(t, gw.Kafka, topic)
 	if len(recs) != n {
@@ -224,7 +222,7 @@ func assertNoPlaintext(t *testing.T, gw *gateway.Gateway, topic string, n int, m
 
 // committedCount sums a group's committed offsets on topic, read from
 // the broker directly.
-func committedCount(t *testing.T, gw *gateway.Gateway, group, topic string) int64 {
+func committedCount(t *testing.T, gw *server.Gateway, group, topic string) int64 {
 	t.Helper()
 	admin := testkit.Admin(t, gw.Kafka.Settings().Brokers)
 	resp, err := admin.ListConsumerGroupOffsets(group, nil)
@@ -245,25 +243,14 @@ func committedCount(t *testing.T, gw *gateway.Gateway, group, topic string) int6
 func TestProxyMutualTLS(t *testing.T) {
 	env := testkit.Start(t)
 	dir := t.TempDir()
-	ca, err := devenv.NewTestCA("clients")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvCert, err := ca.IssueServer("proxy", []net.IP{net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath, err := srvCert.Write(dir, "proxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPath := testkit.WriteFile(t, dir, "ca.pem", string(ca.PEM))
+	tt := testkit.ServerTLS(t, dir, "clients", "proxy", "proxy")
+	ca := tt.CA
 	file := testkit.WriteFile(t, dir, "access", strings.Join([]string{
 		"cert CN=bridge bridge produce:purchases consume:purchases",
 		saslLine(t, "app", "app-Pa55word", "app", "produce:purchases"),
 	}, "\n"))
-	gw := testkit.Gateway(t, env, gateway.Options{
-		Config: testkit.Config(t, testConfig+"\n[kafkagate]\naccess_file = "+file+"\ntls_cert = "+certPath+"\ntls_key = "+keyPath+"\ntls_client_ca = "+caPath+"\n"),
+	gw := testkit.Gateway(t, env, server.Options{
+		Config: testkit.Config(t, testConfig+"\n[kafkagate]\naccess_file = "+file+"\ntls_cert = "+tt.Cert+"\ntls_key = "+tt.Key+"\ntls_client_ca = "+tt.CAFile+"\n"),
 		Vault:  testkit.RootVault(env, 3*time.Second),
 	})
 	o, authed, err := gw.ProxyAuth()
@@ -272,20 +259,11 @@ func TestProxyMutualTLS(t *testing.T) {
 	}
 	proxy := testkit.StartProxy(t, gw, o)
 	issue := func(cn string) tls.Certificate {
-		is, err := ca.IssueClient(pkix.Name{CommonName: cn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return is.TLS
+		return testkit.ClientCert(t, ca, pkix.Name{CommonName: cn})
 	}
 	config := func(cert *tls.Certificate, user, pw string) *sarama.Config {
-		c := sarama.NewConfig()
-		c.Version = sarama.V2_8_0_0
-		c.Producer.Return.Successes = true
-		c.Producer.Partitioner = sarama.NewManualPartitioner
-		c.Producer.RequiredAcks = sarama.WaitForAll
+		c := testkit.SaramaConfig()
 		c.Metadata.Retry.Max = 1
-		c.Consumer.Offsets.Initial = sarama.OffsetOldest
 		if cert != nil {
 			c.Net.TLS.Enable = true
 			c.Net.TLS.Config = &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{*cert}}

@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 // Hostile records written straight to Kafka (sarama, through kafka.Client,
 // never through the API): the reader decides from the topic's policy, and
@@ -21,10 +21,10 @@ import (
 	"github.com/kafkagate/kafkagate/internal/config"
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/fpe"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/transit"
 )
@@ -99,7 +99,7 @@ func setupAttack(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
+	return serve(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
 }
 
 // write produces msgs straight to Kafka, bypassing the API.

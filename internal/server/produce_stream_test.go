@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"bufio"
@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -144,7 +144,7 @@ func streamRecord(i int) (key, value, body string) {
 func TestProduceStreamOverRawSocket(t *testing.T) {
 	env := testkit.Start(t)
 	cfg := testConfig + "\n[kafkagate]\nrequest_timeout = 5s\nidle_timeout = 2s\n"
-	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, cfg), Vault: testkit.RootVault(env, 3*time.Second)})
+	gw := testkit.Gateway(t, env, server.Options{Config: testkit.Config(t, cfg), Vault: testkit.RootVault(env, 3*time.Second)})
 	base := testkit.Serve(t, gw)
 	cid := testkit.ClusterID(t, gw)
 	st := openRawStream(t, base, "/v3/clusters/"+cid+"/topics/purchases/records")
@@ -263,14 +263,14 @@ func TestProduceStreamOverRawSocket(t *testing.T) {
 // the client to close its body.
 func TestProduceStreamEndsCleanlyOnDrain(t *testing.T) {
 	env := testkit.Start(t)
-	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
-	l, err := gateway.Listen("127.0.0.1:0")
+	gw := testkit.Gateway(t, env, server.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
+	l, err := server.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- gw.ServeDrain(ctx, l, gateway.Drain{Timeout: 20 * time.Second}) }()
+	go func() { served <- gw.ServeDrain(ctx, l, server.Drain{Timeout: 20 * time.Second}) }()
 	st := openRawStream(t, "http://"+l.Addr().String(), "/v3/clusters/"+testkit.ClusterID(t, gw)+"/topics/purchases/records")
 	_, _, b := streamRecord(0)
 	st.chunk(t, b)
@@ -310,7 +310,7 @@ func TestProduceStreamEndsCleanlyOnDrain(t *testing.T) {
 // ends; what it sent before is produced.
 func TestProduceStreamIdleTimeout(t *testing.T) {
 	env := testkit.Start(t)
-	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, testConfig+"\n[kafkagate]\nproduce_idle_timeout = 1s\n"), Vault: testkit.RootVault(env, 3*time.Second)})
+	gw := testkit.Gateway(t, env, server.Options{Config: testkit.Config(t, testConfig+"\n[kafkagate]\nproduce_idle_timeout = 1s\n"), Vault: testkit.RootVault(env, 3*time.Second)})
 	base := testkit.Serve(t, gw)
 	st := openRawStream(t, base, "/v3/clusters/"+testkit.ClusterID(t, gw)+"/topics/purchases/records")
 	_, _, b := streamRecord(0)
@@ -343,7 +343,7 @@ func TestProduceStreamIdleTimeout(t *testing.T) {
 // reported. (Passthrough topic: no Vault in the loop.)
 func TestProduceStreamBackpressure(t *testing.T) {
 	env := testkit.Start(t)
-	gw := testkit.Gateway(t, env, gateway.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
+	gw := testkit.Gateway(t, env, server.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
 	base := testkit.Serve(t, gw)
 	st := openRawStream(t, base, "/v3/clusters/"+testkit.ClusterID(t, gw)+"/topics/raw/records")
 	rec := `{"value":{"type":"STRING","data":"` + strings.Repeat("v", 400) + `"}}` + "\n"

@@ -1,8 +1,9 @@
-// Package gateway is kafkagate's HTTP server: it builds the API
-// (internal/httpapi) and the live viewer (internal/ui) on a core.Core,
-// reads the [kafkagate] serving settings (listener, TLS, access file,
-// limits) and serves them with a graceful drain.
-package gateway
+// Package server is what `gateway serve` and `gateway proxy` run: on a
+// core.Core it builds the HTTP API (internal/httpapi), the live viewer
+// (internal/ui) and the Kafka proxy (internal/kafkaproxy) with its TLS and
+// SASL from the access file; it reads the [kafkagate] serving settings
+// (listener, TLS, access file, limits) and serves with a graceful drain.
+package server
 
 import (
 	"fmt"

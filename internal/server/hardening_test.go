@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"bufio"
@@ -19,8 +19,8 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/config"
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 // call sends one request with extra headers (a Host header sets the
@@ -253,7 +253,7 @@ func TestIdleTimeout(t *testing.T) {
 	if f.gw.Settings.IdleTimeout != 300*time.Millisecond {
 		t.Fatalf("idle_timeout read as %v", f.gw.Settings.IdleTimeout)
 	}
-	l, err := gateway.Listen("127.0.0.1:0")
+	l, err := server.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestStreamGroupNamespaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
+	f := serve(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
 	for i := range 5 {
 		if status, _, b := call(t, "POST", f.url("purchases"), map[string]string{"Authorization": "Bearer " + reader, "Content-Type": "application/json"},
 			produceBody(fmt.Sprintf(`{"Name":"Ann %d"}`, i))); status != 200 {

@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/vaultclient"
 )
@@ -64,7 +64,7 @@ path "transit/decrypt/kafka-*" { capabilities = ["update"] }
 func appRoleGateway(t *testing.T, env *testkit.Env, roleIDFile, secretIDFile string, logs io.Writer) *fixture {
 	t.Helper()
 	cfg := testkit.Config(t, testConfig)
-	f := serve(t, env, gateway.Options{Config: cfg,
+	f := serve(t, env, server.Options{Config: cfg,
 		Vault:  vaultclient.Config{Addr: env.Vault.Addr, RoleIDFile: roleIDFile, SecretIDFile: secretIDFile, Timeout: 3 * time.Second},
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if f.gw.Vault.AuthMethod() != vaultclient.AuthAppRole {

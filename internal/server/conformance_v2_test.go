@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 // REST Proxy v2 consumer conformance: every answer of the v2 consumer API
 // is decoded strictly (unknown fields refused) into the shapes of REST

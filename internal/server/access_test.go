@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/config"
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -63,7 +63,7 @@ func setupWith(t *testing.T, kafkagateKeys string, logw io.Writer, noServer bool
 	if logw == nil {
 		logw = io.Discard
 	}
-	o := gateway.Options{
+	o := server.Options{
 		Config: testkit.Config(t, testConfig+"\n[kafkagate]\n"+kafkagateKeys),
 		Vault:  testkit.RootVault(env, 3*time.Second),
 		Logger: slog.New(slog.NewTextHandler(logw, nil)),
@@ -171,35 +171,17 @@ func TestTokenAccessMatrix(t *testing.T) {
 // certificate of the configured CA maps to its principal by subject; one
 // from another CA, or none, fails the handshake.
 func TestMutualTLS(t *testing.T) {
-	ca, err := devenv.NewTestCA("kafkagate test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
+	tt := testkit.ServerTLS(t, dir, "kafkagate test CA", "gateway", "server")
+	ca, certPath, keyPath, caPath := tt.CA, tt.Cert, tt.Key, tt.CAFile
 	rogue, err := devenv.NewTestCA("kafkagate test CA") // same name, other key
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	srvCert, err := ca.IssueServer("gateway", []net.IP{net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath, err := srvCert.Write(dir, "server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPath := testkit.WriteFile(t, dir, "ca.pem", string(ca.PEM))
-	issue := func(c *devenv.TestCA, subject pkix.Name) tls.Certificate {
-		is, err := c.IssueClient(subject)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return is.TLS
-	}
-	bridge := issue(ca, pkix.Name{CommonName: "bridge"})
-	reader := issue(ca, pkix.Name{CommonName: "Reader One", Organization: []string{"Acme"}})
-	stranger := issue(ca, pkix.Name{CommonName: "stranger"})
-	rogueBridge := issue(rogue, pkix.Name{CommonName: "bridge"})
+	bridge := testkit.ClientCert(t, ca, pkix.Name{CommonName: "bridge"})
+	reader := testkit.ClientCert(t, ca, pkix.Name{CommonName: "Reader One", Organization: []string{"Acme"}})
+	stranger := testkit.ClientCert(t, ca, pkix.Name{CommonName: "stranger"})
+	rogueBridge := testkit.ClientCert(t, rogue, pkix.Name{CommonName: "bridge"})
 	alice, _, _ := httpapi.NewToken()
 	access := testkit.WriteFile(t, dir, "access", strings.Join([]string{
 		"cert CN=bridge bridge produce:purchases",
@@ -209,11 +191,11 @@ func TestMutualTLS(t *testing.T) {
 	f := setupWith(t, strings.Join([]string{
 		"access_file = " + access, "tls_cert = " + certPath, "tls_key = " + keyPath, "tls_client_ca = " + caPath,
 	}, "\n"), nil, true)
-	tc, err := gateway.ServerTLS(f.gw.Settings)
+	tc, err := server.ServerTLS(f.gw.Settings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := gateway.ListenTLS("127.0.0.1:0", tc)
+	l, err := server.ListenTLS("127.0.0.1:0", tc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +318,7 @@ func TestConfiguredLimits(t *testing.T) {
 
 func TestReadSettings(t *testing.T) {
 	good := testkit.Config(t, "[kafkagate]\nmax_body_bytes = 1024\nmax_json_depth = 10\nrequest_timeout = 2m\nrate_limit = 2.5\nlisten = 0.0.0.0:9\n")
-	s, err := gateway.ReadSettings(good)
+	s, err := server.ReadSettings(good)
 	if err != nil || s.MaxBodyBytes != 1024 || s.MaxJSONDepth != 10 || s.RequestTimeout != 2*time.Minute || s.RateLimit != 2.5 || s.Listen != "0.0.0.0:9" {
 		t.Fatalf("%+v %v", s, err)
 	}
@@ -355,7 +337,7 @@ func TestReadSettings(t *testing.T) {
 		{"tls_client_ca = /ca\naccess_file = /a", "tls_client_ca needs tls_cert"},
 	} {
 		f := testkit.Config(t, "[kafkagate]\n"+c.keys+"\n")
-		_, err = gateway.ReadSettings(f)
+		_, err = server.ReadSettings(f)
 		if err == nil || !errors.Is(err, config.ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: err %v, want %q", c.keys, err, c.want)
 		}
@@ -367,11 +349,11 @@ func TestCheckExposure(t *testing.T) {
 		"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:8080": true, "127.0.0.2:1": true,
 		"0.0.0.0:8080": false, ":8080": false, "[::]:8080": false, "10.0.0.5:8080": false, "gateway.example:80": false, "nonsense": false,
 	} {
-		err := gateway.CheckExposure(addr, false)
-		if (err == nil) != loop || (err != nil && !errors.Is(err, gateway.ErrExposed)) {
+		err := server.CheckExposure(addr, false)
+		if (err == nil) != loop || (err != nil && !errors.Is(err, server.ErrExposed)) {
 			t.Errorf("%s without auth: %v", addr, err)
 		}
-		if err := gateway.CheckExposure(addr, true); err != nil {
+		if err := server.CheckExposure(addr, true); err != nil {
 			t.Errorf("%s with auth: %v", addr, err)
 		}
 	}

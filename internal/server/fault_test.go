@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"encoding/json"
@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -37,62 +37,60 @@ type outcome struct {
 	at        time.Time
 }
 
-// loadGen posts records with unique ids from n clients until stop closes.
-// loadGen posts from n clients until stop; lastOK, when set, holds the
-// time (UnixNano) of the latest 200.
-func loadGen(t *testing.T, url string, n int, stop <-chan struct{}, lastOK *atomic.Int64) []outcome {
-	t.Helper()
-	var (
-		mu   sync.Mutex
-		out  []outcome
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
+// loadRun posts records with unique ids from several clients until
+// finish; lastOK holds the time (UnixNano) of the latest 200.
+type loadRun struct {
+	lastOK atomic.Int64
+	stop   chan struct{}
+	wait   func()
+	mu     sync.Mutex
+	outs   []outcome
+}
+
+// startLoad starts n clients posting to url.
+func startLoad(url string, n int) *loadRun {
+	l := &loadRun{stop: make(chan struct{})}
+	var next atomic.Int64
 	client := &http.Client{Timeout: 20 * time.Second}
-	for c := 0; c < n; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
+	l.wait = testkit.Repeat(n, l.stop, func(int) bool {
+		id := int(next.Add(1))
+		body := fmt.Sprintf(`{"value":{"type":"JSON","data":{"id":%d,"secret":"plaintext-%d"}}}`, id, id)
+		resp, err := client.Post(url, "application/json", strings.NewReader(body))
+		o := outcome{id: id, at: time.Now()}
+		if err != nil {
+			o.status = -1
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			o.status, o.retry = resp.StatusCode, resp.Header.Get("Retry-After")
+			if resp.StatusCode == 200 {
+				var pr struct {
+					PartitionID int32 `json:"partition_id"`
+					Offset      int64 `json:"offset"`
 				}
-				id := int(next.Add(1))
-				body := fmt.Sprintf(`{"value":{"type":"JSON","data":{"id":%d,"secret":"plaintext-%d"}}}`, id, id)
-				resp, err := client.Post(url, "application/json", strings.NewReader(body))
-				o := outcome{id: id, at: time.Now()}
-				if err != nil {
-					o.status = -1
-				} else {
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					o.status, o.retry = resp.StatusCode, resp.Header.Get("Retry-After")
-					if resp.StatusCode == 200 {
-						var pr struct {
-							PartitionID int32 `json:"partition_id"`
-							Offset      int64 `json:"offset"`
-						}
-						_ = json.Unmarshal(b, &pr)
-						o.partition, o.offset = pr.PartitionID, pr.Offset
-						if lastOK != nil {
-							lastOK.Store(o.at.UnixNano())
-						}
-					}
-				}
-				mu.Lock()
-				out = append(out, o)
-				mu.Unlock()
-				if o.status != 200 {
-					time.Sleep(20 * time.Millisecond)
-				}
+				_ = json.Unmarshal(b, &pr)
+				o.partition, o.offset = pr.PartitionID, pr.Offset
+				l.lastOK.Store(o.at.UnixNano())
 			}
-		}()
-	}
-	<-stop
-	wg.Wait()
-	return out
+		}
+		l.mu.Lock()
+		l.outs = append(l.outs, o)
+		l.mu.Unlock()
+		if o.status != 200 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return true
+	})
+	return l
+}
+
+// finish stops the clients and returns every request's outcome.
+func (l *loadRun) finish() []outcome {
+	close(l.stop)
+	l.wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.outs
 }
 
 func newLoadGateway(t *testing.T, env *testkit.Env) *fixture {
@@ -102,7 +100,7 @@ func newLoadGateway(t *testing.T, env *testkit.Env) *fixture {
 		logw = os.Stderr
 	}
 	cfg := testkit.Config(t, faultConfig)
-	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, time.Second),
+	return serve(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, time.Second),
 		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
@@ -146,10 +144,7 @@ func verifyTopic(t *testing.T, f *fixture, outs []outcome) (ok, refused int) {
 func TestVaultFrozenUnderLoad(t *testing.T) {
 	env := testkit.Start(t)
 	f := newLoadGateway(t, env)
-	stop := make(chan struct{})
-	var outs []outcome
-	done := make(chan struct{})
-	go func() { outs = loadGen(t, f.url("load"), 4, stop, nil); close(done) }()
+	load := startLoad(f.url("load"), 4)
 	time.Sleep(700 * time.Millisecond)
 	resume := testkit.PauseVault(t, env.Vault)
 	pausedAt := time.Now()
@@ -157,8 +152,7 @@ func TestVaultFrozenUnderLoad(t *testing.T) {
 	resume()
 	resumedAt := time.Now()
 	time.Sleep(2500 * time.Millisecond)
-	close(stop)
-	<-done
+	outs := load.finish()
 	ok, refused := verifyTopic(t, f, outs)
 	var firstOK time.Time
 	inWindow := 0
@@ -192,11 +186,7 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 	ko := devenv.KafkaOptions{Port: port, DataDir: dir, Partitions: 2}
 	env := testkit.StartWith(t, ko)
 	f := newLoadGateway(t, env)
-	stop := make(chan struct{})
-	var outs []outcome
-	done := make(chan struct{})
-	var lastOK atomic.Int64
-	go func() { outs = loadGen(t, f.url("load"), 4, stop, &lastOK); close(done) }()
+	load := startLoad(f.url("load"), 4)
 	time.Sleep(700 * time.Millisecond)
 	env.Kafka.Close()
 	closedAt := time.Now()
@@ -216,12 +206,11 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 	// Keep the load on until the gateway has served again (its Kafka
 	// client reconnects with backoff; slower on a loaded machine), then a
 	// second more.
-	for deadline := reopenedAt.Add(30 * time.Second); lastOK.Load() < reopenedAt.UnixNano() && time.Now().Before(deadline); {
+	for deadline := reopenedAt.Add(30 * time.Second); load.lastOK.Load() < reopenedAt.UnixNano() && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	close(stop)
-	<-done
+	outs := load.finish()
 	ok, refused := verifyTopic(t, f, outs)
 	after := 0
 	var firstOK time.Time
@@ -253,25 +242,20 @@ func TestLeadershipMovesUnderLoad(t *testing.T) {
 	}
 	env := testkit.StartWith(t, devenv.KafkaOptions{Brokers: 3, Partitions: 6})
 	f := newLoadGateway(t, env)
-	stop := make(chan struct{})
-	var outs []outcome
-	done := make(chan struct{})
-	var lastOK atomic.Int64
-	go func() { outs = loadGen(t, f.url("load"), 4, stop, &lastOK); close(done) }()
-	for deadline := time.Now().Add(30 * time.Second); lastOK.Load() == 0; time.Sleep(50 * time.Millisecond) {
+	load := startLoad(f.url("load"), 4)
+	for deadline := time.Now().Add(30 * time.Second); load.lastOK.Load() == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no produce succeeded within 30 s")
 		}
 	}
 	moves, coordinators := testkit.MoveLeaders(t, env.Kafka, []string{"load"}, 6*time.Second)
 	moved := time.Now()
-	for deadline := moved.Add(30 * time.Second); lastOK.Load() < moved.UnixNano() && time.Now().Before(deadline); {
+	for deadline := moved.Add(30 * time.Second); load.lastOK.Load() < moved.UnixNano() && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	close(stop)
-	<-done
+	outs := load.finish()
 	ok, refused := verifyTopic(t, f, outs)
-	if lastOK.Load() < moved.UnixNano() {
+	if load.lastOK.Load() < moved.UnixNano() {
 		t.Fatal("no produce succeeded after the last leader move")
 	}
 	t.Logf("3 brokers, %d leader moves over 6 partitions and %d coordinator moves in 6 s: %d requests, %d ok (all present), %d refused 503 with Retry-After, lost 0, plaintext found 0",

@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"encoding/json"
@@ -16,8 +16,8 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/filetransfer"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -42,7 +42,7 @@ mode = passthrough
 `
 
 // corpusFixture is the gateway of corpusConfig, plus an API with a file
-// sender for the upload endpoint (gateway.New serves none).
+// sender for the upload endpoint (server.New serves none).
 type corpusFixture struct {
 	*fixture
 	files *httptest.Server
@@ -52,7 +52,7 @@ func setupCorpus(t *testing.T) *corpusFixture {
 	t.Helper()
 	env, cfg := startCardStack(t, corpusConfig)
 	quiet := testkit.Quiet()
-	f := serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second), Logger: quiet})
+	f := serve(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second), Logger: quiet})
 	gw := f.gw
 	sender, err := filetransfer.NewSender(filetransfer.SenderOptions{Keys: envelope.NewTransitKeys(env.Transit), Producer: gw.Kafka,
 		MaxMessageBytes: gw.Kafka.Settings().Sarama.Producer.MaxMessageBytes, Logger: quiet})

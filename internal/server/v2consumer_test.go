@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 // The REST Proxy v2 consumer API, with plain HTTP calls against real Vault
 // and the kfake broker: REST Proxy's quick-start sequence (create,

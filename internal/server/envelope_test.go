@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"bytes"
@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/envelope"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/protect"
 	"github.com/kafkagate/kafkagate/internal/record"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -37,7 +37,7 @@ func setupEnvelope(t *testing.T) *fixture {
 	env := testkit.Start(t)
 	cfg := testkit.Config(t, envelopeConfig)
 	testkit.EnsureEnvelopeKEK(t, env)
-	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
+	return serve(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)})
 }
 
 func TestEnvelopeRecordsOverHTTP(t *testing.T) {

@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/envelope"
 	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/transit"
 )
@@ -43,7 +43,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	testkit.EnsureFPEDomains(t, env, cfg, "payments.card_number")
 	testkit.EnsureEnvelopeKEK(t, env)
 	logs := &testkit.SyncBuffer{}
-	f := serve(t, env, gateway.Options{
+	f := serve(t, env, server.Options{
 		Config: cfg,
 		Vault:  testkit.RootVault(env, 2*time.Second),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 
 	"github.com/kafkagate/kafkagate/internal/core"
 	"github.com/kafkagate/kafkagate/internal/fpe/vaultkeyring"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 )
 
@@ -48,7 +48,7 @@ func setupFPE(t *testing.T, provision bool) (*fixture, *vaultkeyring.Keyring) {
 			t.Fatal(err)
 		}
 	}
-	return serve(t, env, gateway.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)}), kr
+	return serve(t, env, server.Options{Config: cfg, Vault: testkit.RootVault(env, 3*time.Second)}), kr
 }
 
 func luhn(s string) bool {

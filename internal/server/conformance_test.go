@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 // REST Proxy v3 conformance: every answer of the produce endpoint and of
 // the read-only cluster resources is decoded strictly (unknown fields

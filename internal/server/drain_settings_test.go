@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"errors"
@@ -6,20 +6,20 @@ import (
 	"time"
 
 	"github.com/kafkagate/kafkagate/internal/config"
-	"github.com/kafkagate/kafkagate/internal/gateway"
+	"github.com/kafkagate/kafkagate/internal/server"
 )
 
 // TestDrainSettings: [kafkagate] drain_delay and drain_timeout are read
 // as durations, 0s included; unset they are zero and marked unset; a
 // negative or unparsable value is a configuration error.
 func TestDrainSettings(t *testing.T) {
-	read := func(kv string) (gateway.Settings, error) {
+	read := func(kv string) (server.Settings, error) {
 		t.Helper()
 		f, err := config.Parse([]byte("[kafkagate]\n" + kv))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return gateway.ReadSettings(f)
+		return server.ReadSettings(f)
 	}
 	s, err := read("drain_delay = 0s\ndrain_timeout = 40s\n")
 	if err != nil || s.DrainDelay != 0 || !s.DrainDelaySet || s.DrainTimeout != 40*time.Second || !s.DrainTimeoutSet {
@@ -45,7 +45,7 @@ func TestStreamMembershipSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := gateway.ReadSettings(f)
+	s, err := server.ReadSettings(f)
 	if err != nil || s.StreamSessionTimeout != 45*time.Second || s.StreamRebalanceTimeout != 2*time.Minute || s.StreamHeartbeatInterval != 3*time.Second {
 		t.Fatalf("%+v %v", s, err)
 	}
@@ -54,7 +54,7 @@ func TestStreamMembershipSettings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := gateway.ReadSettings(f); !errors.Is(err, config.ErrConfig) {
+		if _, err := server.ReadSettings(f); !errors.Is(err, config.ErrConfig) {
 			t.Errorf("%q: %v, want a configuration error", bad, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package gateway_test
+package server_test
 
 import (
 	"bytes"
@@ -17,10 +17,10 @@ import (
 	"github.com/kafkagate/kafkagate/internal/consume"
 
 	"github.com/kafkagate/kafkagate/internal/devenv"
-	"github.com/kafkagate/kafkagate/internal/gateway"
 	"github.com/kafkagate/kafkagate/internal/httpapi"
 	"github.com/kafkagate/kafkagate/internal/kafka"
 	"github.com/kafkagate/kafkagate/internal/protect"
+	"github.com/kafkagate/kafkagate/internal/server"
 	"github.com/kafkagate/kafkagate/internal/testkit"
 	"github.com/kafkagate/kafkagate/internal/transit"
 )
@@ -56,7 +56,7 @@ fields =
 
 type fixture struct {
 	env *testkit.Env
-	gw  *gateway.Gateway
+	gw  *server.Gateway
 	srv *httptest.Server
 	cid string
 }
@@ -64,12 +64,12 @@ type fixture struct {
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	env := testkit.Start(t)
-	return serve(t, env, gateway.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
+	return serve(t, env, server.Options{Config: testkit.Config(t, testConfig), Vault: testkit.RootVault(env, 3*time.Second)})
 }
 
 // serve assembles a gateway on env (testkit.Gateway) and serves its API;
 // both stop with t.
-func serve(t *testing.T, env *testkit.Env, o gateway.Options) *fixture {
+func serve(t *testing.T, env *testkit.Env, o server.Options) *fixture {
 	t.Helper()
 	gw := testkit.Gateway(t, env, o)
 	return &fixture{env: env, gw: gw, srv: testkit.ServeAPI(t, gw), cid: testkit.ClusterID(t, gw)}
