@@ -227,12 +227,12 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 			// the consumer resumes at the first record left out
 			b.hdr.LastOffsetDelta = b.recs[len(b.recs)-1].OffsetDelta
 		}
-		enc, err := s.codecs.encode(b)
+		enc, err := s.codecs.appendBatch(out, b)
 		if err != nil {
 			pt.ErrorCode, pt.RecordBatches = codeCorrupt, nil
 			return false
 		}
-		out = append(out, enc...)
+		out = enc
 		delivered = delivered || b.hdr.FirstOffset+int64(b.recs[len(b.recs)-1].OffsetDelta) >= fetchOffset
 	}
 	if cut.batch >= 0 && !delivered {

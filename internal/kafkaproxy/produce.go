@@ -210,15 +210,11 @@ func (s *session) seal(ctx context.Context, pol *policy.Policy, topic string, pa
 				rec.Headers = append(rec.Headers, kmsgHeaders(sl.Headers)...)
 			}
 		}
-		enc, err := s.codecs.encode(b)
+		enc, err := s.codecs.appendBatch(out, b)
 		if err != nil {
 			return nil, refuse(codeCorrupt, err.Error())
 		}
-		if out == nil {
-			out = enc
-			continue
-		}
-		out = append(out, enc...)
+		out = enc
 	}
 	return out, nil
 }
