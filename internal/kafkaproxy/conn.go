@@ -66,6 +66,9 @@ type session struct {
 	// upFrame and respBuf by the writer.
 	inFrame, reqBuf  []byte
 	upFrame, respBuf []byte
+	// sealed and opened hold the rewritten partitions of the request
+	// being forwarded (reader) and the response being answered (writer).
+	sealed, opened arena
 
 	// Authentication state, owned by the reader.
 	authed    bool

@@ -102,6 +102,13 @@ func (s *session) fetch(h reqHeader) error {
 				}
 			}
 			resp.Brokers = bs
+			size := 0
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					size += len(p.RecordBatches)
+				}
+			}
+			s.opened.reset(size + 4096)
 			for i := range resp.Topics {
 				t := &resp.Topics[i]
 				ft := topics[t.Topic]
@@ -206,8 +213,9 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 		}
 		rec.Headers = append(rec.Headers, kmsg.Header{Key: HeaderStatus, Value: []byte(o.Status)})
 	}
-	// Decrypted records are smaller than stored ones: one allocation.
-	out := make([]byte, 0, len(pt.RecordBatches))
+	// Decrypted records are smaller than stored ones: the response's
+	// arena has room for them.
+	out := s.opened.next()
 	delivered := false // a record at or after the fetch offset is returned
 	for i, raw := range raws {
 		b := batches[i]
@@ -243,6 +251,7 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 	if len(out) == 0 {
 		out = nil // no records
 	}
+	s.opened.keep(out)
 	pt.RecordBatches = out
 	return true
 }

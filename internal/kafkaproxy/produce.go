@@ -49,6 +49,8 @@ func (s *session) produce(h reqHeader) error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.p.cfg.VaultTimeout)
 	defer cancel()
+	// Sealed records grow by the ciphertext's overhead and headers.
+	s.sealed.reset(len(h.frame) + len(h.frame)/2 + 4096)
 	var refused []refusal
 	keep := req.Topics[:0]
 	for _, t := range req.Topics {
@@ -150,7 +152,7 @@ func (s *session) seal(ctx context.Context, pol *policy.Policy, topic string, pa
 	if len(tail) > 0 {
 		return nil, refuse(codeCorrupt, "record batch truncated")
 	}
-	var out []byte
+	out := s.sealed.next()
 	for _, raw := range raws {
 		if isControl(raw) {
 			out = append(out, raw...)
@@ -216,5 +218,9 @@ func (s *session) seal(ctx context.Context, pol *policy.Policy, topic string, pa
 		}
 		out = enc
 	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	s.sealed.keep(out)
 	return out, nil
 }

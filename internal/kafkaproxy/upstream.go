@@ -208,6 +208,31 @@ func readFrameInto(r io.Reader, max int, buf []byte) ([]byte, error) {
 // a larger one is left to the garbage collector.
 const keepBuffer = 8 << 20
 
+// arena hands out the rewritten record bytes of one request or response
+// from one buffer that is reused once that request or response is written.
+// A partition that outgrows what is left gets a buffer of its own.
+type arena struct{ buf []byte }
+
+// reset empties a for the next request or response, with room for want
+// bytes.
+func (a *arena) reset(want int) {
+	a.buf = reusable(a.buf)
+	if cap(a.buf) < want {
+		a.buf = make([]byte, 0, want)
+	}
+}
+
+// next is an empty slice over a's free room: append to it, then keep it.
+func (a *arena) next() []byte { return a.buf[len(a.buf):len(a.buf)] }
+
+// keep marks b, appended to next(), as used when it still lies in a.
+func (a *arena) keep(b []byte) {
+	n := len(a.buf)
+	if len(b) > 0 && n < cap(a.buf) && len(b) <= cap(a.buf)-n && &a.buf[:n+1][n] == &b[0] {
+		a.buf = a.buf[:n+len(b)]
+	}
+}
+
 // reusable returns b emptied for reuse, or nil when it is too large to keep.
 func reusable(b []byte) []byte {
 	if cap(b) > keepBuffer {
