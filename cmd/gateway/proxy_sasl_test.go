@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -62,15 +60,7 @@ func TestProxyCommandSASL(t *testing.T) {
 			t.Fatalf("proxy not up:\n%s", logs.String())
 		}
 	}
-	presp, err := http.Get("http://" + pprofAddr + "/debug/pprof/cmdline")
-	if err != nil {
-		t.Fatalf("proxy --pprof: %v", err)
-	}
-	cmdline, _ := io.ReadAll(presp.Body)
-	presp.Body.Close()
-	if presp.StatusCode != http.StatusOK || len(cmdline) == 0 {
-		t.Fatalf("proxy --pprof: HTTP %d %q", presp.StatusCode, cmdline)
-	}
+	checkPprof(t, "proxy", pprofAddr)
 	addr := "127.0.0.1:" + strings.Split(listen, ":")[1]
 	produce := func(password string) error {
 		c := sarama.NewConfig()
