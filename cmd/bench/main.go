@@ -40,7 +40,7 @@ func run(ctx context.Context) int {
 		sections = flag.String("sections", "", "comma-separated sections to run (default all: "+strings.Join(bench.Sections, ",")+")")
 		out      = flag.String("json", "bench-results.json", "write the report as JSON here (\"\" for none)")
 		vaultBin = flag.String("vault", "", "vault binary (default .bin/vault or PATH)")
-		gwProf   = flag.String("gateway-cpuprofile", "", "write CPU profiles of the gateway process (each REST saturation sweep, and the bridge's first seconds) into this directory")
+		gwProf   = flag.String("gateway-cpuprofile", "", "write CPU profiles of the gateway process (each REST saturation sweep, the bridge's first seconds, and one proxied round of each proxy mode) into this directory")
 		gwBin    = flag.String("gateway", "", "gateway binary run for REST and the bridge (default: gateway beside this executable, else built)")
 		tmp      = flag.String("tmp", "", "directory for received files (default the system temporary directory)")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of this process (the load generator and envelope client; Vault, the broker, the gateway and the file children are separate processes) here")

@@ -104,15 +104,7 @@ func TestCLIBridgeMetrics(t *testing.T) {
 	}
 	t.Logf("bridge /metrics after %d records:\n%s", n, grepBridge(body))
 	// --pprof serves the bridge process's Go profiles beside it.
-	presp, err := http.Get("http://" + pprofAddr + "/debug/pprof/cmdline")
-	if err != nil {
-		t.Fatalf("bridge --pprof: %v", err)
-	}
-	cmdline, _ := io.ReadAll(presp.Body)
-	presp.Body.Close()
-	if presp.StatusCode != http.StatusOK || len(cmdline) == 0 {
-		t.Fatalf("bridge --pprof: HTTP %d %q", presp.StatusCode, cmdline)
-	}
+	checkPprof(t, "bridge", pprofAddr)
 
 	stopRun(t, cancel, done, 60*time.Second, "bridge")
 	if resp, err := http.Get(url); err == nil {
@@ -181,4 +173,18 @@ func grepBridge(body string) string {
 		}
 	}
 	return b.String()
+}
+
+// checkPprof fails t unless cmd's --pprof server at addr answers.
+func checkPprof(t *testing.T, cmd, addr string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatalf("%s --pprof: %v", cmd, err)
+	}
+	cmdline, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(cmdline) == 0 {
+		t.Fatalf("%s --pprof: HTTP %d %q", cmd, resp.StatusCode, cmdline)
+	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 func newProxyCmd(g *globals) *cobra.Command {
-	var listen, advertised, metricsAddr string
+	var listen, advertised, metricsAddr, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "proxy",
 		Short: "Run the Kafka protocol proxy: Kafka clients produce and fetch through it, encrypted by the topic policies (docs/proxy.md)",
@@ -40,6 +40,13 @@ func newProxyCmd(g *globals) *cobra.Command {
 			log, cfg, err := g.loggerAndConfig(cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if pprofAddr != "" {
+				stop, err := server.ServePprof(cmd.Context(), pprofAddr, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			gw, err := server.New(g.coreOptions(log, cfg))
 			if err != nil {
@@ -72,6 +79,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9192", "bootstrap address; the broker with node id N is served on port+1+N")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (loopback only): requests by API and result, records by mode, Vault calls")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	cmd.Flags().StringVar(&advertised, "advertised", "", "host written into the broker addresses clients are sent to (default: the listen host)")
 	return cmd
 }

@@ -19,7 +19,8 @@ import (
 // clients in against its sasl lines (the line `gateway token sasl`
 // printed) and may then listen beyond loopback; a wrong password is
 // refused and stores nothing; without an access file a non-loopback
-// listen address is refused.
+// listen address is refused. --pprof serves the proxy process's Go
+// profiles on loopback only.
 func TestProxyCommandSASL(t *testing.T) {
 	env := testkit.Start(t)
 	testkit.UseVault(t, env)
@@ -34,15 +35,19 @@ func TestProxyCommandSASL(t *testing.T) {
 	if err := run(context.Background(), &out, "proxy", "--config", open, "--listen", "0.0.0.0:19192"); !errors.Is(err, server.ErrExposed) {
 		t.Fatalf("no access file, listen 0.0.0.0: %v", err)
 	}
+	if err := run(context.Background(), &out, "proxy", "--config", open, "--pprof", "0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "--pprof 0.0.0.0:0") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("--pprof on a non-loopback address: %v", err)
+	}
 
 	cfg := testkit.WriteFile(t, dir, "gw.ini", base+"\n[kafkagate]\naccess_file = access\n")
 	listen := "0.0.0.0:" + strings.Split(freeAddr(t), ":")[1]
+	pprofAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, logs, "proxy", "--config", cfg, "--listen", listen, "--advertised", "127.0.0.1")
+		done <- run(ctx, logs, "proxy", "--config", cfg, "--listen", listen, "--advertised", "127.0.0.1", "--pprof", pprofAddr)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(logs.String(), "kafka proxy on ") {
@@ -55,6 +60,7 @@ func TestProxyCommandSASL(t *testing.T) {
 			t.Fatalf("proxy not up:\n%s", logs.String())
 		}
 	}
+	checkPprof(t, "proxy", pprofAddr)
 	addr := "127.0.0.1:" + strings.Split(listen, ":")[1]
 	produce := func(password string) error {
 		c := sarama.NewConfig()

@@ -17,6 +17,9 @@ const (
 	proxyDirectTopic   = "bench-proxy-direct"
 	proxyRecordBytes   = 1 << 10
 	proxyMaxRecords    = 50_000
+	// proxyProfileTime is the length of the proxy's CPU profile with
+	// -gateway-cpuprofile: one proxied round (produce and fetch).
+	proxyProfileTime = 8 * time.Second
 )
 
 // proxyConfig are the proxy section's policies, part of benchConfig.
@@ -67,7 +70,11 @@ func (e *env) proxyThroughput(ctx context.Context) (*proxyResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.startGateway(ctx, "http://"+maddr+"/metrics", "proxy", "--listen", listen, "--metrics-listen", maddr); err != nil {
+	args, pprofBase, err := e.withPprof([]string{"proxy", "--listen", listen, "--metrics-listen", maddr})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.startGateway(ctx, "http://"+maddr+"/metrics", args...); err != nil {
 		return nil, err
 	}
 	defer func() { _ = e.stopGateway() }()
@@ -92,7 +99,17 @@ func (e *env) proxyThroughput(ctx context.Context) (*proxyResult, error) {
 				if proxied {
 					addr, topic = listen, mode.topic
 				}
+				var profiled <-chan error
+				if proxied && round == 0 && pprofBase != "" {
+					// The first proxied round of each mode, produce and fetch.
+					profiled = e.gatewayProfile(ctx, pprofBase, proxyProfileTime, "gateway-proxy-"+mode.name+".pprof")
+				}
 				prod, prodCPU, fetch, fetchCPU, err := e.proxyRound(ctx, addr, topic, values)
+				if profiled != nil {
+					if perr := <-profiled; perr != nil && err == nil {
+						err = perr
+					}
+				}
 				e.deleteTopics(topic)
 				if err != nil {
 					return nil, fmt.Errorf("%s %s: %w", mode.name, map[bool]string{true: "proxy", false: "direct"}[proxied], err)

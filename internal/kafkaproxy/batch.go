@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -133,11 +134,11 @@ func (c *codecs) decode(raw []byte) (*batch, error) {
 	return b, nil
 }
 
-// encode writes b with its records, compressed with the batch's codec,
-// and a new length and CRC. Offsets (the last offset delta too),
-// timestamps, producer id, epoch, base sequence and attributes
+// appendBatch appends b to dst with its records, compressed with the
+// batch's codec, and a new length and CRC. Offsets (the last offset delta
+// too), timestamps, producer id, epoch, base sequence and attributes
 // (transactional, control) are kept.
-func (c *codecs) encode(b *batch) ([]byte, error) {
+func (c *codecs) appendBatch(dst []byte, b *batch) ([]byte, error) {
 	size := 0
 	for i := range b.recs {
 		r := &b.recs[i]
@@ -146,7 +147,17 @@ func (c *codecs) encode(b *batch) ([]byte, error) {
 			size += len(h.Key) + len(h.Value) + 10
 		}
 	}
-	data := make([]byte, 0, size)
+	start := len(dst)
+	// The header is written last, over these bytes, once the records'
+	// length is known; uncompressed records go straight after it.
+	dst = slices.Grow(dst, batchHeaderBytes+size)
+	dst = append(dst, make([]byte, batchHeaderBytes)...)
+	codec := kgo.CompressionCodecType(b.hdr.Attributes & codecMask)
+	data := dst
+	if codec != kgo.CodecNone {
+		data = make([]byte, 0, size)
+	}
+	recStart := len(data)
 	var scratch []byte
 	for i := range b.recs {
 		// Each record once: with length 0 (a 1-byte varint) the rest is
@@ -159,6 +170,19 @@ func (c *codecs) encode(b *batch) ([]byte, error) {
 		data = binary.AppendVarint(data, int64(len(body)))
 		data = append(data, body...)
 	}
+	if codec == kgo.CodecNone {
+		dst = data
+	} else {
+		comp, ok := c.comp[codec]
+		if !ok {
+			return nil, fmt.Errorf("unknown compression codec %d", codec)
+		}
+		out, used := comp.Compress(new(bytes.Buffer), data[recStart:])
+		if used != codec {
+			return nil, fmt.Errorf("compress with codec %d failed", codec)
+		}
+		dst = append(dst, out...)
+	}
 	h := b.hdr
 	h.NumRecords = int32(len(b.recs))
 	// The header's last offset delta is kept: in a compacted log it may
@@ -166,23 +190,18 @@ func (c *codecs) encode(b *batch) ([]byte, error) {
 	if n := len(b.recs); n > 0 && h.LastOffsetDelta < b.recs[n-1].OffsetDelta {
 		h.LastOffsetDelta = b.recs[n-1].OffsetDelta
 	}
-	if codec := kgo.CompressionCodecType(h.Attributes & codecMask); codec != kgo.CodecNone {
-		comp, ok := c.comp[codec]
-		if !ok {
-			return nil, fmt.Errorf("unknown compression codec %d", codec)
-		}
-		out, used := comp.Compress(new(bytes.Buffer), data)
-		if used != codec {
-			return nil, fmt.Errorf("compress with codec %d failed", codec)
-		}
-		data = bytes.Clone(out)
-	}
-	h.Records = data
-	h.Length = int32(batchHeaderBytes - batchOverhead + len(data))
+	recLen := len(dst) - start - batchHeaderBytes
+	h.Records = nil
+	h.Length = int32(batchHeaderBytes - batchOverhead + recLen)
 	h.CRC = 0
-	out := h.AppendTo(make([]byte, 0, batchHeaderBytes+len(data)))
+	var hdr [batchHeaderBytes]byte
+	if n := len(h.AppendTo(hdr[:0])); n != batchHeaderBytes {
+		return nil, fmt.Errorf("record batch header of %d bytes", n)
+	}
+	out := dst[start:]
+	copy(out, hdr[:])
 	binary.BigEndian.PutUint32(out[crcOffset:], crc32.Checksum(out[attrsOffset:], crcTable))
-	return out, nil
+	return dst, nil
 }
 
 // protectRecord is the engine's view of record i of b.

@@ -61,6 +61,15 @@ type session struct {
 	done   chan struct{} // closed when the writer stops
 	codecs *codecs
 
+	// Buffers reused from one frame to the next: inFrame and reqBuf by
+	// the reader (a request is forwarded before the next is read),
+	// upFrame and respBuf by the writer.
+	inFrame, reqBuf  []byte
+	upFrame, respBuf []byte
+	// sealed and opened hold the rewritten partitions of the request
+	// being forwarded (reader) and the response being answered (writer).
+	sealed, opened arena
+
 	// Authentication state, owned by the reader.
 	authed    bool
 	sasl      SASLSession
@@ -86,6 +95,7 @@ type reqHeader struct {
 	clientID     *string
 	body         []byte
 	frame        []byte
+	sized        []byte // frame with its 4-byte size, as read
 }
 
 func (p *Proxy) serveConn(ctx context.Context, c net.Conn, node int32) {
@@ -151,11 +161,15 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn, node int32) {
 // the writer must answer.
 func (s *session) readLoop() error {
 	for {
-		frame, err := readFrame(s.client, s.p.cfg.MaxFrameBytes)
+		full, err := readFrameInto(s.client, s.p.cfg.MaxFrameBytes, s.inFrame)
 		if err != nil {
 			return err
 		}
-		h, err := parseHeader(frame)
+		// A SASL exchange may keep the bytes it is given; any other
+		// request is done with its frame once handle returns.
+		s.inFrame = nil
+		h, err := parseHeader(full[4:])
+		h.sized = full
 		if err != nil {
 			return err
 		}
@@ -167,6 +181,9 @@ func (s *session) readLoop() error {
 		}
 		if stop {
 			return nil
+		}
+		if h.key != keySASLAuthenticate && h.key != keySASLHandshake {
+			s.inFrame = reusable(full)
 		}
 	}
 }
@@ -230,7 +247,8 @@ func (s *session) forward(h reqHeader, fix func(*pending, kmsg.Response) error) 
 	if err := s.enqueue(&pending{key: h.key, version: h.version, corr: h.corr, fix: fix, result: "ok"}); err != nil {
 		return err
 	}
-	return s.writeUp(h.frame)
+	_, err := s.up.Write(h.sized)
+	return err
 }
 
 // forwardRequest sends a rewritten request upstream and queues its answer.
@@ -241,20 +259,14 @@ func (s *session) forwardRequest(h reqHeader, req kmsg.Request, pd *pending) err
 	}
 	// Room for the rewritten request (encryption grows records), so
 	// appending it does not copy it again and again.
-	b := kmsg.NewRequestFormatter(opts...).AppendRequest(make([]byte, 0, len(h.frame)+len(h.frame)/2+4096), req, h.corr)
+	b := kmsg.NewRequestFormatter(opts...).AppendRequest(slices.Grow(s.reqBuf[:0], len(h.frame)+len(h.frame)/2+4096), req, h.corr)
+	s.reqBuf = reusable(b)
 	if pd != nil {
 		if err := s.enqueue(pd); err != nil {
 			return err
 		}
 	}
 	_, err := s.up.Write(b)
-	return err
-}
-
-func (s *session) writeUp(frame []byte) error {
-	b := make([]byte, 4, 4+len(frame))
-	binary.BigEndian.PutUint32(b, uint32(len(frame)))
-	_, err := s.up.Write(append(b, frame...))
 	return err
 }
 
@@ -287,11 +299,11 @@ func (s *session) writeLoop() error {
 			}
 			continue
 		}
-		frame, err := readFrame(s.up, s.p.cfg.MaxFrameBytes)
+		full, err := readFrameInto(s.up, s.p.cfg.MaxFrameBytes, s.upFrame)
 		if err != nil {
 			return fmt.Errorf("upstream: %w", err)
 		}
-		out, err := s.rewrite(pd, frame)
+		out, err := s.rewrite(pd, full)
 		if err != nil {
 			s.p.count(pd.key, "error")
 			return err
@@ -300,22 +312,25 @@ func (s *session) writeLoop() error {
 			return err
 		}
 		s.p.count(pd.key, pd.result)
+		// Nothing refers to either buffer once the answer is written.
+		s.upFrame = reusable(full)
+		if len(out) > 0 && &out[0] != &full[0] {
+			s.respBuf = reusable(out)
+		}
 	}
 	return nil
 }
 
-// rewrite checks the response's correlation id and applies pd.fix.
-func (s *session) rewrite(pd *pending, frame []byte) ([]byte, error) {
+// rewrite checks the response's correlation id and applies pd.fix. full
+// is the upstream's frame with its size; it is returned as it is when
+// nothing is rewritten.
+func (s *session) rewrite(pd *pending, full []byte) ([]byte, error) {
+	frame := full[4:]
 	if len(frame) < 4 || int32(binary.BigEndian.Uint32(frame)) != pd.corr {
 		return nil, fmt.Errorf("upstream answered out of order (%s)", kmsg.NameForKey(pd.key))
 	}
-	raw := func() []byte {
-		b := make([]byte, 4, 4+len(frame))
-		binary.BigEndian.PutUint32(b, uint32(len(frame)))
-		return append(b, frame...)
-	}
 	if pd.fix == nil {
-		return raw(), nil
+		return full, nil
 	}
 	resp := kmsg.ResponseForKey(pd.key)
 	resp.SetVersion(pd.version)
@@ -327,14 +342,14 @@ func (s *session) rewrite(pd *pending, frame []byte) ([]byte, error) {
 		if pd.key == keyAPIVersions {
 			// An ApiVersions error answer (unsupported version) is
 			// written in v0 form; the client retries with v0.
-			return raw(), nil
+			return full, nil
 		}
 		return nil, fmt.Errorf("decode %s response: %w", kmsg.NameForKey(pd.key), err)
 	}
 	if err := pd.fix(pd, resp); err != nil {
 		return nil, err
 	}
-	return appendResponse(nil, resp, pd.corr), nil
+	return appendResponse(s.respBuf[:0], resp, pd.corr), nil
 }
 
 // saslHandshake answers SaslHandshake with the authenticator's mechanisms.

@@ -399,3 +399,58 @@ func TestVaultFrozenUnderLoadProxy(t *testing.T) {
 	t.Logf("vault SIGSTOP %v: %d produce calls, %d acknowledged, %d refused with NOT_ENOUGH_REPLICAS; retrying producer's %d records all stored; first success %v after SIGCONT; 0 plaintext stored",
 		resumedAt.Sub(pausedAt).Round(100*time.Millisecond), len(outs), len(acked)-len(retried), refused, len(retried), firstOK.Sub(resumedAt).Round(time.Millisecond))
 }
+
+// TestBuffersReusedAcrossRequests: one client connection produces
+// records from 1 byte to 300 KiB, in shuffled sizes and interleaved with a
+// passthrough topic, so consecutive requests and responses on the same
+// connection shrink and grow; every value reads back through the proxy
+// byte for byte, and the envelope topic holds none of them in clear.
+func TestBuffersReusedAcrossRequests(t *testing.T) {
+	f := setup(t, server.ProxyOptions{})
+	sizes := []int{1, 300 << 10, 17, 64 << 10, 2, 1000, 200 << 10, 5, 9000, 128 << 10, 3, 40 << 10}
+	want := map[string][]byte{}
+	for ci, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.Lz4Compression()} {
+		cl := kgoClient(t, f.proxy, kgo.ProducerLinger(2*time.Millisecond), kgo.ProducerBatchCompression(codec))
+		var wg sync.WaitGroup
+		errs := make(chan error, 4*len(sizes))
+		for round := range 4 {
+			for i, n := range sizes {
+				key := fmt.Sprintf("c%d-%d-%d", ci, round, i)
+				v := bytes.Repeat([]byte(fmt.Sprintf("secret-%s|", key)), n/len("secret-"+key+"|")+1)[:n]
+				topic := "docs"
+				if i%3 == 2 {
+					topic = "open"
+				} else {
+					want[key] = v
+				}
+				wg.Add(1)
+				cl.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(key), Value: v}, func(_ *kgo.Record, err error) {
+					defer wg.Done()
+					if err != nil {
+						errs <- fmt.Errorf("%s: %w", key, err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	// One fetch response carries every partition's records.
+	got := consumeUntil(t, f.proxy, "docs", kgo.ReadUncommitted(), func(rs []*kgo.Record) bool { return len(rs) >= len(want) })
+	if len(got) != len(want) {
+		t.Fatalf("read %d records, want %d", len(got), len(want))
+	}
+	for _, r := range got {
+		if w, ok := want[string(r.Key)]; !ok || !bytes.Equal(r.Value, w) {
+			t.Fatalf("record %s: %d bytes read, want %d (%v)", r.Key, len(r.Value), len(w), ok)
+		}
+	}
+	for _, r := range testkit.Stored(t, f.gw.Kafka, "docs") {
+		if bytes.Contains(r.Value, []byte("secret-")) {
+			t.Fatalf("record %s stored in clear", r.Key)
+		}
+	}
+}

@@ -98,6 +98,13 @@ func (s *session) fetch(h reqHeader) error {
 			resp.Brokers = keepBrokers(s.p, resp.Brokers, func(b *kmsg.FetchResponseBroker) (int32, *string, *int32) {
 				return b.NodeID, &b.Host, &b.Port
 			})
+			size := 0
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					size += len(p.RecordBatches)
+				}
+			}
+			s.opened.reset(size + 4096)
 			for i := range resp.Topics {
 				t := &resp.Topics[i]
 				ft := topics[t.Topic]
@@ -195,8 +202,9 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 		}
 		rec.Headers = append(rec.Headers, kmsg.Header{Key: HeaderStatus, Value: []byte(o.Status)})
 	}
-	// Decrypted records are smaller than stored ones: one allocation.
-	out := make([]byte, 0, len(pt.RecordBatches))
+	// Decrypted records are smaller than stored ones: the response's
+	// arena has room for them.
+	out := s.opened.next()
 	delivered := false // a record at or after the fetch offset is returned
 	for i, raw := range raws {
 		b := batches[i]
@@ -216,12 +224,12 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 			// the consumer resumes at the first record left out
 			b.hdr.LastOffsetDelta = b.recs[len(b.recs)-1].OffsetDelta
 		}
-		enc, err := s.codecs.encode(b)
+		enc, err := s.codecs.appendBatch(out, b)
 		if err != nil {
 			pt.ErrorCode, pt.RecordBatches = codeCorrupt, nil
 			return false
 		}
-		out = append(out, enc...)
+		out = enc
 		delivered = delivered || b.hdr.FirstOffset+int64(b.recs[len(b.recs)-1].OffsetDelta) >= fetchOffset
 	}
 	if cut.batch >= 0 && !delivered {
@@ -232,6 +240,7 @@ func (s *session) open(ft *fetchTopic, topic string, pt *kmsg.FetchResponseTopic
 	if len(out) == 0 {
 		out = nil // no records
 	}
+	s.opened.keep(out)
 	pt.RecordBatches = out
 	return true
 }

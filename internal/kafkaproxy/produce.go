@@ -49,6 +49,8 @@ func (s *session) produce(h reqHeader) error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.p.cfg.VaultTimeout)
 	defer cancel()
+	// Sealed records grow by the ciphertext's overhead and headers.
+	s.sealed.reset(len(h.frame) + len(h.frame)/2 + 4096)
 	var refused []refusal
 	keep := req.Topics[:0]
 	for _, t := range req.Topics {
@@ -143,7 +145,7 @@ func (s *session) seal(ctx context.Context, pol *policy.Policy, topic string, pa
 	if len(tail) > 0 {
 		return nil, refuse(codeCorrupt, "record batch truncated")
 	}
-	var out []byte
+	out := s.sealed.next()
 	for _, raw := range raws {
 		if isControl(raw) {
 			out = append(out, raw...)
@@ -203,15 +205,15 @@ func (s *session) seal(ctx context.Context, pol *policy.Policy, topic string, pa
 				rec.Headers = append(rec.Headers, kmsgHeaders(sl.Headers)...)
 			}
 		}
-		enc, err := s.codecs.encode(b)
+		enc, err := s.codecs.appendBatch(out, b)
 		if err != nil {
 			return nil, refuse(codeCorrupt, err.Error())
 		}
-		if out == nil {
-			out = enc
-			continue
-		}
-		out = append(out, enc...)
+		out = enc
 	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	s.sealed.keep(out)
 	return out, nil
 }

@@ -175,6 +175,16 @@ func roundTrip(c net.Conn, req kmsg.Request, max int) (kmsg.Response, error) {
 
 // readFrame reads one size-prefixed Kafka frame (without the size).
 func readFrame(r io.Reader, max int) ([]byte, error) {
+	b, err := readFrameInto(r, max, nil)
+	if err != nil {
+		return nil, err
+	}
+	return b[4:], nil
+}
+
+// readFrameInto reads one size-prefixed Kafka frame into buf, reused when
+// it is large enough, and returns it with its 4-byte size.
+func readFrameInto(r io.Reader, max int, buf []byte) ([]byte, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(r, size[:]); err != nil {
 		return nil, err
@@ -183,11 +193,52 @@ func readFrame(r io.Reader, max int) ([]byte, error) {
 	if n < 0 || int(n) > max {
 		return nil, fmt.Errorf("frame of %d bytes exceeds the limit of %d", n, max)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	if cap(buf) < 4+int(n) {
+		buf = make([]byte, 4+int(n))
+	}
+	b := buf[:4+int(n)]
+	copy(b, size[:])
+	if _, err := io.ReadFull(r, b[4:]); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// keepBuffer is the largest buffer a connection keeps for its next frame;
+// a larger one is left to the garbage collector.
+const keepBuffer = 8 << 20
+
+// arena hands out the rewritten record bytes of one request or response
+// from one buffer that is reused once that request or response is written.
+// A partition that outgrows what is left gets a buffer of its own.
+type arena struct{ buf []byte }
+
+// reset empties a for the next request or response, with room for want
+// bytes.
+func (a *arena) reset(want int) {
+	a.buf = reusable(a.buf)
+	if cap(a.buf) < want {
+		a.buf = make([]byte, 0, want)
+	}
+}
+
+// next is an empty slice over a's free room: append to it, then keep it.
+func (a *arena) next() []byte { return a.buf[len(a.buf):len(a.buf)] }
+
+// keep marks b, appended to next(), as used when it still lies in a.
+func (a *arena) keep(b []byte) {
+	n := len(a.buf)
+	if len(b) > 0 && n < cap(a.buf) && len(b) <= cap(a.buf)-n && &a.buf[:n+1][n] == &b[0] {
+		a.buf = a.buf[:n+len(b)]
+	}
+}
+
+// reusable returns b emptied for reuse, or nil when it is too large to keep.
+func reusable(b []byte) []byte {
+	if cap(b) > keepBuffer {
+		return nil
+	}
+	return b[:0]
 }
 
 // splitResponse splits a response frame into its correlation id and body;
