@@ -57,8 +57,22 @@ type frameReader struct {
 	max int
 }
 
+// frameBufs holds the 64 KiB read buffers of finished streams: a new one
+// per request was a large allocation (zeroed, and a GC trigger) on every
+// single-record request.
+var frameBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
 func newFrameReader(r io.Reader, max int) *frameReader {
-	return &frameReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
+	br := frameBufs.Get().(*bufio.Reader)
+	br.Reset(r)
+	return &frameReader{br: br, max: max}
+}
+
+// release returns the read buffer to frameBufs; f is not used after it.
+func (f *frameReader) release() {
+	f.br.Reset(nil)
+	frameBufs.Put(f.br)
+	f.br = nil
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
@@ -233,6 +247,9 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	body := &uploadBody{r: r.Body, rc: rc, idle: s.cfg.ProduceIdleTimeout, stop: stopping.Load}
 	var bodyDone atomic.Bool
 	fr := newFrameReader(eofReader{r: body, done: &bodyDone}, int(s.cfg.MaxBodyBytes))
+	// Released once nothing reads it: at a return before the reader
+	// starts, or after the reader has ended (wg.Wait below).
+	defer fr.release()
 	first, ferr := fr.next()
 	switch {
 	case errors.Is(ferr, io.EOF):
