@@ -393,17 +393,16 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	wrote := false
-	write := func(reports ...any) bool {
+	// write sends reports (JSON lines, each ending in CRLF) and flushes.
+	write := func(lines []byte) bool {
 		if !wrote {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
 			wrote = true
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.ProduceIdleTimeout))
-		for _, o := range reports {
-			if _, err := w.Write(reportLine(o)); err != nil {
-				return false
-			}
+		if _, err := w.Write(lines); err != nil {
+			return false
 		}
 		return rc.Flush() == nil
 	}
@@ -423,11 +422,17 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 			cancel()
 			continue
 		}
-		out := make([]any, len(b.out))
+		bp := reportBufs.Get().(*[]byte)
+		lines := (*bp)[:0]
 		for i := range b.out {
-			out[i] = b.out[i]
+			lines = appendReportLine(lines, &b.out[i])
 		}
-		if ok = write(out...); !ok {
+		ok = write(lines)
+		if cap(lines) <= 1<<20 {
+			*bp = lines[:0]
+			reportBufs.Put(bp)
+		}
+		if !ok {
 			cancel()
 			continue
 		}
@@ -439,7 +444,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	close(done)
 	<-stopperDone
 	if e, _ := ended.Load().(*apiError); e != nil && ok {
-		write(e)
+		write(reportLine(e))
 	}
 	if (stopping.Load() || !ok) && !bodyDone.Load() {
 		// Ended early while the client may still be sending: the server
