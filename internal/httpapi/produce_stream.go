@@ -186,9 +186,12 @@ func (s *Server) frameRecord(topic string, raw []byte) prepared {
 		err := json.Unmarshal(raw, &v)
 		return prepared{err: newErr(CodeBadJSON, fmt.Sprintf("record is not valid JSON: %v", err)), malformed: true}
 	}
-	req, aerr := decodeRecord(raw)
-	if aerr != nil {
-		return prepared{err: aerr}
+	req, ok := decodeRecordFast(raw)
+	if !ok {
+		var aerr *apiError
+		if req, aerr = decodeRecord(raw); aerr != nil {
+			return prepared{err: aerr}
+		}
 	}
 	return s.prepare(topic, req)
 }
