@@ -313,7 +313,9 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	tokens := make(chan struct{}, s.cfg.ProduceInFlight)
-	items := make(chan prepared, s.cfg.ProduceInFlight)
+	// Pointers: a channel of ProduceInFlight records by value was a
+	// large zeroed allocation on every request, however small.
+	items := make(chan *prepared, s.cfg.ProduceInFlight)
 	batches := make(chan streamBatch, 1)
 	var ended atomic.Value // *apiError: why the stream ended early, reported last
 	var wg sync.WaitGroup
@@ -360,7 +362,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 			case <-ctx.Done():
 				return
 			}
-			items <- rec
+			items <- &rec
 			if f.err != nil {
 				return
 			}
@@ -370,7 +372,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		defer wg.Done()
 		defer close(batches)
 		for rec := range items {
-			batch := []prepared{rec}
+			batch := []prepared{*rec}
 		collect:
 			for len(batch) < s.cfg.ProduceBatchRecords {
 				select {
@@ -378,7 +380,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 					if !ok {
 						break collect
 					}
-					batch = append(batch, more)
+					batch = append(batch, *more)
 				default:
 					break collect
 				}
