@@ -61,13 +61,18 @@ func decodeRecordFast(raw []byte) (produceRequest, bool) {
 		default:
 			ok = false
 		}
-		if seen&bit != 0 {
-			ok = false
-		}
-		seen |= bit
+		ok = ok && once(&seen, bit)
 		return ok
 	})
 	return req, ok
+}
+
+// once marks bit in seen and reports whether it was not yet set (a field
+// met for the first time).
+func once(seen *uint8, bit uint8) bool {
+	first := *seen&bit == 0
+	*seen |= bit
+	return first
 }
 
 // plainKey is an object key without escapes, or "" (never a known field).
@@ -117,10 +122,7 @@ func decodeHeadersFast(v gjson.Result) ([]requestHeader, bool) {
 			default:
 				ok = false
 			}
-			if seen&bit != 0 {
-				ok = false
-			}
-			seen |= bit
+			ok = ok && once(&seen, bit)
 			return ok
 		})
 		hs = append(hs, rh)
@@ -165,10 +167,7 @@ func decodeDataFast(v gjson.Result) (*requestData, bool) {
 		if dst != nil {
 			*dst = json.RawMessage(f.Raw)
 		}
-		if seen&bit != 0 {
-			ok = false
-		}
-		seen |= bit
+		ok = ok && once(&seen, bit)
 		return ok
 	})
 	return d, ok
