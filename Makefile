@@ -106,11 +106,12 @@ bench: vault
 
 ## bench-micro: Go micro-benchmarks of the hot functions, with ns/op, B/op and allocs/op:
 ## field location, fields header, EncryptRecords (protect), batch body and answer (transit,
-## on a recorded Vault answer), envelope seal (memkms), FF1 (fpe). No Vault is started;
+## on a recorded Vault answer), envelope seal (memkms), FF1 (fpe), produce record decode and
+## report encode (httpapi). No Vault is started;
 ## BENCHMICRO=. adds envelope's Vault-backed benchmarks (open, stream).
-BENCHMICRO ?= Locate|FieldsHeader|EncryptRecords|Batch|SealMem|PlainCopy|FF1|Cards
+BENCHMICRO ?= Locate|FieldsHeader|EncryptRecords|Batch|SealMem|PlainCopy|FF1|Cards|ReportLine|DecodeRecord
 bench-micro:
-	$(GO) test -run '^$$' -bench '$(BENCHMICRO)' -benchmem -benchtime 2s ./internal/protect/ ./internal/transit/ ./internal/envelope/ ./internal/fpe/
+	$(GO) test -run '^$$' -bench '$(BENCHMICRO)' -benchmem -benchtime 2s ./internal/protect/ ./internal/transit/ ./internal/envelope/ ./internal/fpe/ ./internal/httpapi/
 
 clean:
 	rm -rf .bin/gateway

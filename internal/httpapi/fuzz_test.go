@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
 // FuzzProduceBody: the REST body decoder (one record object) never panics
 // and every refusal carries a 400-class code, or 42206 for a key or value
-// without type (REST Proxy's answer without Schema Registry).
+// without type (REST Proxy's answer without Schema Registry). Wherever the
+// single-pass decode (decodeRecordFast) takes a record, it reads what
+// decodeRecord reads.
 func FuzzProduceBody(f *testing.F) {
 	for _, s := range []string{
 		`{"value":{"type":"JSON","data":{"a":"b"}}}`,
@@ -16,6 +19,14 @@ func FuzzProduceBody(f *testing.F) {
 		`{"headers":[{"name":"kafkagate.fields","value":"!"}],"value":{"data":1}}`,
 		`{"value":{"type":"AVRO"}}`,
 		`{"valeu":{}}`,
+		`{"partition_id":2,"timestamp":"2026-12-04T05:00:00.123Z","headers":[{"name":"h","value":null},{"name":"i"}],"key":null,"value":{"type":"JSON","data":{"a":"\u00e9"},"schema":null}}`,
+		`{"headers":[],"value":{"type":"STRING","data":null,"subject":"s"}}`,
+		`{"Value":{"type":"JSON","data":1}}`,
+		`{"value":{"type":"JSON","data":1},"value":null}`,
+		`{"partition_id":1e2}`,
+		`{"partition_id":2147483648}`,
+		`{"timestamp":"yesterday"}`,
+		`{"headers":[null]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -25,6 +36,9 @@ func FuzzProduceBody(f *testing.F) {
 			return
 		}
 		req, aerr := decodeRecord(raw)
+		if fast, ok := decodeRecordFast(raw); ok && (aerr != nil || !reflect.DeepEqual(fast, req)) {
+			t.Fatalf("the single-pass decode read %+v; decodeRecord: %+v, %v", fast, req, aerr)
+		}
 		if aerr != nil {
 			if aerr.status() != 400 {
 				t.Fatalf("decode refusal with code %d", aerr.ErrorCode)

@@ -57,8 +57,22 @@ type frameReader struct {
 	max int
 }
 
+// frameBufs holds the 64 KiB read buffers of finished streams: a new one
+// per request was a large allocation (zeroed, and a GC trigger) on every
+// single-record request.
+var frameBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
 func newFrameReader(r io.Reader, max int) *frameReader {
-	return &frameReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
+	br := frameBufs.Get().(*bufio.Reader)
+	br.Reset(r)
+	return &frameReader{br: br, max: max}
+}
+
+// release returns the read buffer to frameBufs; f is not used after it.
+func (f *frameReader) release() {
+	f.br.Reset(nil)
+	frameBufs.Put(f.br)
+	f.br = nil
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
@@ -172,9 +186,12 @@ func (s *Server) frameRecord(topic string, raw []byte) prepared {
 		err := json.Unmarshal(raw, &v)
 		return prepared{err: newErr(CodeBadJSON, fmt.Sprintf("record is not valid JSON: %v", err)), malformed: true}
 	}
-	req, aerr := decodeRecord(raw)
-	if aerr != nil {
-		return prepared{err: aerr}
+	req, ok := decodeRecordFast(raw)
+	if !ok {
+		var aerr *apiError
+		if req, aerr = decodeRecord(raw); aerr != nil {
+			return prepared{err: aerr}
+		}
 	}
 	return s.prepare(topic, req)
 }
@@ -233,6 +250,9 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	body := &uploadBody{r: r.Body, rc: rc, idle: s.cfg.ProduceIdleTimeout, stop: stopping.Load}
 	var bodyDone atomic.Bool
 	fr := newFrameReader(eofReader{r: body, done: &bodyDone}, int(s.cfg.MaxBodyBytes))
+	// Released once nothing reads it: at a return before the reader
+	// starts, or after the reader has ended (wg.Wait below).
+	defer fr.release()
 	first, ferr := fr.next()
 	switch {
 	case errors.Is(ferr, io.EOF):
@@ -293,7 +313,9 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	tokens := make(chan struct{}, s.cfg.ProduceInFlight)
-	items := make(chan prepared, s.cfg.ProduceInFlight)
+	// Pointers: a channel of ProduceInFlight records by value was a
+	// large zeroed allocation on every request, however small.
+	items := make(chan *prepared, s.cfg.ProduceInFlight)
 	batches := make(chan streamBatch, 1)
 	var ended atomic.Value // *apiError: why the stream ended early, reported last
 	var wg sync.WaitGroup
@@ -340,7 +362,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 			case <-ctx.Done():
 				return
 			}
-			items <- rec
+			items <- &rec
 			if f.err != nil {
 				return
 			}
@@ -350,7 +372,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		defer wg.Done()
 		defer close(batches)
 		for rec := range items {
-			batch := []prepared{rec}
+			batch := []prepared{*rec}
 		collect:
 			for len(batch) < s.cfg.ProduceBatchRecords {
 				select {
@@ -358,7 +380,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 					if !ok {
 						break collect
 					}
-					batch = append(batch, more)
+					batch = append(batch, *more)
 				default:
 					break collect
 				}
@@ -376,17 +398,16 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	wrote := false
-	write := func(reports ...any) bool {
+	// write sends reports (JSON lines, each ending in CRLF) and flushes.
+	write := func(lines []byte) bool {
 		if !wrote {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
 			wrote = true
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.ProduceIdleTimeout))
-		for _, o := range reports {
-			if _, err := w.Write(reportLine(o)); err != nil {
-				return false
-			}
+		if _, err := w.Write(lines); err != nil {
+			return false
 		}
 		return rc.Flush() == nil
 	}
@@ -406,11 +427,17 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 			cancel()
 			continue
 		}
-		out := make([]any, len(b.out))
+		bp := reportBufs.Get().(*[]byte)
+		lines := (*bp)[:0]
 		for i := range b.out {
-			out[i] = b.out[i]
+			lines = appendReportLine(lines, &b.out[i])
 		}
-		if ok = write(out...); !ok {
+		ok = write(lines)
+		if cap(lines) <= 1<<20 {
+			*bp = lines[:0]
+			reportBufs.Put(bp)
+		}
+		if !ok {
 			cancel()
 			continue
 		}
@@ -422,7 +449,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	close(done)
 	<-stopperDone
 	if e, _ := ended.Load().(*apiError); e != nil && ok {
-		write(e)
+		write(reportLine(e))
 	}
 	if (stopping.Load() || !ok) && !bodyDone.Load() {
 		// Ended early while the client may still be sending: the server
